@@ -1,0 +1,39 @@
+"""The NexqError tree and the signals a handler may raise.
+
+Every exception Nexq raises on purpose subclasses :class:`NexqError` and the
+builtin it refines, so callers can catch either.
+"""
+
+from __future__ import annotations
+
+
+class NexqError(Exception):
+    """Base class of every error Nexq raises on purpose."""
+
+
+class StoreError(NexqError):
+    """The store refused or could not carry out a command."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """The store cannot be reached now (down, refused, timed out, reset).
+
+    Raised instead of raw socket errors, never after an unbounded wait; the
+    client reconnects by itself on a later command once the server is back.
+    """
+
+
+class StoreAuthError(StoreError, PermissionError):
+    """The store rejected our credentials (wrong or missing password)."""
+
+
+class CommandNotAllowed(StoreError, ValueError):
+    """A command outside Pogocache's command set was about to be sent."""
+
+
+class StoreResponseError(StoreError):
+    """The server answered a command with an error (e.g. INCR on text)."""
+
+
+class InvalidStoreURL(NexqError, ValueError):
+    """A store URL could not be understood."""

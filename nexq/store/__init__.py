@@ -1,0 +1,43 @@
+"""The store layer: bytes and connections, below the queue.
+
+``open_store(url)`` picks the store by URL scheme (see :mod:`nexq.store.url`)
+and owns its lifetime::
+
+    async with open_store("pogocache://127.0.0.1:9401") as store:
+        await store.set("k", b"v", px=1000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from .base import Batch, Store
+from .url import StoreURL, parse_store_url
+
+__all__ = ["Batch", "Store", "StoreURL", "open_store", "parse_store_url"]
+
+
+@asynccontextmanager
+async def open_store(url: str | StoreURL, **options: Any) -> AsyncIterator[Store]:
+    """Open the store at ``url`` for the duration of the ``async with``.
+
+    ``options`` go to the store (e.g. ``pool_size``, ``command_timeout`` for
+    RESP stores). Raises InvalidStoreURL for a bad URL; a RESP store that is
+    down raises StoreUnavailable on first use, not here.
+    """
+    parsed = parse_store_url(url) if isinstance(url, str) else url
+    if parsed.embedded:
+        from .memory import MemoryStore
+
+        mem = MemoryStore(data_dir=parsed.path or None, **options)
+        try:
+            yield mem
+        finally:
+            await mem.aclose()
+    else:
+        from .resp import open_resp_store
+
+        async with open_resp_store(parsed, **options) as resp:
+            yield resp
