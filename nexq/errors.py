@@ -37,3 +37,23 @@ class StoreResponseError(StoreError):
 
 class InvalidStoreURL(NexqError, ValueError):
     """A store URL could not be understood."""
+
+
+class Retry(NexqError):
+    """Raise from a handler to retry the task after ``delay`` seconds.
+
+    The attempt counts against ``max_retries`` like any failure; with no
+    delay the task's backoff policy decides.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class UnknownTaskType(NexqError, LookupError):
+    """No handler is registered for a task's type in this worker."""
+
+
+class TaskNotFound(NexqError, LookupError):
+    """No task has that id (or it expired after its retention)."""

@@ -206,8 +206,12 @@ def as_bytes(value: Value) -> bytes:
     raise TypeError(f"store values are bytes, str or int, not {type(value).__name__}")
 
 
-def check_set_flags(nx: bool, xx: bool, get: bool, px: int | None) -> None:
+def check_set_flags(
+    nx: bool, xx: bool, get: bool, px: int | None, keepttl: bool = False
+) -> None:
     """Reject flag combinations that mean nothing or differ on Pogocache."""
+    if keepttl and px is not None:
+        raise ValueError("set: keepttl and px exclude each other")
     if nx and xx:
         raise ValueError("set: nx and xx exclude each other")
     if nx and get:

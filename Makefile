@@ -1,0 +1,45 @@
+# README's two set-up commands: `make run` and `make test`.
+# Both work on a bare Debian machine with Python 3.11 (as root: system
+# packages come from apt-get).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+APT_PACKAGES := redis-server
+
+.PHONY: run test install install-test system-deps bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(PY)
+	$(PIP) install -q -e .
+
+install-test: $(PY)
+	$(PIP) install -q -e '.[test]'
+
+# Debian packages the tests need: a real RESP server (and, for the browser
+# tests, Chromium). Installed only when missing.
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: system-deps install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: install
+	$(VENV)/bin/nexq run $(ARGS)
+
+bench: install-test
+	$(PY) benchmarks/store_ops.py
+	$(PY) benchmarks/queue_ops.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,242 @@
+"""The Python API: an app with task handlers, enqueue and task handles.
+
+    app = Nexq("pogocache://127.0.0.1:9401")
+
+    @app.task("send_email", max_retries=5, timeout=30)
+    async def send_email(ctx, payload):
+        await ctx.progress(0.5, "connecting")
+        ...
+
+    async with app.connect():
+        handle = await app.enqueue("send_email", {"to": "a@example.com"})
+        print(await handle.result(timeout=10))
+
+Async handlers run in the worker's trio tasks; plain functions run in a
+worker thread (``trio.to_thread``, bounded by a limiter). A handler taking
+one argument gets the payload; one taking two gets ``(ctx, payload)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .config import Settings
+from .context import Runtime
+from .errors import NexqError, TaskNotFound
+from .queue import Broker, Claimed, EnqueueRequest
+from .store import open_store
+from .task import RetryPolicy, Status, Task
+
+
+@attrs.frozen
+class TaskDef:
+    """A registered handler and the defaults for tasks of its type."""
+
+    name: str
+    fn: Callable[..., Any]
+    max_retries: int | None = None
+    timeout: float | None = None
+    queue: str | None = None
+    priority: int | str | None = None
+    retry: RetryPolicy | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def wants_context(self) -> bool:
+        try:
+            params = inspect.signature(self.fn).parameters
+        except (TypeError, ValueError):
+            return False
+        return len(params) >= 2
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+@attrs.define
+class Context:
+    """What a handler gets besides its payload."""
+
+    task: Claimed
+    broker: Broker
+    app: Nexq
+
+    @property
+    def id(self) -> str:
+        return self.task.spec.id
+
+    @property
+    def attempt(self) -> int:
+        return self.task.attempt
+
+    @property
+    def payload(self) -> Any:
+        return self.task.spec.payload
+
+    async def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report progress (0..1 and/or a message); visible in API and dashboard."""
+        if fraction is not None and not 0 <= fraction <= 1:
+            raise ValueError("progress fraction must be between 0 and 1")
+        await self.broker.progress(self.task, fraction, message)
+
+    def progress_sync(self, fraction: float | None = None, message: str | None = None) -> None:
+        """``progress`` for handlers running in a worker thread."""
+        trio.from_thread.run(self.progress, fraction, message)
+
+    async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
+        """Enqueue a follow-up task from inside a handler."""
+        e = await self.broker.enqueue(type, payload, **options)
+        return TaskHandle(e.task_id, self.app, self.broker)
+
+
+@attrs.define
+class TaskHandle:
+    """A task you enqueued: ask its status, wait for its result, cancel it."""
+
+    id: str
+    app: Nexq
+    broker: Broker = attrs.field(repr=False)
+    created: bool = True
+
+    async def info(self) -> Task:
+        from .queue import Inspector
+
+        task = await Inspector(self.broker).get(self.id)
+        if task is None:
+            raise TaskNotFound(self.id)
+        return task
+
+    async def status(self) -> Status:
+        return (await self.info()).status
+
+    async def result(self, timeout: float | None = None, poll: float = 0.02) -> Any:
+        """Wait until the task ends; return its result.
+
+        Raises TaskFailed if it ended dead or cancelled, trio.TooSlowError
+        after ``timeout`` seconds.
+        """
+        with trio.fail_after(timeout) if timeout is not None else _never():
+            delay = poll
+            while True:
+                task = await self.info()
+                if task.status is Status.SUCCEEDED:
+                    return task.result
+                if task.status.terminal:
+                    raise TaskFailed(task)
+                await trio.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+
+    async def cancel(self) -> bool:
+        return await self.broker.cancel(self.id)
+
+
+class TaskFailed(NexqError):
+    """The task ended dead or cancelled; ``.task`` says how."""
+
+    def __init__(self, task: Task) -> None:
+        last = task.attempts[-1] if task.attempts else None
+        why = f": {last.error_type}: {last.error_message}" if last and last.error_type else ""
+        super().__init__(f"task {task.id} ended {task.status.value}{why}")
+        self.task = task
+
+
+class _never:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class Nexq:
+    """A Nexq application: handlers, cron entries and a store URL."""
+
+    def __init__(self, store: str | None = None, *, namespace: str = "nexq") -> None:
+        self.store_url = store
+        self.namespace = namespace
+        self.handlers: dict[str, TaskDef] = {}
+        self.cron_entries: list[Any] = []
+        self._runtime: Runtime | None = None
+
+    # -- handlers ----------------------------------------------------------
+
+    def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[..., Any]], TaskDef]:
+        """Decorator registering a handler for task type ``name`` (default: the
+        function's name) with defaults for max_retries, timeout, queue, priority."""
+
+        def register(fn: Callable[..., Any]) -> TaskDef:
+            return self.register_handler(name or fn.__name__, fn, **options)
+
+        return register
+
+    def register_handler(self, type: str, fn: Callable[..., Any], **options: Any) -> TaskDef:
+        if not type or not isinstance(type, str):
+            raise ValueError("a task type must be a non-empty string")
+        if type in self.handlers:
+            raise ValueError(f"a handler for {type!r} is already registered")
+        td = TaskDef(type, fn, **options)
+        self.handlers[type] = td
+        return td
+
+    def cron(self, name: str, schedule: str, type: str, payload: Any = None, *,
+             tz: str = "UTC", **options: Any) -> None:
+        """Enqueue ``type`` on a cron ``schedule`` (5 fields, or 6 with seconds
+        last) in time zone ``tz``; each fire is enqueued once cluster-wide."""
+        from .cron import CronEntry
+
+        self.cron_entries.append(CronEntry.parse(name, schedule, type, payload, tz, options))
+
+    # -- producing -----------------------------------------------------------
+
+    def bind(self, runtime: Runtime | None) -> None:
+        """Use ``runtime``'s broker (done by ``nexq run`` / ``nexq worker``)."""
+        self._runtime = runtime
+
+    @asynccontextmanager
+    async def connect(self, store: str | None = None) -> AsyncIterator[Nexq]:
+        """Open the store for producing (and inspecting) from this process."""
+        settings = Settings.load({"store": store or self.store_url, "namespace": self.namespace})
+        async with open_store(settings.store_url) as s:
+            self.bind(Runtime.build(settings, s))
+            try:
+                yield self
+            finally:
+                self.bind(None)
+
+    @property
+    def broker(self) -> Broker:
+        if self._runtime is None:
+            raise NexqError("the app is not connected: use `async with app.connect():`")
+        return self._runtime.broker
+
+    def _request(self, type: str, payload: Any, options: dict[str, Any]) -> EnqueueRequest:
+        td = self.handlers.get(type)
+        if td is not None:
+            for field in ("max_retries", "timeout", "queue", "priority", "retry"):
+                value = getattr(td, field)
+                if value is not None:
+                    options.setdefault(field, value)
+        return EnqueueRequest(type, payload, **options)
+
+    async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
+        """Enqueue one task. Options: queue, priority, delay, run_at,
+        max_retries, timeout, unique_key, task_id, retry."""
+        [e] = await self.broker.enqueue_many([self._request(type, payload, options)])
+        return TaskHandle(e.task_id, self, self.broker, e.created)
+
+    async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
+        """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
+        reqs = [self._request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]  # type: ignore[misc]
+        return [TaskHandle(e.task_id, self, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
+
+    def handle(self, task_id: str) -> TaskHandle:
+        return TaskHandle(task_id, self, self.broker)

@@ -1,0 +1,152 @@
+"""Settings: flag > NEXQ_* environment variable > default.
+
+This is the only module that reads ``os.environ``. ``Settings.load(flags)``
+takes the CLI's parsed flags (None = not given) and fills the rest from the
+environment, then from defaults; bad values raise ConfigError naming the
+setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .errors import NexqError
+
+
+class ConfigError(NexqError, ValueError):
+    """A setting has a value Nexq cannot use."""
+
+
+def _queues(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    out = tuple(v for v in value if v)
+    if not out:
+        raise ValueError("at least one queue name (or '*')")
+    return out
+
+
+def _positive(value: Any) -> float:
+    v = float(value)
+    if v <= 0:
+        raise ValueError("must be positive")
+    return v
+
+
+def _non_negative(value: Any) -> float:
+    v = float(value)
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
+def _port(value: Any) -> int:
+    v = int(value)
+    if not 0 <= v <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return v
+
+
+def _count(value: Any) -> int:
+    v = int(value)
+    if v < 1:
+        raise ValueError("must be at least 1")
+    return v
+
+
+def _level(value: Any) -> str:
+    v = str(value).upper()
+    if v not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be debug, info, warning, error or critical")
+    return v
+
+
+def _fmt(value: Any) -> str:
+    v = str(value).lower()
+    if v not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return v
+
+
+def _opt_str(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+# name -> (converter, default); the env variable is NEXQ_<NAME upper>.
+_FIELDS: dict[str, tuple[Any, Any]] = {
+    "store": (_opt_str, None),
+    "data_dir": (str, ".nexq-data"),
+    "namespace": (str, "nexq"),
+    "host": (str, "127.0.0.1"),
+    "port": (_port, 8080),
+    "concurrency": (_count, 10),
+    "queues": (_queues, ("*",)),
+    "api_token": (_opt_str, None),
+    "lease": (_positive, 30.0),
+    "retention": (_positive, 7 * 86_400.0),
+    "save_interval": (_non_negative, 5.0),
+    "max_payload_bytes": (_count, 1 << 20),
+    "shutdown_grace": (_non_negative, 30.0),
+    "poll_interval": (_positive, 0.05),
+    "log_level": (_level, "INFO"),
+    "log_format": (_fmt, "text"),
+    "app": (_opt_str, None),
+    "schedulers": (int, 1),
+}
+
+
+@attrs.frozen
+class Settings:
+    """Everything a Nexq process is configured with."""
+
+    store: str | None = None  # None: the embedded store in data_dir
+    data_dir: str = ".nexq-data"
+    namespace: str = "nexq"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    concurrency: int = 10
+    queues: tuple[str, ...] = ("*",)
+    api_token: str | None = attrs.field(default=None, repr=False)
+    lease: float = 30.0
+    retention: float = 7 * 86_400.0
+    save_interval: float = 5.0
+    max_payload_bytes: int = 1 << 20
+    shutdown_grace: float = 30.0
+    poll_interval: float = 0.05
+    log_level: str = "INFO"
+    log_format: str = "text"
+    app: str | None = None
+    schedulers: int = 1
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``flags`` (None values ignored), then NEXQ_* env, then defaults."""
+        env = os.environ if env is None else env
+        flags = flags or {}
+        values: dict[str, Any] = {}
+        for name, (convert, default) in _FIELDS.items():
+            if flags.get(name) is not None:
+                raw, source = flags[name], f"--{name.replace('_', '-')}"
+            elif f"NEXQ_{name.upper()}" in env:
+                raw, source = env[f"NEXQ_{name.upper()}"], f"NEXQ_{name.upper()}"
+            else:
+                values[name] = default
+                continue
+            try:
+                values[name] = convert(raw)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    @property
+    def store_url(self) -> str:
+        """The store to open: the given URL, or the embedded store in data_dir."""
+        return self.store or f"memory://{os.path.abspath(self.data_dir)}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.store is None or self.store.startswith("memory:")

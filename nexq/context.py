@@ -1,0 +1,62 @@
+"""The runtime context: what one Nexq process shares between its parts.
+
+``run_service`` builds one Runtime; the API, the dashboard, workers and the
+scheduler all read it. Nothing here is global: tests build their own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import attrs
+
+from .config import Settings
+from .events import EventHub
+from .queue import Broker, Inspector
+from .registry import WorkerRegistry
+from .store import Store
+
+
+class CronStatus(Protocol):
+    async def status(self) -> list[dict[str, Any]]:
+        """Each cron entry: name, schedule, timezone, type, last_fire, next_fire."""
+        ...
+
+
+class _NoCron:
+    async def status(self) -> list[dict[str, Any]]:
+        return []
+
+
+@attrs.define
+class Runtime:
+    settings: Settings
+    store: Store
+    broker: Broker
+    inspector: Inspector
+    registry: WorkerRegistry
+    events: EventHub
+    cron: CronStatus = attrs.field(factory=_NoCron)
+    task_types: set[str] = attrs.field(factory=set)  # types with a handler in this process
+    started_at: float = attrs.field(factory=time.time)
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, **kw: Any) -> Runtime:
+        events = EventHub()
+        broker = Broker(
+            store,
+            namespace=settings.namespace,
+            lease_ms=int(settings.lease * 1000),
+            retention=settings.retention,
+            events=events,
+        )
+        return cls(
+            settings=settings,
+            store=store,
+            broker=broker,
+            inspector=Inspector(broker),
+            registry=WorkerRegistry(store, broker.keys),
+            events=events,
+            **kw,
+        )

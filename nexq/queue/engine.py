@@ -1,0 +1,445 @@
+"""The Broker: enqueue, claim, heartbeat and finish attempts over a Store.
+
+Every state change has one writer, chosen by a single atomic command:
+``SET spec NX`` creates a task, a lane slot swap hands an attempt to one
+consumer, ``SET lease NX`` makes that consumer its runner, and
+``SET fin:{id}:{a} NX`` decides how attempt ``a`` ended: worker ack, lease
+reaper and cancel race on that one register and only the winner writes
+what follows (next attempt, dead letter, result). See docs/design.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ..codec import dumps, encode_attempt, encode_cur, encode_spec
+from ..events import EventHub
+from ..keys import Keys
+from ..store import Batch, Store
+from ..task import (
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    Attempt,
+    Outcome,
+    RetryPolicy,
+    TaskSpec,
+    new_task_id,
+    parse_priority,
+)
+from .lanes import PRIORITIES, LaneReader, Ref, push, read_lanes
+from .wheel import Entry, Wheel
+
+DAY = 86_400
+
+
+@attrs.frozen
+class EnqueueRequest:
+    """What a producer asks for; validated by :func:`make_spec`."""
+
+    type: str
+    payload: Any = None
+    queue: str = DEFAULT_QUEUE
+    priority: int | str = DEFAULT_PRIORITY
+    delay: float | None = None
+    run_at: float | None = None
+    max_retries: int = 3
+    timeout: float | None = None
+    unique_key: str | None = None
+    task_id: str | None = None
+    retry: RetryPolicy = RetryPolicy()
+
+
+@attrs.frozen
+class Enqueued:
+    task_id: str
+    created: bool  # False: a live task with the same unique_key was returned
+
+
+@attrs.frozen
+class Claimed:
+    """An attempt this worker owns: run it, heartbeat it, then finish it."""
+
+    spec: TaskSpec
+    attempt: int
+    worker: str
+    started_at: float
+
+
+class Broker:
+    """The queue protocols over one Store, in one key namespace."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        namespace: str = "nexq",
+        clock: Callable[[], float] = time.time,
+        lease_ms: int = 30_000,
+        retention: float = 7 * DAY,
+        bucket_ms: int = 100,
+        hole_grace: float = 5.0,
+        fair_every: int = 10,
+        events: EventHub | None = None,
+    ) -> None:
+        self.store, self.keys, self.clock = store, Keys(namespace), clock
+        self.lease_ms, self.retention = lease_ms, retention
+        self.wheel = Wheel(store, self.keys, clock, bucket_ms)
+        self.hole_grace = hole_grace
+        self.fair_every = fair_every  # every Nth claim round visits low priority first
+        self._known_queues: set[str] = set()
+        # in-process cancel hooks of running attempts: (task, attempt) -> callback
+        self._cancel_hooks: dict[tuple[str, int], Callable[[], None]] = {}
+        self._wakeup = trio.Event()  # set by local enqueues to wake local claimers
+        self.events = events or EventHub()
+
+    # -- enqueue -------------------------------------------------------------
+
+    def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
+        """Validate ``req``; raises ValueError naming the bad field."""
+        if not isinstance(req.type, str) or not req.type.strip():
+            raise ValueError("type must be a non-empty string")
+        if not isinstance(req.queue, str) or not req.queue or "|" in req.queue or ":" in req.queue:
+            raise ValueError("queue must be a non-empty name without ':' or '|'")
+        if req.delay is not None and req.delay < 0:
+            raise ValueError("delay must not be negative")
+        if req.max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        if req.timeout is not None and req.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        run_at = req.run_at
+        if req.delay:
+            run_at = now + req.delay
+        if run_at is not None and run_at <= now:
+            run_at = None
+        tid = req.task_id or new_task_id()
+        if "|" in tid or "," in tid or ":" in tid:
+            raise ValueError("task_id must not contain '|', ',' or ':'")
+        return TaskSpec(
+            id=tid,
+            type=req.type,
+            queue=req.queue,
+            priority=parse_priority(req.priority),
+            payload=req.payload,
+            max_retries=req.max_retries,
+            timeout=req.timeout,
+            unique_key=req.unique_key,
+            created_at=now,
+            run_at=run_at,
+            retry=req.retry,
+        )
+
+    async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
+        """Enqueue one task; see :class:`EnqueueRequest` for the options."""
+        return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
+        """Enqueue many tasks in a constant number of round trips.
+
+        A task with a ``unique_key`` already held by a live task is not
+        created; its entry names the existing task with ``created=False``.
+        """
+        now = self.clock()
+        specs = [self.make_spec(r, now) for r in requests]
+        results: list[Enqueued | None] = [None] * len(specs)
+        uniq = [i for i, s in enumerate(specs) if s.unique_key is not None]
+        if uniq:
+            b = Batch()
+            for i in uniq:
+                b.set(self.keys.unique(specs[i].unique_key or ""), specs[i].id, nx=True)
+            won = await self.store.execute(b)
+            lost = [i for i, ok in zip(uniq, won) if not ok]
+            if lost:
+                holders = await self.store.mget([self.keys.unique(specs[i].unique_key or "") for i in lost])
+                for i, holder in zip(lost, holders):
+                    results[i] = Enqueued(holder.decode() if holder else specs[i].id, False)
+        fresh = [i for i in range(len(specs)) if results[i] is None]
+        if not fresh:
+            return [r for r in results if r is not None]
+        top = await self.store.incrby(self.keys.seq, len(fresh))
+        b = Batch()
+        lanes: dict[tuple[str, int], list[Ref]] = {}
+        delayed: list[Entry] = []
+        spec_ops: list[int] = []
+        for n, i in enumerate(fresh, start=top - len(fresh) + 1):
+            spec = specs[i] = attrs.evolve(specs[i], seq=n)
+            spec_ops.append(len(b))
+            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=True)
+            b.set(self.keys.index(n), spec.id)
+            if spec.run_at is None:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "pending", now))
+                lanes.setdefault((spec.queue, spec.priority), []).append(Ref(spec.id, 1))
+            else:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
+                b.incr(self.keys.count(spec.queue, "scheduled"))
+                delayed.append(Entry("P", spec.id, 1, spec.run_at))
+            results[i] = Enqueued(spec.id, True)
+            self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
+                                status="pending" if spec.run_at is None else "scheduled")
+        created = await self.store.execute(b)
+        if not all(created[i] for i in spec_ops):
+            raise ValueError("a task with that task_id already exists")
+        await self._register_queues({specs[i].queue for i in fresh})
+        if delayed:
+            for e in await self.wheel.add(delayed):
+                await self.promote([e])
+        if lanes:
+            await push(self.store, self.keys, lanes)
+            self.wake()
+        return [r for r in results if r is not None]
+
+    async def _register_queues(self, queues: set[str]) -> None:
+        new = sorted(queues - self._known_queues)
+        if not new:
+            return
+        b = Batch()
+        for q in new:
+            b.set(self.keys.queue_registered(q), b"1", nx=True)
+        won = await self.store.execute(b)
+        b = Batch()
+        for q, ok in zip(new, won):
+            if ok:
+                b.append(self.keys.queues, f"{q},")
+        if len(b):
+            await self.store.execute(b)
+        self._known_queues.update(new)
+
+    def watch_cancel(self, c: Claimed, hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` if this process cancels ``c`` (None: stop watching).
+        Other processes' cancels arrive through the heartbeat instead."""
+        if hook is None:
+            self._cancel_hooks.pop((c.spec.id, c.attempt), None)
+        else:
+            self._cancel_hooks[(c.spec.id, c.attempt)] = hook
+
+    def cancelled_locally(self, task_id: str, attempt: int) -> None:
+        hook = self._cancel_hooks.pop((task_id, attempt), None)
+        if hook is not None:
+            hook()
+
+    def wake(self) -> None:
+        """Wake claimers in this process (enqueue calls it; no cross-process effect)."""
+        self._wakeup.set()
+        self._wakeup = trio.Event()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a local enqueue or ``timeout`` seconds, whichever first."""
+        with trio.move_on_after(timeout):
+            await self._wakeup.wait()
+
+    # -- claim ---------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], capacity: int, worker: str, reader: LaneReader, round_no: int = 0
+    ) -> list[Claimed]:
+        """Claim up to ``capacity`` attempts from ``queues`` for ``worker``.
+
+        Strict priority (9 first) across the given queues, except every
+        ``fair_every``-th round, which visits lanes lowest priority first so
+        low priority still progresses under sustained high-priority load.
+        """
+        if capacity <= 0:
+            return []
+        paused, states = await read_lanes(self.store, self.keys, queues)
+        order = [(q, p) for p in PRIORITIES for q in queues if not paused[q]]
+        if self.fair_every and round_no % self.fair_every == self.fair_every - 1:
+            order.reverse()
+        plan, wants, left = [], [], capacity
+        for lane in order:
+            st = states[lane]
+            n = min(st.tail - st.head, left)
+            if n > 0:
+                # Under contention, peek a wider window and lease a random
+                # part of it, so competing consumers rarely race for the
+                # same slots. Alone, a consumer takes strictly FIFO.
+                window = min(st.tail - st.head, n * 4 + 8) if reader.contended else n
+                plan.append((lane, st.head, window))
+                wants.append(n)
+                left -= n
+            if not left:
+                break
+        if not plan:
+            return []
+        slots = await reader.peek(plan)
+        chosen = reader.choose(slots, wants)
+        return await self._start(plan, slots, chosen, reader, worker)
+
+    async def _start(
+        self, plan: list[Any], slots: list[Any], waiting: list[Any], reader: LaneReader, worker: str
+    ) -> list[Claimed]:
+        """Lease each waiting attempt (``SET NX``: one runner), then in one
+        pipeline schedule the lease checks and settle the slots."""
+        from ..codec import decode_spec
+
+        now = self.clock()
+        answers: list[Any] = []
+        if waiting:
+            b = Batch()
+            for s in waiting:
+                r = s.ref
+                b.set(self.keys.lease(r.task_id, r.attempt), f"{worker}|{now:.3f}", nx=True, px=self.lease_ms)
+                b.mget([self.keys.spec(r.task_id), self.keys.fin(r.task_id, r.attempt)])
+            answers = await self.store.execute(b)
+        claimed: list[Claimed] = []
+        resolved: set[str] = set()
+        after = Batch()
+        for i, s in enumerate(waiting):
+            r = s.ref
+            leased, (spec_raw, fin_raw) = answers[2 * i], answers[2 * i + 1]
+            if not leased:
+                reader.lost_races += 1
+                continue  # another consumer holds it; it settles the slot
+            resolved.add(s.key)
+            if spec_raw is None or fin_raw is not None:
+                after.delete(self.keys.lease(r.task_id, r.attempt))  # deleted or already decided
+                continue
+            claimed.append(c := Claimed(decode_spec(spec_raw), r.attempt, worker, now))
+            self.events.publish("task", id=c.spec.id, type=c.spec.type, queue=c.spec.queue,
+                                status="running", attempt=c.attempt, worker=worker)
+        due = now + self.lease_ms / 1000 + 0.5
+        # Lease checks first: if we die inside this pipeline, either the
+        # slots still hold their refs or the checks are already scheduled.
+        self.wheel.add_ops(after, [Entry("L", c.spec.id, c.attempt, due, worker) for c in claimed])
+        reader.settle(plan, slots, resolved, after)
+        reader.contended = reader.lost_races > 0
+        reader.lost_races = 0
+        if len(after):
+            await self.store.execute(after)
+        return claimed
+
+    # -- while running -------------------------------------------------------
+
+    async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:
+        """Renew leases; per attempt: (lease still ours, decided elsewhere).
+
+        ``decided elsewhere`` is True once a cancel (or the reaper) won the
+        attempt's outcome: the handler should be cancelled.
+        """
+        if not running:
+            return []
+        b = Batch()
+        for c in running:
+            b.set(self.keys.lease(c.spec.id, c.attempt), f"{c.worker}|{c.started_at:.3f}", xx=True, px=self.lease_ms)
+            b.exists(self.keys.fin(c.spec.id, c.attempt))
+        answers = await self.store.execute(b)
+        return [(bool(answers[2 * i]), bool(answers[2 * i + 1])) for i in range(len(running))]
+
+    async def progress(self, c: Claimed, fraction: float | None, message: str | None) -> None:
+        data = dumps({"fraction": fraction, "message": message, "at": self.clock()})
+        await self.store.set(self.keys.progress(c.spec.id), data, px=int(self.retention * 1000))
+
+    # -- outcomes --------------------------------------------------------------
+
+    async def ack(self, c: Claimed, result: Any = None) -> bool:
+        """Attempt succeeded. False if another actor already decided it
+        (the lease was lost or the task cancelled): the result is dropped."""
+        attempt = Attempt(c.attempt, Outcome.SUCCEEDED, c.worker, c.started_at, self.clock())
+        return await self._finish(c.spec, attempt, result=result, lease_held=True)
+
+    async def fail(
+        self,
+        c: Claimed,
+        error: BaseException | None,
+        *,
+        outcome: Outcome = Outcome.FAILED,
+        retry_in: float | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        """Attempt failed: retried with backoff (or ``retry_in``) while
+        retries remain, else dead. False if the outcome was decided elsewhere."""
+        attempt = Attempt(
+            c.attempt,
+            outcome,
+            c.worker,
+            c.started_at,
+            self.clock(),
+            type(error).__name__ if error else outcome.value,
+            str(error) if error else None,
+            traceback,
+        )
+        return await self._finish(c.spec, attempt, retry_in=retry_in, lease_held=True)
+
+    async def release(self, c: Claimed) -> bool:
+        """Give an attempt back at shutdown: it runs again at once and does
+        not count against the retries."""
+        attempt = Attempt(c.attempt, Outcome.LOST, c.worker, c.started_at, self.clock(), "Interrupted",
+                          "worker shut down before the attempt finished")
+        return await self._finish(c.spec, attempt, retry_in=0.0, lease_held=True, counts=False)
+
+    async def _finish(
+        self,
+        spec: TaskSpec,
+        attempt: Attempt,
+        *,
+        result: Any = None,
+        retry_in: float | None = None,
+        lease_held: bool = False,
+        counts: bool = True,
+        check_after: bool = False,
+    ) -> bool:
+        """Decide attempt's outcome once; the winner writes what follows.
+
+        ``check_after`` first schedules a check that redoes the follow-up if
+        this process dies before writing it (the reaper's and cancel's case;
+        a worker's attempt already has its lease check on the wheel).
+        """
+        from .finish import FOLLOW_UP_CHECK, follow_up
+
+        tid, a = spec.id, attempt.number
+        b = Batch()
+        if check_after:
+            due = self.clock() + FOLLOW_UP_CHECK
+            self.wheel.add_ops(b, [Entry("L", tid, a, due, attempt.worker or "")])
+        b.set(self.keys.fin(tid, a), encode_attempt(attempt, result, retry_in, counts), nx=True)
+        if lease_held:
+            b.delete(self.keys.lease(tid, a))
+        won = (await self.store.execute(b))[-2 if lease_held else -1]
+        if won:
+            await follow_up(self, spec, attempt, retry_in=retry_in, counts=counts)
+        return bool(won)
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel a scheduled, pending or running task; False if it had ended."""
+        from .finish import cancel
+
+        return await cancel(self, task_id)
+
+    async def promote(self, entries: Sequence[Entry]) -> None:
+        """Move due attempts into their lanes, each exactly once (NX marker)."""
+        from .finish import promote
+
+        await promote(self, entries)
+
+    async def run_due(self) -> int:
+        """One scheduler step: claim ended wheel buckets (waiting for any
+        claimed ahead of time), promote due attempts, reap expired leases.
+        Returns the number of buckets handled."""
+        from .finish import promote, reap
+
+        buckets = await self.wheel.claim_ended()
+        for bucket in buckets:
+            wait = self.wheel.bucket_end(bucket) - self.clock()
+            if wait > 0:
+                await trio.sleep(wait)
+        if buckets:
+            entries = await self.wheel.read(buckets)
+            await promote(self, [e for e in entries if e.kind == "P"])
+            await reap(self, [e for e in entries if e.kind == "L"])
+            await self.wheel.drop(buckets)
+        return len(buckets)
+
+    async def sweep(self, older_than: float = 5.0) -> int:
+        """Repair buckets a dead scheduler claimed but never finished."""
+        from .finish import promote, reap
+
+        buckets = await self.wheel.leftovers(older_than)
+        if buckets:
+            entries = await self.wheel.read(buckets)
+            await promote(self, [e for e in entries if e.kind == "P"])
+            await reap(self, [e for e in entries if e.kind == "L"])
+            await self.wheel.drop(buckets)
+        return len(buckets)

@@ -1,0 +1,191 @@
+"""What follows an outcome, due entries, and cancellation.
+
+Only the winner of ``fin:{id}:{a}`` calls :func:`follow_up`, so the next
+attempt, the dead letter or the result is written exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
+from ..store import Batch
+from ..task import Attempt, Outcome, TaskSpec
+from .lanes import Ref, push
+from .wheel import Entry
+
+if TYPE_CHECKING:
+    from .engine import Broker
+
+MINUTE_TTL = 2 * 86_400
+MARKER_MS = 86_400_000
+FOLLOW_UP_CHECK = 10.0  # seconds after a decision to check its follow-up was written
+
+
+async def follow_up(
+    br: Broker, spec: TaskSpec, attempt: Attempt, *, retry_in: float | None, counts: bool
+) -> None:
+    """Write the task's next state after ``attempt`` ended (winner only)."""
+    k, tid, a, now = br.keys, spec.id, attempt.number, br.clock()
+    minute = int(now // 60)
+    br.events.publish("attempt", id=tid, type=spec.type, queue=spec.queue, attempt=a,
+                      outcome=attempt.outcome.value if attempt.outcome else None)
+    if attempt.outcome in (Outcome.SUCCEEDED, Outcome.CANCELLED):
+        await _terminal(br, spec, a, attempt.outcome.value, now, 0, minute)
+        return
+    raw = await br.store.get(k.cur(tid))
+    free = decode_cur(raw)[3] if raw else 0
+    if not counts:
+        free += 1
+    used = a - free
+    b = Batch()
+    if counts:
+        b.incr(k.minute(minute, "failed")).expire(k.minute(minute, "failed"), MINUTE_TTL)
+    if used > spec.max_retries:
+        await _terminal(br, spec, a, "dead", now, free, minute, b)
+        return
+    delay = retry_in if retry_in is not None else spec.retry.delay(used)
+    if delay <= 0:
+        b.set(k.cur(tid), encode_cur(a + 1, "pending", now, free))
+        await br.store.execute(b)
+        await push(br.store, k, {(spec.queue, spec.priority): [Ref(tid, a + 1)]})
+        br.wake()
+        return
+    b.set(k.cur(tid), encode_cur(a + 1, "retrying", now + delay, free))
+    b.incr(k.count(spec.queue, "scheduled"))
+    await br.store.execute(b)
+    late = await br.wheel.add([Entry("P", tid, a + 1, now + delay)])
+    if late:
+        await promote(br, late)
+
+
+async def _terminal(
+    br: Broker, spec: TaskSpec, a: int, state: str, now: float, free: int, minute: int,
+    b: Batch | None = None,
+) -> None:
+    """Record a terminal state; every key of the task now expires."""
+    k, tid = br.keys, spec.id
+    ttl_s = max(1, int(br.retention))
+    b = b or Batch()
+    b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_s * 1000)
+    for key in (k.spec(tid), k.index(spec.seq), k.progress(tid), *[k.fin(tid, n) for n in range(1, a + 1)]):
+        b.expire(key, ttl_s)
+    b.incr(k.count(spec.queue, state))
+    if state == "succeeded":
+        b.incr(k.minute(minute, "processed")).expire(k.minute(minute, "processed"), MINUTE_TTL)
+    if spec.unique_key is not None:
+        b.delete(k.unique(spec.unique_key))
+    await br.store.execute(b)
+    br.events.publish("task", id=tid, type=spec.type, queue=spec.queue, status=state)
+
+
+async def promote(br: Broker, entries: Sequence[Entry]) -> None:
+    """Move due ``P`` entries into lanes, each attempt once (``mv`` marker)."""
+    if not entries:
+        return
+    k, now = br.keys, br.clock()
+    b = Batch()
+    for e in entries:
+        b.set(k.moved(e.task_id, e.attempt), b"1", nx=True, px=MARKER_MS)
+        b.mget([k.spec(e.task_id), k.fin(e.task_id, e.attempt), k.cur(e.task_id)])
+    answers = await br.store.execute(b)
+    lanes: dict[tuple[str, int], list[Ref]] = {}
+    after = Batch()
+    for i, e in enumerate(entries):
+        won, (spec_raw, fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
+        if not won:
+            continue
+        if spec_raw is None:
+            continue  # deleted meanwhile
+        spec = decode_spec(spec_raw)
+        after.incrby(k.count(spec.queue, "scheduled"), -1)
+        if fin_raw is not None:
+            continue  # cancelled while it waited
+        cur = decode_cur(cur_raw) if cur_raw else (e.attempt, "", now, 0)
+        if cur[0] == e.attempt:
+            after.set(k.cur(spec.id), encode_cur(e.attempt, "pending", now, cur[3]), keepttl=True)
+        lanes.setdefault((spec.queue, spec.priority), []).append(Ref(spec.id, e.attempt))
+    if len(after):
+        await br.store.execute(after)
+    if lanes:
+        await push(br.store, k, lanes)
+        br.wake()
+
+
+async def reap(br: Broker, entries: Sequence[Entry]) -> int:
+    """Handle due lease checks.
+
+    - lease alive (renewed): check again at its new expiry;
+    - lease gone, no outcome: the worker vanished: race for ``fin`` = lost;
+    - outcome decided but ``cur`` still on that attempt for a while: its
+      winner died before the follow-up: write the follow-up again.
+    Returns how many attempts were declared lost.
+    """
+    if not entries:
+        return 0
+    k = br.keys
+    b = Batch()
+    for e in entries:
+        b.pttl(k.lease(e.task_id, e.attempt)).mget([k.fin(e.task_id, e.attempt), k.cur(e.task_id)])
+    answers = await br.store.execute(b)
+    again, gone, redo = [], [], []
+    now = br.clock()
+    for i, e in enumerate(entries):
+        pttl, (fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
+        if fin_raw is not None:
+            if cur_raw is None:
+                continue
+            a, state, _, _ = decode_cur(cur_raw)
+            if a != e.attempt or state in ("succeeded", "dead", "cancelled"):
+                continue  # the follow-up was written
+            attempt, _ = decode_attempt(fin_raw)
+            if now - (attempt.finished_at or now) >= FOLLOW_UP_CHECK / 2:
+                redo.append((e, fin_raw))
+            else:  # its winner may still be writing it
+                again.append(attrs.evolve(e, due=now + FOLLOW_UP_CHECK))
+        elif pttl >= 0:
+            again.append(attrs.evolve(e, due=now + pttl / 1000 + 0.5))
+        elif pttl == -2:
+            gone.append(e)
+    if again:
+        await br.wheel.add(again)
+    if redo:
+        specs = await br.store.mget([k.spec(e.task_id) for e, _ in redo])
+        for (e, fin_raw), raw in zip(redo, specs):
+            if raw is not None:
+                attempt, _ = decode_attempt(fin_raw)
+                retry_in, counts = decode_follow_up(fin_raw)
+                await follow_up(br, decode_spec(raw), attempt, retry_in=retry_in, counts=counts)
+    lost = 0
+    if gone:
+        specs = await br.store.mget([k.spec(e.task_id) for e in gone])
+        for e, raw in zip(gone, specs):
+            if raw is None:
+                continue
+            attempt = Attempt(e.attempt, Outcome.LOST, e.extra or None, None, now, "LeaseExpired",
+                              "the worker stopped heartbeating before the attempt finished")
+            lost += await br._finish(decode_spec(raw), attempt, check_after=True)
+    return lost
+
+
+async def cancel(br: Broker, task_id: str) -> bool:
+    """Cancel a scheduled, pending or running task. False if it already
+    ended (or does not exist). A running attempt's worker learns of it at
+    its next heartbeat and cancels the handler."""
+    k = br.keys
+    for _ in range(5):
+        spec_raw, cur_raw = await br.store.mget([k.spec(task_id), k.cur(task_id)])
+        if spec_raw is None or cur_raw is None:
+            return False
+        a, state, _, _ = decode_cur(cur_raw)
+        if state in ("succeeded", "dead", "cancelled"):
+            return False
+        attempt = Attempt(a, Outcome.CANCELLED, None, None, br.clock(), "Cancelled", "cancelled on request")
+        if await br._finish(decode_spec(spec_raw), attempt, check_after=True):
+            br.cancelled_locally(task_id, a)
+            return True
+        # attempt a was decided meanwhile (finished or retried): look again
+    return False

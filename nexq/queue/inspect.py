@@ -1,0 +1,261 @@
+"""Read and admin model shared by the API, CLI and dashboard.
+
+A task's status is derived from its keys: ``cur`` names the current attempt
+and its state; a decided ``fin`` for that attempt or a live ``lease`` takes
+precedence (they are written before ``cur`` follows them). Listing walks the
+``idx:{n}`` index newest first in chunks; no KEYS or SCAN anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ..codec import decode_attempt, decode_cur, decode_spec, encode_cur, encode_spec, loads
+from ..store import Batch
+from ..task import Attempt, Outcome, Status, Task
+from .engine import Broker
+from .lanes import PRIORITIES, Ref, push
+
+SCAN_CHUNK = 200
+SCAN_LIMIT = 5_000  # index entries one list call may walk before returning a cursor
+
+
+@attrs.frozen
+class Page:
+    tasks: list[Task]
+    next_cursor: int | None
+
+
+class Inspector:
+    """Queries and admin actions over a Broker's keys."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.br, self.store, self.keys = broker, broker.store, broker.keys
+
+    async def get(self, task_id: str) -> Task | None:
+        """Everything about one task, or None if unknown or expired."""
+        tasks = await self._load([task_id], detail=True)
+        return tasks[0]
+
+    async def get_many(self, task_ids: Sequence[str]) -> list[Task | None]:
+        """:meth:`get` for many ids in two round trips; None for each unknown one."""
+        return await self._load(list(task_ids), detail=True)
+
+    async def _load(self, ids: Sequence[str], detail: bool = False) -> list[Task | None]:
+        k = self.keys
+        names = []
+        for tid in ids:
+            names += [k.spec(tid), k.cur(tid), k.progress(tid)]
+        raw = await self.store.mget(names) if names else []
+        heads = [(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]) for i in range(len(ids))]
+        b = Batch()
+        shape: list[int] = []
+        for tid, (spec_raw, cur_raw, _) in zip(ids, heads):
+            if spec_raw is None or cur_raw is None:
+                shape.append(0)
+                continue
+            a = decode_cur(cur_raw)[0]
+            firsts = range(1, a + 1) if detail else [a]
+            b.mget([k.lease(tid, a), *[k.fin(tid, n) for n in firsts]])
+            shape.append(1)
+        more = await self.store.execute(b) if len(b) else []
+        out: list[Task | None] = []
+        j = 0
+        for tid, (spec_raw, cur_raw, prog_raw), has in zip(ids, heads, shape):
+            if not has:
+                out.append(None)
+                continue
+            lease_raw, *fins = more[j]
+            j += 1
+            out.append(_derive(spec_raw, cur_raw, prog_raw, lease_raw, fins, detail))
+        return out
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> Page:
+        """Tasks newest first, filtered; ``next_cursor`` continues the walk."""
+        top = cursor if cursor is not None else int(await self.store.get(self.keys.seq) or 0)
+        found: list[Task] = []
+        walked, n = 0, top
+        while n > 0 and len(found) < limit and walked < SCAN_LIMIT:
+            lo = max(0, n - SCAN_CHUNK)
+            ids_raw = await self.store.mget([self.keys.index(i) for i in range(n, lo, -1)])
+            ids = [r.decode() for r in ids_raw if r is not None]
+            for t in await self._load(ids):
+                if t is None or len(found) >= limit:
+                    continue
+                if status and t.status.value != status:
+                    continue
+                if (type and t.spec.type != type) or (queue and t.spec.queue != queue):
+                    continue
+                found.append(t)
+            if len(found) >= limit:
+                n = found[-1].spec.seq - 1
+                break
+            walked += n - lo
+            n = lo
+        return Page(found, n if n > 0 else None)
+
+    async def queues(self) -> list[str]:
+        raw = await self.store.get(self.keys.queues) or b""
+        return sorted({q for q in raw.decode().split(",") if q})
+
+    async def queue_stats(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Per queue: depth per priority, scheduled and terminal counts, paused."""
+        names = list(names) if names is not None else await self.queues()
+        k, keys = self.keys, []
+        for q in names:
+            keys.append(k.paused(q))
+            keys += [k.count(q, s) for s in ("scheduled", "succeeded", "dead", "cancelled")]
+            for p in PRIORITIES:
+                keys += [k.lane(q, p) + ":head", k.lane(q, p) + ":tail"]
+        vals = await self.store.mget(keys) if keys else []
+        out, i = [], 0
+        for q in names:
+            paused = vals[i] is not None
+            sched, succ, dead, canc = (int(v or 0) for v in vals[i + 1 : i + 5])
+            i += 5
+            depth = {}
+            for p in PRIORITIES:
+                depth[p] = max(0, int(vals[i + 1] or 0) - int(vals[i] or 0))
+                i += 2
+            out.append({
+                "name": q, "paused": paused, "pending": sum(depth.values()),
+                "depth_by_priority": depth, "scheduled": max(0, sched),
+                "succeeded": succ, "dead": dead, "cancelled": canc,
+            })
+        return out
+
+    async def throughput(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Processed / failed per minute, oldest first, for charts."""
+        now_min = int(self.br.clock() // 60)
+        mins = list(range(now_min - minutes + 1, now_min + 1))
+        keys = [self.keys.minute(m, kind) for m in mins for kind in ("processed", "failed")]
+        vals = await self.store.mget(keys)
+        return [
+            {"minute": m * 60, "processed": int(vals[2 * i] or 0), "failed": int(vals[2 * i + 1] or 0)}
+            for i, m in enumerate(mins)
+        ]
+
+    async def pause(self, queue: str) -> None:
+        await self.store.set(self.keys.paused(queue), b"1")
+
+    async def resume(self, queue: str) -> None:
+        await self.store.delete(self.keys.paused(queue))
+
+    async def requeue(self, task_id: str) -> bool:
+        """Run a dead or cancelled task again as a new attempt (pending).
+        False if the task is unknown or not dead/cancelled."""
+        k = self.keys
+        spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
+        if spec_raw is None or cur_raw is None:
+            return False
+        a, state, _, free = decode_cur(cur_raw)
+        if state not in ("dead", "cancelled"):
+            return False
+        if not await self.store.set(k.requeued(task_id, a), b"1", nx=True, px=86_400_000):
+            return False
+        spec = decode_spec(spec_raw)
+        now = self.br.clock()
+        # A new attempt with a fresh retry budget; the task is live again, so
+        # its keys lose their retention TTL.
+        b = Batch().set(k.spec(task_id), encode_spec(spec)).set(k.index(spec.seq), task_id)
+        b.set(k.cur(task_id), encode_cur(a + 1, "pending", now, a))
+        b.incrby(k.count(spec.queue, state), -1)
+        await self.store.execute(b)
+        await push(self.store, k, {(spec.queue, spec.priority): [Ref(task_id, a + 1)]})
+        self.br.wake()
+        return True
+
+    async def delete(self, task_id: str) -> bool:
+        """Cancel if live, then remove every key of the task."""
+        k = self.keys
+        spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
+        if spec_raw is None:
+            return False
+        await self.br.cancel(task_id)
+        spec = decode_spec(spec_raw)
+        a = decode_cur(cur_raw)[0] if cur_raw else 1
+        names = [k.spec(task_id), k.cur(task_id), k.progress(task_id), k.index(spec.seq)]
+        names += [k.fin(task_id, n) for n in range(1, a + 1)]
+        await self.store.delete(*names)
+        return True
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        """Delete every dead task (of ``queue``); returns how many."""
+        n, cursor = 0, None
+        while True:
+            page = await self.list(status="dead", queue=queue, limit=500, cursor=cursor)
+            for t in page.tasks:
+                n += await self.delete(t.id)
+            if page.next_cursor is None:
+                return n
+            cursor = page.next_cursor
+
+    async def requeue_dead(self, queue: str | None = None) -> int:
+        n, cursor = 0, None
+        while True:
+            page = await self.list(status="dead", queue=queue, limit=500, cursor=cursor)
+            for t in page.tasks:
+                n += await self.requeue(t.id)
+            if page.next_cursor is None:
+                return n
+            cursor = page.next_cursor
+
+
+_OUTCOME_STATUS = {
+    Outcome.SUCCEEDED: Status.SUCCEEDED,
+    Outcome.CANCELLED: Status.CANCELLED,
+}
+
+
+def _derive(
+    spec_raw: bytes, cur_raw: bytes, prog_raw: bytes | None, lease_raw: bytes | None,
+    fins: list[bytes | None], detail: bool,
+) -> Task:
+    spec = decode_spec(spec_raw)
+    a, state, at, _ = decode_cur(cur_raw)
+    attempts: list[Attempt] = []
+    result = None
+    for raw in fins:
+        if raw is not None:
+            att, res = decode_attempt(raw)
+            attempts.append(att)
+            if att.outcome is Outcome.SUCCEEDED:
+                result = res
+    current = attempts[-1] if attempts and attempts[-1].number == a else None
+    if state in ("succeeded", "dead", "cancelled"):
+        status = Status(state)
+    elif current is not None and current.outcome is not None:
+        status = _OUTCOME_STATUS.get(current.outcome, Status.RETRYING)
+    elif lease_raw is not None:
+        status = Status.RUNNING
+        worker, _, started = lease_raw.decode().rpartition("|")
+        attempts.append(Attempt(a, None, worker, float(started)))
+    else:
+        status = Status(state)
+    started = attempts[-1].started_at if attempts else None
+    finished = at if status.terminal else None
+    scheduled = at if status in (Status.SCHEDULED, Status.RETRYING) else None
+    if not detail:
+        attempts = attempts[-1:]
+    return Task(
+        spec=spec,
+        status=status,
+        attempt=a,
+        attempts=tuple(attempts),
+        result=result,
+        progress=loads(prog_raw) if prog_raw else None,
+        scheduled_at=scheduled,
+        started_at=started,
+        finished_at=finished,
+    )

@@ -1,0 +1,218 @@
+"""Ready lanes: FIFO per (queue, priority) from counters and slot keys.
+
+Per lane: ``tail`` (INCR by producers), ``head`` (a hint: every slot <= head
+is resolved) and slots ``s:{n}`` holding ``id|attempt``.
+
+Produce: ``n = INCRBY tail k``; then ``SET s:{n} ref NX`` and, in the same
+round trip, ``GET head``. A failed NX means a consumer tombstoned the slot
+(it waited too long for us): take a new one. If head >= n already, a
+consumer may have moved past our slot before we wrote it, so we take the
+ref back with ``SET s:{n} ~ XX GET``: getting our ref back means nobody
+claimed it and we push again; ``~`` means a consumer did claim it.
+
+Consume: ``MGET head tail`` for every lane in one round trip; then
+``SET s:{n} ~ XX GET PX`` for slots after head: a ref means we own that
+attempt; ``~`` means someone else took it; nil means the producer reserved
+the slot but has not written it yet (XX leaves it alone, so the producer's
+write still lands). A slot nil for longer than the grace period is
+tombstoned with ``SET NX`` (its producer died or stalled and retries).
+``head`` only ever moves past resolved slots, so a stale head costs a
+re-check, never a lost task.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import attrs
+import trio
+
+from ..codec import decode_ref, encode_ref
+from ..keys import Keys
+from ..store import Batch, Store
+
+TAKEN = b"~"
+TAKEN_TTL_MS = 3_600_000  # a taken slot's tombstone outlives any producer retry
+PRIORITIES = tuple(range(9, -1, -1))  # claim order: 9 (high) first
+
+
+@attrs.frozen
+class Ref:
+    """One attempt of one task, as a lane carries it."""
+
+    task_id: str
+    attempt: int
+
+
+@attrs.define
+class LaneState:
+    head: int
+    tail: int
+
+
+async def push(store: Store, keys: Keys, lane_refs: dict[tuple[str, int], list[Ref]]) -> None:
+    """Append refs to their lanes (FIFO within a lane) in a constant number
+    of round trips; returns once every ref sits in a slot no consumer skipped.
+    """
+    pending = {lane: list(refs) for lane, refs in lane_refs.items() if refs}
+    while pending:
+        lanes = list(pending)
+        b = Batch()
+        for q, p in lanes:
+            b.incrby(keys.lane(q, p) + ":tail", len(pending[(q, p)]))
+        tails = await store.execute(b)
+        b = Batch()
+        plan: list[tuple[tuple[str, int], int, Ref]] = []
+        for (q, p), tail in zip(lanes, tails):
+            refs = pending[(q, p)]
+            first = tail - len(refs) + 1
+            prefix = keys.lane(q, p)
+            for i, ref in enumerate(refs):
+                b.set(f"{prefix}:s:{first + i}", encode_ref(ref.task_id, ref.attempt), nx=True)
+                plan.append(((q, p), first + i, ref))
+            b.get(prefix + ":head")
+        answers = await store.execute(b)
+        retry: dict[tuple[str, int], list[Ref]] = {}
+        maybe_skipped: list[tuple[tuple[str, int], int, Ref]] = []
+        pos = planned = 0
+        for lane in lanes:
+            n = len(pending[lane])
+            head = int(answers[pos + n] or 0)
+            for ok, item in zip(answers[pos : pos + n], plan[planned : planned + n]):
+                if not ok:
+                    retry.setdefault(lane, []).append(item[2])
+                elif item[1] <= head:
+                    maybe_skipped.append(item)
+            pos += n + 1
+            planned += n
+        if maybe_skipped:
+            b = Batch()
+            for (q, p), n, _ in maybe_skipped:
+                b.set(f"{keys.lane(q, p)}:s:{n}", TAKEN, xx=True, get=True, px=TAKEN_TTL_MS)
+            for item, old in zip(maybe_skipped, await store.execute(b)):
+                if old is not None and old != TAKEN:
+                    retry.setdefault(item[0], []).append(item[2])  # we took it back
+        pending = retry
+
+
+async def read_lanes(
+    store: Store, keys: Keys, queues: Sequence[str]
+) -> tuple[dict[str, bool], dict[tuple[str, int], LaneState]]:
+    """One round trip: which queues are paused, and head/tail of every lane."""
+    b = Batch()
+    names: list[str] = [keys.paused(q) for q in queues]
+    lanes = [(q, p) for q in queues for p in PRIORITIES]
+    for q, p in lanes:
+        prefix = keys.lane(q, p)
+        names += [prefix + ":head", prefix + ":tail"]
+    (values,) = await store.execute(b.mget(names))
+    paused = {q: values[i] is not None for i, q in enumerate(queues)}
+    states: dict[tuple[str, int], LaneState] = {}
+    base = len(queues)
+    for i, lane in enumerate(lanes):
+        head, tail = values[base + 2 * i], values[base + 2 * i + 1]
+        states[lane] = LaneState(int(head or 0), int(tail or 0))
+    return paused, states
+
+
+@attrs.frozen
+class Slot:
+    """A slot seen by ``peek``: its key, its lane in the plan, what it held."""
+
+    plan_idx: int
+    n: int
+    key: str
+    ref: Ref | None  # a task attempt waiting to be claimed
+    taken: bool  # ``~``: already claimed
+
+
+class LaneReader:
+    """Claims slots from lanes for one consumer; remembers holes it has seen.
+
+    Claiming is peek (``MGET`` the slots), lease (the engine takes
+    ``lease:{id}:{a}`` with ``SET NX``: that is what makes a consumer the
+    attempt's only runner), then settle: ``SET ~ XX`` on the slots resolved,
+    tombstones on old holes and the new heads, in the same pipeline as the
+    lease checks, after them. A consumer dying before it settles leaves the
+    ref in its slot, so the attempt is claimed again once the lease expires.
+
+    ``grace`` is how long a reserved-but-empty slot may stay empty before it
+    is tombstoned (its producer is presumed dead; a live one retries).
+    """
+
+    def __init__(self, store: Store, keys: Keys, grace: float = 5.0) -> None:
+        self.store, self.keys, self.grace = store, keys, grace
+        self._holes: dict[str, float] = {}  # slot key -> when first seen empty
+        self.contended = False  # did the last round lose lease races?
+        self.lost_races = 0
+        self._rng = random.Random()
+
+    def choose(self, slots: list[Slot], wants: list[int]) -> list[Slot]:
+        """Pick up to ``wants[i]`` waiting slots of each planned lane: the
+        first ones, or a random run of them when contended."""
+        by_lane: dict[int, list[Slot]] = {}
+        for s in slots:
+            if s.ref is not None:
+                by_lane.setdefault(s.plan_idx, []).append(s)
+        out: list[Slot] = []
+        for idx, want in enumerate(wants):
+            waiting = by_lane.get(idx, [])
+            start = 0
+            if self.contended and len(waiting) > want:
+                start = self._rng.randrange(len(waiting) - want + 1)
+            out += waiting[start : start + want]
+        return out
+
+    async def peek(self, plan: list[tuple[tuple[str, int], int, int]]) -> list[Slot]:
+        """What slots ``head+1 .. head+count`` of each planned lane hold.
+
+        ``plan`` holds ((queue, priority), head, count).
+        """
+        keys: list[tuple[int, int, str]] = []
+        for idx, ((q, p), head, count) in enumerate(plan):
+            prefix = self.keys.lane(q, p)
+            keys += [(idx, n, f"{prefix}:s:{n}") for n in range(head + 1, head + count + 1)]
+        values = await self.store.mget([k for _, _, k in keys]) if keys else []
+        out = []
+        for (idx, n, key), v in zip(keys, values):
+            ref = None
+            if v is not None and v != TAKEN:
+                tid, attempt = decode_ref(v)
+                ref = Ref(tid, attempt)
+            out.append(Slot(idx, n, key, ref, v == TAKEN))
+        return out
+
+    def settle(
+        self,
+        plan: list[tuple[tuple[str, int], int, int]],
+        slots: list[Slot],
+        resolved: set[str],
+        b: Batch,
+    ) -> None:
+        """Add to ``b``: mark ``resolved`` slots taken, tombstone holes older
+        than the grace period, and move each lane's head past the slots that
+        are now resolved without a gap."""
+        now = trio.current_time()
+        upto = [h for (_, h, _) in plan]
+        blocked = [False] * len(plan)
+        for s in slots:
+            if s.key in resolved:
+                b.set(s.key, TAKEN, xx=True, px=TAKEN_TTL_MS)
+            elif s.ref is None and not s.taken:
+                first = self._holes.setdefault(s.key, now)
+                if now - first >= self.grace:
+                    # Resolved next time round whether the NX wins (a dead
+                    # producer's hole) or loses (the late ref landed).
+                    b.set(s.key, TAKEN, nx=True, px=TAKEN_TTL_MS)
+                    self._holes.pop(s.key, None)
+            ok = s.taken or s.key in resolved
+            if ok and not blocked[s.plan_idx]:
+                upto[s.plan_idx] = s.n
+            else:
+                blocked[s.plan_idx] = True
+        for idx, ((q, p), head, _) in enumerate(plan):
+            if upto[idx] > head:
+                b.set(self.keys.lane(q, p) + ":head", upto[idx])
+        if len(self._holes) > 10_000:
+            self._holes.clear()

@@ -1,0 +1,259 @@
+"""The worker: claim attempts, run handlers, heartbeat, finish; shut down cleanly.
+
+One Worker owns one nursery: a claim loop feeding a zero-capacity memory
+channel (so it never claims more than it has free slots), ``concurrency``
+handler slots, a heartbeat loop renewing the leases of running attempts and
+the registry beat. A handler exception never kills the worker: it becomes
+the attempt's outcome. ``stop()`` stops claiming; running attempts get
+``grace`` seconds to finish, then are cancelled and released so they run
+again at once elsewhere, not after their lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from .app import Context, Nexq, TaskDef
+from .context import Runtime
+from .errors import Retry, StoreUnavailable, UnknownTaskType
+from .queue import Claimed, LaneReader
+from .task import Outcome
+
+log = logging.getLogger("nexq.worker")
+
+
+class Worker:
+    """Runs tasks of ``app``'s handlers from ``queues`` (``*`` = every queue)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        app: Nexq,
+        *,
+        concurrency: int = 10,
+        queues: Sequence[str] = ("*",),
+        worker_id: str | None = None,
+        poll_interval: float = 0.05,
+        heartbeat: float | None = None,
+        thread_limit: int | None = None,
+    ) -> None:
+        self.rt, self.app, self.broker = runtime, app, runtime.broker
+        self.concurrency = concurrency
+        self.queues = tuple(queues)
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.poll_interval = poll_interval
+        self.heartbeat_every = heartbeat or self.broker.lease_ms / 3000
+        self.threads = trio.CapacityLimiter(thread_limit or concurrency)
+        self.running: dict[tuple[str, int], tuple[Claimed, trio.CancelScope]] = {}
+        self.processed = self.failed = 0
+        self.started_at = time.time()
+        self._stopping = trio.Event()
+        self._idle = trio.Event()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def run(self, *, grace: float = 30.0, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``stop()``; then drain within ``grace`` and return."""
+        await self.rt.registry.register(self.info())
+        send, receive = trio.open_memory_channel[Claimed](0)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._beat_loop)
+                task_status.started(self.id)
+                async with trio.open_nursery() as slots:
+                    for _ in range(self.concurrency):
+                        slots.start_soon(self._slot, receive.clone())
+                    receive.close()
+                    async with send:
+                        await self._claim_loop(send)
+                    # Claiming stopped: let running attempts finish in time.
+                    with trio.move_on_after(grace):
+                        await self._wait_idle()
+                    slots.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._release_all()
+                try:
+                    await self.rt.registry.deregister(self.id)
+                except StoreUnavailable:
+                    pass
+
+    def stop(self) -> None:
+        """Stop claiming; ``run`` drains and returns."""
+        self._stopping.set()
+
+    async def _wait_idle(self) -> None:
+        while self.running:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+    # -- claiming ----------------------------------------------------------------
+
+    async def _queues(self) -> list[str]:
+        if "*" not in self.queues:
+            return list(self.queues)
+        known = await self.rt.inspector.queues()
+        return sorted(set(known) | {q for q in self.queues if q != "*"}) or ["default"]
+
+    async def _claim_loop(self, send: trio.MemorySendChannel[Claimed]) -> None:
+        reader = LaneReader(self.broker.store, self.broker.keys)
+        round_no, delay, queues, refreshed = 0, 0.0, ["default"], 0.0
+        while not self._stopping.is_set():
+            try:
+                if "*" in self.queues and trio.current_time() - refreshed > 1.0:
+                    queues, refreshed = await self._queues(), trio.current_time()
+                free = self.concurrency - len(self.running)
+                claimed = await self.broker.claim(queues, free, self.id, reader, round_no) if free else []
+            except StoreUnavailable as exc:
+                log.warning("store unavailable while claiming: %s", exc)
+                claimed = []
+                delay = 1.0
+            round_no += 1
+            for c in claimed:
+                self.running[(c.spec.id, c.attempt)] = (c, trio.CancelScope())
+                await send.send(c)
+            if claimed:
+                delay = 0.0
+                continue
+            if free == 0:
+                # Every slot is busy: wait for one to free up.
+                self._idle = trio.Event()
+                with trio.move_on_after(self.poll_interval):
+                    await self._idle.wait()
+                continue
+            # Idle: back off from a fast poll to poll_interval; a local
+            # enqueue wakes us at once.
+            delay = min(max(delay * 2, 0.002), self.poll_interval)
+            with trio.move_on_after(delay):
+                await _first(self._stopping.wait, lambda: self.broker.wait_for_work(delay))
+
+    # -- running ------------------------------------------------------------------
+
+    async def _slot(self, receive: trio.MemoryReceiveChannel[Claimed]) -> None:
+        async with receive:
+            async for c in receive:
+                await self._run_one(c)
+
+    async def _run_one(self, c: Claimed) -> None:
+        key = (c.spec.id, c.attempt)
+        _, scope = self.running[key]
+        self.broker.watch_cancel(c, scope.cancel)
+        started = time.perf_counter()
+        try:
+            outcome, error, tb, result, retry_in = await self._call(c, scope)
+            if outcome is not None:
+                await self._record(c, outcome, error, tb, result, retry_in)
+                self.rt.events.publish("duration", type=c.spec.type, seconds=time.perf_counter() - started)
+            # else: cancelled by request or lost lease; another actor decided it.
+            self.running.pop(key, None)
+        finally:
+            # A shutdown cancel skips the pop above: _release_all hands the
+            # attempt back so it runs again at once.
+            self.broker.watch_cancel(c, None)
+            self._idle.set()
+
+    async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
+                      retry_in: float | None) -> None:
+        try:
+            if outcome is Outcome.SUCCEEDED:
+                await self.broker.ack(c, result)
+                self.processed += 1
+            else:
+                await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb)
+                self.failed += 1
+        except StoreUnavailable as exc:
+            # The lease will expire and the reaper retries the attempt.
+            log.warning("could not record the outcome of %s: %s", c.spec.id, exc)
+
+    async def _call(self, c: Claimed, scope: trio.CancelScope) -> tuple[Any, ...]:
+        """Run the handler; returns (outcome or None if cancelled, error, tb, result, retry_in)."""
+        td: TaskDef | None = self.app.handlers.get(c.spec.type)
+        with scope:
+            try:
+                if td is None:
+                    raise UnknownTaskType(f"no handler is registered for task type {c.spec.type!r}")
+                ctx = Context(c, self.broker, self.app)
+                args = (ctx, c.spec.payload) if td.wants_context else (c.spec.payload,)
+                timeout = c.spec.timeout if c.spec.timeout is not None else td.timeout
+                with trio.fail_after(timeout) if timeout else trio.CancelScope():
+                    if td.is_async:
+                        result = await td.fn(*args)
+                    else:
+                        result = await trio.to_thread.run_sync(
+                            td.fn, *args, limiter=self.threads, abandon_on_cancel=True
+                        )
+                return Outcome.SUCCEEDED, None, None, result, None
+            except trio.TooSlowError:
+                err = TimeoutError(f"the handler ran longer than its timeout of {timeout} s")
+                return Outcome.TIMEOUT, err, None, None, None
+            except Retry as exc:
+                return Outcome.FAILED, exc, None, None, exc.delay
+            except Exception as exc:
+                return Outcome.FAILED, exc, traceback.format_exc(limit=20), None, None
+        return None, None, None, None, None
+
+    # -- heartbeats and shutdown -----------------------------------------------------
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await trio.sleep(self.heartbeat_every)
+            try:
+                entries = list(self.running.values())
+                states = await self.broker.heartbeat([c for c, _ in entries])
+                for (c, scope), (alive, decided) in zip(entries, states):
+                    if decided or not alive:
+                        # Cancelled elsewhere, or our lease is gone (another
+                        # worker may run it): stop the handler now.
+                        scope.cancel()
+                await self.rt.registry.beat(self.info())
+            except StoreUnavailable as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _release_all(self) -> None:
+        left = [c for c, _ in self.running.values()]
+        for c in left:
+            try:
+                await self.broker.release(c)
+            except StoreUnavailable:
+                pass  # the lease expires and the reaper retries it
+        self.running.clear()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.queues),
+            "concurrency": self.concurrency,
+            "started_at": self.started_at,
+            "last_heartbeat": time.time(),
+            "heartbeat_interval": self.heartbeat_every,
+            "running": [
+                {"id": c.spec.id, "type": c.spec.type, "queue": c.spec.queue,
+                 "attempt": c.attempt, "started_at": c.started_at}
+                for c, _ in self.running.values()
+            ],
+            "processed": self.processed,
+            "failed": self.failed,
+            "stopping": self._stopping.is_set(),
+        }
+
+
+async def _first(*fns: Any) -> None:
+    """Return when the first of ``fns`` returns; cancel the rest."""
+    async with trio.open_nursery() as nursery:
+        async def one(fn: Any) -> None:
+            await fn()
+            nursery.cancel_scope.cancel()
+
+        for fn in fns:
+            nursery.start_soon(one, fn)
