@@ -31,7 +31,7 @@ from ..task import (
     new_task_id,
     parse_priority,
 )
-from .lanes import PRIORITIES, LaneReader, Ref, push, read_lanes
+from .lanes import PRIORITIES, LaneReader, Push, Ref, read_lanes
 from .wheel import Entry, Wheel
 
 DAY = 86_400
@@ -160,19 +160,36 @@ class Broker:
         fresh = [i for i in range(len(specs)) if results[i] is None]
         if not fresh:
             return [r for r in results if r is not None]
-        top = await self.store.incrby(self.keys.seq, len(fresh))
-        b = Batch()
+        explicit = [i for i in fresh if requests[i].task_id]
+        if explicit:
+            # Caller-chosen ids: claim them first, so a clash stores nothing.
+            b = Batch()
+            for i in explicit:
+                b.set(self.keys.spec(specs[i].id), encode_spec(specs[i]), nx=True)
+            taken = [specs[i].id for i, ok in zip(explicit, await self.store.execute(b)) if not ok]
+            if taken:
+                raise ValueError(f"a task with task_id {taken[0]!r} already exists")
         lanes: dict[tuple[str, int], list[Ref]] = {}
+        for i in fresh:
+            if specs[i].run_at is None:
+                lanes.setdefault((specs[i].queue, specs[i].priority), []).append(Ref(specs[i].id, 1))
+        pusher = Push(self.keys, lanes)
+        # Round trip 1: index numbers and lane slots together.
+        b = Batch().incrby(self.keys.seq, len(fresh))
+        pusher.reserve(b)
+        counters = await self.store.execute(b)
+        top = counters[0]
+        # Round trip 2: the records, then the slots and wheel entries.
+        b = Batch()
         delayed: list[Entry] = []
         spec_ops: list[int] = []
         for n, i in enumerate(fresh, start=top - len(fresh) + 1):
             spec = specs[i] = attrs.evolve(specs[i], seq=n)
             spec_ops.append(len(b))
-            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=True)
+            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not requests[i].task_id)
             b.set(self.keys.index(n), spec.id)
             if spec.run_at is None:
                 b.set(self.keys.cur(spec.id), encode_cur(1, "pending", now))
-                lanes.setdefault((spec.queue, spec.priority), []).append(Ref(spec.id, 1))
             else:
                 b.set(self.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
                 b.incr(self.keys.count(spec.queue, "scheduled"))
@@ -180,16 +197,18 @@ class Broker:
             results[i] = Enqueued(spec.id, True)
             self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
                                 status="pending" if spec.run_at is None else "scheduled")
-        created = await self.store.execute(b)
-        if not all(created[i] for i in spec_ops):
+        if lanes:
+            pusher.fill(b, counters[1:])
+        answers = await self.store.execute(b)
+        if not all(answers[i] for i in spec_ops):
             raise ValueError("a task with that task_id already exists")
+        if lanes:
+            await pusher.settle(self.store, answers)
+            self.wake()
         await self._register_queues({specs[i].queue for i in fresh})
         if delayed:
             for e in await self.wheel.add(delayed):
                 await self.promote([e])
-        if lanes:
-            await push(self.store, self.keys, lanes)
-            self.wake()
         return [r for r in results if r is not None]
 
     async def _register_queues(self, queues: set[str]) -> None:

@@ -51,35 +51,50 @@ class LaneState:
     tail: int
 
 
-async def push(store: Store, keys: Keys, lane_refs: dict[tuple[str, int], list[Ref]]) -> None:
-    """Append refs to their lanes (FIFO within a lane) in a constant number
-    of round trips; returns once every ref sits in a slot no consumer skipped.
-    """
-    pending = {lane: list(refs) for lane, refs in lane_refs.items() if refs}
-    while pending:
-        lanes = list(pending)
-        b = Batch()
-        for q, p in lanes:
-            b.incrby(keys.lane(q, p) + ":tail", len(pending[(q, p)]))
-        tails = await store.execute(b)
-        b = Batch()
-        plan: list[tuple[tuple[str, int], int, Ref]] = []
-        for (q, p), tail in zip(lanes, tails):
-            refs = pending[(q, p)]
+LaneRefs = dict[tuple[str, int], list[Ref]]
+
+
+class Push:
+    """A push split in phases so callers can share round trips with it:
+    ``reserve`` (INCRBY tails) into one batch, ``fill`` (SET NX + GET head)
+    into the next, then ``settle`` with the fill's answers."""
+
+    def __init__(self, keys: Keys, lane_refs: LaneRefs) -> None:
+        self.keys = keys
+        self.lanes = {lane: list(refs) for lane, refs in lane_refs.items() if refs}
+        self._order = list(self.lanes)
+        self._plan: list[tuple[tuple[str, int], int, Ref]] = []
+        self._fill_at = 0
+
+    def reserve(self, b: Batch) -> int:
+        """Add the tail reservations; returns the index of the first answer."""
+        at = len(b)
+        for q, p in self._order:
+            b.incrby(self.keys.lane(q, p) + ":tail", len(self.lanes[(q, p)]))
+        return at
+
+    def fill(self, b: Batch, tails: list[int]) -> None:
+        self._fill_at = len(b)
+        for (q, p), tail in zip(self._order, tails):
+            refs = self.lanes[(q, p)]
             first = tail - len(refs) + 1
-            prefix = keys.lane(q, p)
+            prefix = self.keys.lane(q, p)
             for i, ref in enumerate(refs):
                 b.set(f"{prefix}:s:{first + i}", encode_ref(ref.task_id, ref.attempt), nx=True)
-                plan.append(((q, p), first + i, ref))
+                self._plan.append(((q, p), first + i, ref))
             b.get(prefix + ":head")
-        answers = await store.execute(b)
-        retry: dict[tuple[str, int], list[Ref]] = {}
+
+    async def settle(self, store: Store, answers: list[object]) -> None:
+        """Handle the rare cases: a tombstoned slot, or a slot a consumer may
+        have moved past before we wrote it; ends when every ref is placed."""
+        answers = answers[self._fill_at :]
+        retry: LaneRefs = {}
         maybe_skipped: list[tuple[tuple[str, int], int, Ref]] = []
         pos = planned = 0
-        for lane in lanes:
-            n = len(pending[lane])
-            head = int(answers[pos + n] or 0)
-            for ok, item in zip(answers[pos : pos + n], plan[planned : planned + n]):
+        for lane in self._order:
+            n = len(self.lanes[lane])
+            head = int(answers[pos + n] or 0)  # type: ignore[call-overload]
+            for ok, item in zip(answers[pos : pos + n], self._plan[planned : planned + n]):
                 if not ok:
                     retry.setdefault(lane, []).append(item[2])
                 elif item[1] <= head:
@@ -89,11 +104,26 @@ async def push(store: Store, keys: Keys, lane_refs: dict[tuple[str, int], list[R
         if maybe_skipped:
             b = Batch()
             for (q, p), n, _ in maybe_skipped:
-                b.set(f"{keys.lane(q, p)}:s:{n}", TAKEN, xx=True, get=True, px=TAKEN_TTL_MS)
+                b.set(f"{self.keys.lane(q, p)}:s:{n}", TAKEN, xx=True, get=True, px=TAKEN_TTL_MS)
             for item, old in zip(maybe_skipped, await store.execute(b)):
                 if old is not None and old != TAKEN:
                     retry.setdefault(item[0], []).append(item[2])  # we took it back
-        pending = retry
+        if retry:
+            await push(store, self.keys, retry)
+
+
+async def push(store: Store, keys: Keys, lane_refs: LaneRefs) -> None:
+    """Append refs to their lanes (FIFO within a lane) in two round trips
+    (more only if a consumer interfered); returns once every ref is placed."""
+    p = Push(keys, lane_refs)
+    if not p.lanes:
+        return
+    b = Batch()
+    p.reserve(b)
+    tails = await store.execute(b)
+    b = Batch()
+    p.fill(b, tails)
+    await p.settle(store, await store.execute(b))
 
 
 async def read_lanes(

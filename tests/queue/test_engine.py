@@ -284,3 +284,12 @@ async def test_bad_requests_raise_value_error_and_store_nothing(make_broker, bad
     with pytest.raises(ValueError):
         await br.enqueue_many([EnqueueRequest(**bad)])
     assert await br.store.get(br.keys.seq) is None
+
+
+async def test_explicit_task_id_clash_stores_nothing(make_broker) -> None:  # type: ignore[no-untyped-def]
+    br = make_broker()
+    await br.enqueue("t", 1, task_id="order-1")
+    with pytest.raises(ValueError, match="order-1"):
+        await br.enqueue("t", 2, task_id="order-1")
+    [c] = await claim_all(br)
+    assert c.spec.payload == 1 and await claim_all(br) == []
