@@ -150,6 +150,9 @@ async def test_graceful_stop_hands_unfinished_attempts_back_at_once(rt: Runtime)
         h_long = await app.enqueue("long")
         h_short = await app.enqueue("short")
         await started.wait()
+        with trio.fail_after(10):
+            while len(w.running) < 2:
+                await trio.sleep(0.01)
         w.stop()
     # run() returned: the short one finished in the grace period, the long
     # one was handed back as pending (not waiting for its lease to expire).
