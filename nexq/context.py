@@ -13,6 +13,7 @@ import attrs
 
 from .config import Settings
 from .events import EventHub
+from .keys import Keys
 from .queue import Broker, Inspector
 from .registry import WorkerRegistry
 from .store import Store
@@ -44,19 +45,22 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, store: Store, **kw: Any) -> Runtime:
         events = EventHub()
+        registry = WorkerRegistry(store, Keys(settings.namespace))
         broker = Broker(
             store,
             namespace=settings.namespace,
             lease_ms=int(settings.lease * 1000),
             retention=settings.retention,
             events=events,
+            # the embedded store lives in one process: nobody else to ring
+            doorbells=None if store.kind == "memory" else registry.list,
         )
         return cls(
             settings=settings,
             store=store,
             broker=broker,
             inspector=Inspector(broker),
-            registry=WorkerRegistry(store, broker.keys),
+            registry=registry,
             events=events,
             **kw,
         )

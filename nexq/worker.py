@@ -23,8 +23,10 @@ import trio
 
 from .app import Context, Nexq, TaskDef
 from .context import Runtime
+from .doorbell import Doorbell, advertise_ip
 from .errors import Retry, StoreUnavailable, UnknownTaskType
 from .queue import Claimed, LaneReader
+from .store.url import parse_store_url
 from .task import Outcome
 
 log = logging.getLogger("nexq.worker")
@@ -57,15 +59,20 @@ class Worker:
         self.started_at = time.time()
         self._stopping = trio.Event()
         self._idle = trio.Event()
+        self.doorbell: Doorbell | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     async def run(self, *, grace: float = 30.0, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run until ``stop()``; then drain within ``grace`` and return."""
-        await self.rt.registry.register(self.info())
         send, receive = trio.open_memory_channel[Claimed](0)
         try:
             async with trio.open_nursery() as nursery:
+                if self.rt.store.kind != "memory":
+                    host = parse_store_url(self.rt.settings.store_url).host
+                    self.doorbell = Doorbell(self.broker.wake, advertise_ip(host))
+                    await nursery.start(self.doorbell.serve)
+                await self.rt.registry.register(self.info())
                 nursery.start_soon(self._beat_loop)
                 task_status.started(self.id)
                 async with trio.open_nursery() as slots:
@@ -245,6 +252,7 @@ class Worker:
             "processed": self.processed,
             "failed": self.failed,
             "stopping": self._stopping.is_set(),
+            "wake": list(self.doorbell.address) if self.doorbell and self.doorbell.address else None,
         }
 
 

@@ -11,13 +11,15 @@ what follows (next attempt, dead letter, result). See docs/design.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
 import trio
 
 from ..codec import dumps, encode_attempt, encode_cur, encode_spec
+from ..doorbell import Ringer
+from ..errors import StoreError
 from ..events import EventHub
 from ..keys import Keys
 from ..store import Batch, Store
@@ -85,6 +87,7 @@ class Broker:
         hole_grace: float = 5.0,
         fair_every: int = 10,
         events: EventHub | None = None,
+        doorbells: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.store, self.keys, self.clock = store, Keys(namespace), clock
         self.lease_ms, self.retention = lease_ms, retention
@@ -96,6 +99,10 @@ class Broker:
         self._cancel_hooks: dict[tuple[str, int], Callable[[], None]] = {}
         self._wakeup = trio.Event()  # set by local enqueues to wake local claimers
         self.events = events or EventHub()
+        # Who to ring after pushing work (see nexq.doorbell): the runtime
+        # passes the worker registry's listing; None rings nobody.
+        self._list_workers = doorbells
+        self.ringer = Ringer()
 
     # -- enqueue -------------------------------------------------------------
 
@@ -204,7 +211,7 @@ class Broker:
             raise ValueError("a task with that task_id already exists")
         if lanes:
             await pusher.settle(self.store, answers)
-            self.wake()
+            await self.announce()
         await self._register_queues({specs[i].queue for i in fresh})
         if delayed:
             for e in await self.wheel.add(delayed):
@@ -241,9 +248,21 @@ class Broker:
             hook()
 
     def wake(self) -> None:
-        """Wake claimers in this process (enqueue calls it; no cross-process effect)."""
+        """Wake claimers in this process."""
         self._wakeup.set()
         self._wakeup = trio.Event()
+
+    async def announce(self) -> None:
+        """Work was pushed: wake local claimers and ring other workers' doorbells."""
+        self.wake()
+        if self._list_workers is None:
+            return
+        if self.ringer.stale:
+            try:
+                self.ringer.update(await self._list_workers())
+            except StoreError:  # only delays wake-ups to the workers' next poll
+                self.ringer.update([])
+        self.ringer.ring()
 
     async def wait_for_work(self, timeout: float) -> None:
         """Sleep until a local enqueue or ``timeout`` seconds, whichever first."""

@@ -52,7 +52,7 @@ async def follow_up(
         b.set(k.cur(tid), encode_cur(a + 1, "pending", now, free))
         await br.store.execute(b)
         await push(br.store, k, {(spec.queue, spec.priority): [Ref(tid, a + 1)]})
-        br.wake()
+        await br.announce()
         return
     b.set(k.cur(tid), encode_cur(a + 1, "retrying", now + delay, free))
     b.incr(k.count(spec.queue, "scheduled"))
@@ -112,7 +112,7 @@ async def promote(br: Broker, entries: Sequence[Entry]) -> None:
         await br.store.execute(after)
     if lanes:
         await push(br.store, k, lanes)
-        br.wake()
+        await br.announce()
 
 
 async def reap(br: Broker, entries: Sequence[Entry]) -> int:

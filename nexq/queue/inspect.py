@@ -173,7 +173,7 @@ class Inspector:
         b.incrby(k.count(spec.queue, state), -1)
         await self.store.execute(b)
         await push(self.store, k, {(spec.queue, spec.priority): [Ref(task_id, a + 1)]})
-        self.br.wake()
+        await self.br.announce()
         return True
 
     async def delete(self, task_id: str) -> bool:

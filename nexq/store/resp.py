@@ -21,7 +21,7 @@ import trio
 from hiredis import pack_command
 from trio.lowlevel import wait_task_rescheduled
 
-from ..errors import StoreAuthError, StoreError, StoreUnavailable
+from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailable
 from . import resp_commands
 from .base import Batch, Key, Store, Value, as_bytes
 from .resp_commands import (
@@ -58,9 +58,8 @@ class RespStore(Store):
         pool_size: int,
         connect_timeout: float,
         command_timeout: float,
+        ssl_context: ssl.SSLContext | None,
     ) -> None:
-        if pool_size < 1:
-            raise ValueError(f"pool_size must be at least 1, got {pool_size}")
         self.kind = "pogocache" if url.scheme == "pogocache" else "redis"
         self._url = url
         self._nursery = nursery
@@ -73,21 +72,10 @@ class RespStore(Store):
         self._retry_at = 0.0  # trio time before which we do not reconnect
         self._delay = 0.0
         self._last_error: StoreError | None = None
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context
         self._closed = False
 
     # -- connections -------------------------------------------------------
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self._url.tls:
-            return None
-        if self._ssl is None:
-            ctx = ssl.create_default_context(cafile=self._url.tls_ca_file)
-            if not self._url.tls_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self._ssl = ctx
-        return self._ssl
 
     def _dropped(self, conn: RespConnection) -> None:
         if conn in self._pool:
@@ -99,9 +87,7 @@ class RespStore(Store):
         Raises StoreUnavailable / StoreAuthError if it cannot.
         """
         try:
-            stream, parser = await open_stream(
-                self._url, self._connect_timeout, self._ssl_context()
-            )
+            stream, parser = await open_stream(self._url, self._connect_timeout, self._ssl)
         except StoreError as exc:
             self._delay = min(max(self._delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
             self._retry_at = trio.current_time() + self._delay
@@ -327,6 +313,23 @@ class RespStore(Store):
                 await conn.finished.wait()
 
 
+def _ssl_context(url: StoreURL) -> ssl.SSLContext | None:
+    """The TLS settings for a rediss:// URL (None for plain connections).
+
+    Raises InvalidStoreURL if the URL's CA file cannot be loaded.
+    """
+    if not url.tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=url.tls_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidStoreURL(f"cannot load ssl_ca_certs={url.tls_ca_file!r}: {exc}") from None
+    if not url.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def _load(conn: RespConnection) -> int:
     return conn.outstanding
 
@@ -349,10 +352,15 @@ async def open_resp_store(
     the server is down (StoreAuthError if it rejects the password).
     ``connect_timeout`` bounds each connect (+AUTH); ``command_timeout``
     closes a connection whose outstanding commands got no answer for that
-    long, failing them with StoreUnavailable.
+    long, failing them with StoreUnavailable. Raises InvalidStoreURL (a bad
+    URL or unreadable ``ssl_ca_certs`` file) or ValueError (pool_size < 1)
+    here, before anything runs.
     """
     if isinstance(url, str):
         url = parse_store_url(url)
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+    ssl_context = _ssl_context(url)  # before the nursery: a bad CA file raises plainly
     async with trio.open_nursery() as nursery:
         store = RespStore(
             url,
@@ -360,6 +368,7 @@ async def open_resp_store(
             pool_size=pool_size,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            ssl_context=ssl_context,
         )
         try:
             yield store

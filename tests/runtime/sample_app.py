@@ -22,3 +22,11 @@ async def sleep(payload: Any) -> dict[str, Any]:
     """Sleep payload['seconds'], then say which process ran it."""
     await trio.sleep(payload.get("seconds", 0))
     return {"pid": os.getpid()}
+
+
+@app.task("stamp", max_retries=0)
+async def stamp(payload: Any) -> float:
+    """When the handler started (unix seconds): for pick-up latency."""
+    import time
+
+    return time.time()

@@ -1,0 +1,136 @@
+"""``create_app(runtime)``: the QuartTrio app of the REST API and dashboard.
+
+Routes live in the ``routes_*``, ``sse`` and ``metrics`` modules; this one
+wires them up with authentication, security headers, the static dashboard
+and the JSON error handlers. State lives on the app (``app.extensions``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from quart import Response, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.security import safe_join
+
+from .. import __version__
+from ..context import Runtime
+from . import metrics, routes_admin, routes_tasks, sse
+from .errors import ApiError, install_error_handlers, json_response
+from .routing import Router
+from .state import EXTENSION, ApiState
+
+PLACEHOLDER = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Nexq</title></head>
+<body><h1>Nexq</h1><p>The dashboard is not installed. The API is at
+<a href="/openapi.json">/openapi.json</a>.</p></body></html>
+"""
+HTML_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def find_static_dir() -> Path | None:
+    """The dashboard's files: ``static/`` of a source checkout, else the
+    copy inside the installed package (``nexq/static``); None if neither."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[2] / "static", here.parents[1] / "static"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _needs_token(path: str) -> bool:
+    return path.startswith("/api/") or path == "/api" or path == "/metrics"
+
+
+def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio:
+    """The API app for ``runtime``.
+
+    ``static_dir`` overrides where the dashboard is served from (default:
+    :func:`find_static_dir`). The app holds no global state: several apps
+    may share a process.
+    """
+    app = QuartTrio(__name__, static_folder=None)
+    settings = runtime.settings
+    # The batch route accepts the largest bodies; each route checks its own
+    # smaller limit while reading (see routing.read_json).
+    app.config["MAX_CONTENT_LENGTH"] = max(16 * settings.max_payload_bytes, 32 << 20)
+    app.config["JSON_SORT_KEYS"] = False
+    state = ApiState(runtime=runtime, static_dir=static_dir or find_static_dir())
+    app.extensions[EXTENSION] = state
+    install_error_handlers(app)
+    token = settings.api_token.encode() if settings.api_token else None
+
+    @app.before_request
+    async def _guard() -> None:
+        if token is not None and _needs_token(request.path):
+            given = request.headers.get("Authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+                raise ApiError(401, "unauthorized", "missing or wrong bearer token",
+                               headers={"WWW-Authenticate": 'Bearer realm="nexq"'})
+        if request.method in UNSAFE_METHODS:
+            _refuse_cross_site()
+
+    @app.after_request
+    async def _headers(resp: Response) -> Response:
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        if resp.mimetype == "text/html":
+            resp.headers["Content-Security-Policy"] = HTML_CSP
+            resp.headers["X-Frame-Options"] = "DENY"
+            resp.headers["Referrer-Policy"] = "no-referrer"
+        elif request.path.startswith("/api/"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    router = Router(app, title="Nexq API", version=__version__, secured=token is not None)
+    routes_tasks.register(router, state)
+    routes_admin.register(router, state)
+    sse.register(router, state)
+    metrics.register(router, state)
+    document = router.openapi()
+
+    async def openapi() -> Response:
+        return json_response(document)
+
+    async def index() -> Response:
+        return await _static(state, "index.html", placeholder=True)
+
+    async def static(path: str) -> Response:
+        return await _static(state, path)
+
+    app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
+    app.add_url_rule("/", "index", index, methods=["GET"])
+    app.add_url_rule("/static/<path:path>", "static", static, methods=["GET"])
+    return app
+
+
+def _refuse_cross_site() -> None:
+    """403 for a state-changing request a browser sent from another site.
+
+    Browsers send Origin (and Sec-Fetch-Site) on cross-site POSTs, even
+    simple ones that need no preflight; scripts and CLIs send neither. This
+    keeps a page the operator happens to visit from pausing queues on an
+    API left without a token.
+    """
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise ApiError(403, "forbidden", "cross-site request refused")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
+        raise ApiError(403, "forbidden", "cross-site request refused", {"origin": origin})
+
+
+async def _static(state: ApiState, path: str, *, placeholder: bool = False) -> Response:
+    # safe_join refuses "..", absolute paths and the like.
+    full = safe_join(str(state.static_dir), path) if state.static_dir is not None else None
+    if state.static_dir is not None and full is not None and Path(full).is_file():
+        resp = await send_from_directory(state.static_dir, path)
+        resp.cache_control.no_cache = True  # the dashboard is small; always revalidate
+        return resp
+    if placeholder:
+        return Response(PLACEHOLDER, mimetype="text/html")
+    raise ApiError(404, "not_found", f"no static file {path!r}")

@@ -1,0 +1,169 @@
+"""``GET /metrics``: Prometheus text exposition (format 0.0.4).
+
+Everything is read from the store at scrape time, so any API process shows
+the whole deployment. Counters are only exposed where the store keeps a
+monotonic count; rolling per-minute sums are exposed as gauges with their
+window in the name, and the handler-duration histogram is a true histogram
+only when the runtime keeps one (see :class:`Histogram`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+from quart import Response
+
+from ..context import Runtime
+from .routing import Router
+from .state import ApiState
+from .stats import STATUS_KEYS, ping, queues, workers
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEFAULT_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+RECENT_TASKS = 200  # tasks sampled for recent durations when no histogram is kept
+
+
+@attrs.define
+class Histogram:
+    """A cumulative histogram a worker process may keep on its Runtime.
+
+    If the runtime has a ``handler_durations`` attribute of this shape,
+    ``/metrics`` exposes it as ``nexq_handler_duration_seconds``.
+    """
+
+    bounds: tuple[float, ...] = DEFAULT_BOUNDS
+    counts: list[int] = attrs.field(factory=list)  # per bucket, the last is +Inf
+    total: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(v: float) -> str:
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v)) if isinstance(v, float) and not v.is_integer() else str(int(v))
+
+
+class Exposition:
+    """Builds the text format family by family."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str,
+               samples: Iterable[tuple[dict[str, str], float]]) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.sample(name, labels, value)
+
+    def sample(self, name: str, labels: dict[str, str], value: float) -> None:
+        lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
+        self.lines.append(f"{name}{{{lab}}} {_num(value)}" if lab else f"{name} {_num(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    idx = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[idx]
+
+
+async def _recent_durations(rt: Runtime) -> list[float]:
+    page = await rt.inspector.list(limit=RECENT_TASKS)
+    out = []
+    for t in page.tasks:
+        for a in t.attempts:
+            if a.started_at is not None and a.finished_at is not None and a.outcome is not None \
+                    and a.outcome.value in ("succeeded", "failed", "timeout"):
+                out.append(max(0.0, a.finished_at - a.started_at))
+    return sorted(out)
+
+
+async def render(rt: Runtime) -> str:
+    """The whole exposition; raises StoreUnavailable if the store is down."""
+    ex = Exposition()
+    all_workers = await workers(rt)
+    live = [w for w in all_workers if not w["stale"]]
+    per_queue = await queues(rt, live)
+    ex.family("nexq_tasks", "gauge",
+              "Tasks by queue and status (pending: ready in lanes; running: reported by live workers).",
+              (({"queue": q["name"], "status": s}, q.get(s, 0)) for q in per_queue for s in STATUS_KEYS))
+    ex.family("nexq_queue_depth", "gauge", "Ready tasks waiting in a queue, by priority.",
+              (({"queue": q["name"], "priority": str(p)}, n)
+               for q in per_queue for p, n in sorted(q["depth_by_priority"].items())))
+    ex.family("nexq_queue_paused", "gauge", "1 if the queue is paused.",
+              (({"queue": q["name"]}, int(q["paused"])) for q in per_queue))
+    ex.family("nexq_tasks_processed_total", "counter",
+              "Tasks that succeeded, per queue, since the store was created.",
+              (({"queue": q["name"]}, q["succeeded"]) for q in per_queue))
+    series = await rt.inspector.throughput(60)
+    ex.family("nexq_tasks_processed_last_hour", "gauge",
+              "Tasks that succeeded in the last 60 minutes (all queues).",
+              [({}, sum(m["processed"] for m in series))])
+    ex.family("nexq_attempts_failed_last_hour", "gauge",
+              "Attempts that failed in the last 60 minutes (all queues).",
+              [({}, sum(m["failed"] for m in series))])
+    ex.family("nexq_workers", "gauge", "Registered worker processes (stale: missed 2 heartbeats).",
+              [({"state": "live"}, len(live)), ({"state": "stale"}, len(all_workers) - len(live))])
+    ex.family("nexq_store_ping_seconds", "gauge", "Round trip of one store ping from this API.",
+              [({"store": rt.store.kind}, (await ping(rt)) / 1000)])
+    ex.family("nexq_event_stream_subscribers", "gauge", "Open event streams in this process.",
+              [({}, rt.events.subscribers)])
+    ex.family("nexq_events_dropped_total", "counter",
+              "Events this process dropped for slow subscribers.", [({}, rt.events.dropped)])
+    _durations(ex, rt, await _recent_durations(rt))
+    return ex.text()
+
+
+def _durations(ex: Exposition, rt: Runtime, recent: list[float]) -> None:
+    hist: Any = getattr(rt, "handler_durations", None)
+    if hist is not None and all(hasattr(hist, a) for a in ("bounds", "counts", "total")):
+        name = "nexq_handler_duration_seconds"
+        ex.lines += [f"# HELP {name} Handler run time of attempts run by this process.",
+                     f"# TYPE {name} histogram"]
+        cumulative = 0
+        for bound, n in zip((*hist.bounds, math.inf), hist.counts):
+            cumulative += n
+            ex.sample(f"{name}_bucket", {"le": _num(bound)}, cumulative)
+        ex.sample(f"{name}_sum", {}, hist.total)
+        ex.sample(f"{name}_count", {}, hist.count)
+        return
+    # No process-level histogram here: a sample of the newest finished
+    # attempts, exposed as gauges since it is not cumulative.
+    name = "nexq_recent_handler_duration_seconds"
+    ex.family(name, "gauge",
+              f"Run time quantiles of the last finished attempt of the newest {RECENT_TASKS} tasks.",
+              [({"quantile": str(q)}, _quantile(recent, q)) for q in (0.5, 0.9, 0.99)] if recent else [])
+    ex.family(f"{name}_samples", "gauge", "Attempts behind nexq_recent_handler_duration_seconds.",
+              [({}, len(recent))])
+
+
+def register(router: Router, state: ApiState) -> None:
+    """Add ``/metrics`` to ``router``."""
+
+    async def metrics() -> Response:
+        return Response(await render(state.runtime), mimetype="text/plain",
+                        content_type=CONTENT_TYPE)
+
+    router.add("GET", "/metrics", metrics, summary="Prometheus metrics", tag="metrics",
+               content_type="text/plain", responses={200: {"type": "string"}})

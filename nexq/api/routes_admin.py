@@ -1,0 +1,93 @@
+"""Queues, dead letters, workers, stats, cron and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response
+
+from ..errors import StoreUnavailable
+from .errors import ApiError, json_response, not_found
+from .routing import Router
+from .schemas import DEAD_LIST_QUERY, OBJECT, OBJECT_LIST, QUEUE_FILTER, STATS_QUERY, TASK_PAGE
+from .state import ApiState
+from .stats import ping, queues, snapshot, workers
+
+
+def register(router: Router, state: ApiState) -> None:
+    """Add the admin and health routes to ``router``."""
+    rt = state.runtime
+
+    async def known_queue(name: str) -> str:
+        # Pausing an unknown name is almost always a typo, so it is a 404
+        # rather than a marker no listing would ever show.
+        if name not in await rt.inspector.queues():
+            raise not_found("queue", name)
+        return name
+
+    async def list_queues() -> Response:
+        return json_response({"queues": await queues(rt)})
+
+    async def pause(name: str) -> Response:
+        await rt.inspector.pause(await known_queue(name))
+        return json_response({"name": name, "paused": True})
+
+    async def resume(name: str) -> Response:
+        await rt.inspector.resume(await known_queue(name))
+        return json_response({"name": name, "paused": False})
+
+    async def list_dead(query: dict[str, Any]) -> Response:
+        page = await rt.inspector.list(status="dead", queue=query.get("queue"),
+                                       limit=query["limit"], cursor=query.get("cursor"))
+        return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+
+    async def requeue_dead(body: dict[str, Any]) -> Response:
+        n = await rt.inspector.requeue_dead(body.get("queue"))
+        return json_response({"requeued": n})
+
+    async def purge_dead(body: dict[str, Any]) -> Response:
+        n = await rt.inspector.purge_dead(body.get("queue"))
+        return json_response({"purged": n})
+
+    async def list_workers() -> Response:
+        return json_response({"workers": await workers(rt)})
+
+    async def stats(query: dict[str, Any]) -> Response:
+        return json_response(await snapshot(rt, query["minutes"]))
+
+    async def cron() -> Response:
+        return json_response({"cron": await rt.cron.status()})
+
+    async def healthz() -> Response:
+        try:
+            latency = await ping(rt)
+        except StoreUnavailable as exc:
+            err = ApiError(503, "store_unavailable", f"the store cannot be reached: {exc}")
+            return json_response({
+                "status": "unavailable", "store": rt.store.kind,
+                "error": {"code": err.code, "message": err.message, "details": None},
+            }, 503)
+        return json_response({"status": "ok", "store": rt.store.kind, "latency_ms": latency})
+
+    router.add("GET", "/api/queues", list_queues, summary="Queues with depth, counts and running",
+               tag="queues", responses={200: OBJECT})
+    router.add("POST", "/api/queues/{name}/pause", pause, summary="Stop workers claiming from a queue",
+               tag="queues", responses={200: OBJECT, 404: None})
+    router.add("POST", "/api/queues/{name}/resume", resume, summary="Let workers claim from a queue again",
+               tag="queues", responses={200: OBJECT, 404: None})
+    router.add("GET", "/api/dead", list_dead, summary="Dead tasks, newest first", tag="dead",
+               query=DEAD_LIST_QUERY, responses={200: TASK_PAGE})
+    router.add("POST", "/api/dead/requeue", requeue_dead, tag="dead",
+               summary="Run every dead task (of one queue) again", body=QUEUE_FILTER,
+               body_required=False, responses={200: OBJECT})
+    router.add("POST", "/api/dead/purge", purge_dead, tag="dead",
+               summary="Delete every dead task (of one queue)", body=QUEUE_FILTER,
+               body_required=False, responses={200: OBJECT})
+    router.add("GET", "/api/workers", list_workers, summary="Registered workers (stale ones flagged)",
+               tag="workers", responses={200: {"type": "object", "properties": {"workers": OBJECT_LIST}}})
+    router.add("GET", "/api/stats", stats, summary="Counts, per-queue stats, throughput, workers, store",
+               tag="stats", query=STATS_QUERY, responses={200: OBJECT})
+    router.add("GET", "/api/cron", cron, summary="Cron entries with their last and next fire",
+               tag="cron", responses={200: OBJECT})
+    router.add("GET", "/healthz", healthz, summary="Liveness and store reachability", tag="health",
+               secured=False, responses={200: OBJECT})

@@ -1,0 +1,164 @@
+"""``/api/tasks``: enqueue (one or a batch), list, read, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from quart import Response
+
+from ..queue import EnqueueRequest
+from ..task import Task
+from .errors import ApiError, invalid, json_response, not_found
+from .routing import Router
+from .schemas import (
+    MAX_BATCH, OBJECT, TASK, TASK_BATCH, TASK_CREATE, TASK_LIST_QUERY, TASK_PAGE, parse_datetime,
+)
+from .state import ApiState
+
+ENVELOPE = 64 * 1024  # room for a task's other fields around its payload
+READ_CHUNK = 1_000  # tasks read back per round trip after a batch
+
+
+def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> EnqueueRequest:
+    """Turn one schema-valid task body into an EnqueueRequest.
+
+    Raises ApiError: 413 when the encoded payload passes ``max_payload``
+    bytes, 400 for rules a schema cannot say (schedule_in with run_at).
+    ``field`` prefixes field names in messages (``tasks[3].``).
+    """
+    if "schedule_in" in item and "run_at" in item:
+        raise invalid(f"{field}run_at", "give schedule_in or run_at, not both")
+    payload = item.get("payload")
+    size = len(orjson.dumps(payload))
+    if size > max_payload:
+        raise ApiError(413, "payload_too_large",
+                       f"{field}payload: {size} bytes encoded, more than {max_payload}",
+                       {"field": f"{field}payload", "size": size, "limit": max_payload})
+    run_at = item.get("run_at")
+    if isinstance(run_at, str):
+        run_at = parse_datetime(run_at)  # valid: the schema checked the format
+    priority = item.get("priority", 5)
+    options: dict[str, Any] = {
+        "priority": priority if isinstance(priority, str) else int(priority),
+        "delay": float(item["schedule_in"]) if "schedule_in" in item else None,
+        "run_at": float(run_at) if run_at is not None else None,
+    }
+    if "queue" in item:
+        options["queue"] = item["queue"]
+    if "max_retries" in item:
+        options["max_retries"] = int(item["max_retries"])
+    if "timeout" in item:
+        options["timeout"] = float(item["timeout"])
+    if "unique_key" in item:
+        options["unique_key"] = item["unique_key"]
+    return EnqueueRequest(type=item["type"], payload=payload, **options)
+
+
+def check_task_id(task_id: str) -> None:
+    """404 for ids no task can have (saves a store round trip, keeps keys sane)."""
+    if not task_id or len(task_id) > 256 or any(c in task_id for c in "|,:"):
+        raise not_found("task", task_id)
+
+
+def register(router: Router, state: ApiState) -> None:
+    """Add the task routes to ``router``."""
+    rt = state.runtime
+    max_payload = rt.settings.max_payload_bytes
+
+    def validated(requests: list[EnqueueRequest], prefix: str) -> None:
+        # The broker's own checks, run before anything is written so a bad
+        # item in a batch stores nothing.
+        now = rt.broker.clock()
+        for i, req in enumerate(requests):
+            try:
+                rt.broker.make_spec(req, now)
+            except ValueError as exc:
+                field = f"{prefix}[{i}]" if prefix else "body"
+                raise invalid(field, str(exc)) from None
+
+    async def load(task_id: str) -> Task:
+        check_task_id(task_id)
+        task = await rt.inspector.get(task_id)
+        if task is None:
+            raise not_found("task", task_id)
+        return task
+
+    async def create(body: dict[str, Any]) -> Response:
+        req = to_request(body, max_payload)
+        validated([req], "")
+        [done] = await rt.broker.enqueue_many([req])
+        task = await rt.inspector.get(done.task_id)
+        if task is None:  # the unique_key holder ended and expired meanwhile
+            raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
+                           {"id": done.task_id})
+        return json_response(task.to_json(), 201 if done.created else 200)
+
+    async def create_batch(body: dict[str, Any]) -> Response:
+        items = body["tasks"]
+        requests = [to_request(item, max_payload, f"tasks[{i}].") for i, item in enumerate(items)]
+        validated(requests, "tasks")
+        results = await rt.broker.enqueue_many(requests) if requests else []
+        out: list[dict[str, Any]] = []
+        for lo in range(0, len(results), READ_CHUNK):
+            chunk = results[lo : lo + READ_CHUNK]
+            tasks = await rt.inspector.get_many([r.task_id for r in chunk])
+            for r, task in zip(chunk, tasks):
+                data = task.to_json() if task is not None else {"id": r.task_id}
+                data["created"] = r.created
+                out.append(data)
+        return json_response(out, 201)
+
+    async def list_tasks(query: dict[str, Any]) -> Response:
+        page = await rt.inspector.list(
+            status=query.get("status"), type=query.get("type"), queue=query.get("queue"),
+            limit=query["limit"], cursor=query.get("cursor"),
+        )
+        return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+
+    async def get_task(id: str) -> Response:
+        return json_response((await load(id)).to_json())
+
+    async def cancel(id: str) -> Response:
+        task = await load(id)
+        if task.status.terminal or not await rt.broker.cancel(id):
+            task = await load(id)
+            raise ApiError(409, "conflict", f"task {id!r} already {task.status.value}",
+                           {"id": id, "status": task.status.value})
+        return json_response((await load(id)).to_json())
+
+    async def retry(id: str) -> Response:
+        task = await load(id)
+        if task.status.value not in ("dead", "cancelled") or not await rt.inspector.requeue(id):
+            task = await load(id)
+            raise ApiError(409, "conflict",
+                           f"only dead or cancelled tasks can be retried; task {id!r} is {task.status.value}",
+                           {"id": id, "status": task.status.value})
+        return json_response((await load(id)).to_json())
+
+    async def delete(id: str) -> Response:
+        check_task_id(id)
+        if not await rt.inspector.delete(id):
+            raise not_found("task", id)
+        return json_response({"id": id, "deleted": True})
+
+    single_limit = max_payload + ENVELOPE
+    # A batch may carry many payloads; each is still capped at max_payload.
+    batch_limit = max(16 * max_payload, 32 << 20)
+    router.add("POST", "/api/tasks", create, summary="Enqueue a task", tag="tasks",
+               body=TASK_CREATE, body_limit=lambda: single_limit,
+               responses={201: TASK, 200: TASK, 409: None})
+    router.add("POST", "/api/tasks/batch", create_batch, tag="tasks",
+               summary=f"Enqueue up to {MAX_BATCH} tasks at once (all or none are validated first)",
+               body=TASK_BATCH, body_limit=lambda: batch_limit,
+               responses={201: {"type": "array", "items": TASK}})
+    router.add("GET", "/api/tasks", list_tasks, summary="List tasks, newest first", tag="tasks",
+               query=TASK_LIST_QUERY, responses={200: TASK_PAGE})
+    router.add("GET", "/api/tasks/{id}", get_task, summary="One task with its attempts", tag="tasks",
+               responses={200: TASK, 404: None})
+    router.add("POST", "/api/tasks/{id}/cancel", cancel, summary="Cancel a task that has not ended",
+               tag="tasks", responses={200: TASK, 404: None, 409: None})
+    router.add("POST", "/api/tasks/{id}/retry", retry, summary="Run a dead or cancelled task again",
+               tag="tasks", responses={200: TASK, 404: None, 409: None})
+    router.add("DELETE", "/api/tasks/{id}", delete, summary="Delete a task (cancelling it if live)",
+               tag="tasks", responses={200: OBJECT, 404: None})

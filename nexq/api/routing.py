@@ -1,0 +1,203 @@
+"""Routes declared once: validation and the OpenAPI document from one table.
+
+``Router.add`` registers a Quart view that parses the query string and JSON
+body against the given schemas before the handler runs, and records the
+same schemas as an OpenAPI operation; ``Router.openapi()`` renders them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import orjson
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from .errors import ERROR_SCHEMA_REF, ApiError, invalid
+from .schemas import ERROR, Issue, JsonSchema, parse_query, validate
+
+Handler = Callable[..., Awaitable[Response]]
+SMALL_BODY = 64 * 1024  # bodies of admin calls: a queue name at most
+
+_STATUS_TEXT = {
+    200: "OK", 201: "Created", 400: "Invalid request", 401: "Missing or wrong bearer token",
+    403: "Cross-site request refused", 404: "Not found", 409: "Conflict with the task's state",
+    413: "Body or payload too large", 415: "Body is not JSON", 503: "Store unavailable",
+}
+
+
+@attrs.frozen
+class Operation:
+    """One documented, validated route."""
+
+    method: str
+    path: str  # OpenAPI style: /api/tasks/{id}
+    summary: str
+    tag: str
+    body: JsonSchema | None = None
+    body_required: bool = True
+    query: dict[str, JsonSchema] | None = None
+    responses: dict[int, JsonSchema | None] = attrs.field(factory=dict)
+    content_type: str = "application/json"
+    secured: bool = True
+
+
+class Router:
+    """Registers views on ``app`` and remembers them for the OpenAPI document."""
+
+    def __init__(self, app: QuartTrio, *, title: str, version: str, secured: bool) -> None:
+        self.app, self.title, self.version, self.secured = app, title, version, secured
+        self.operations: list[Operation] = []
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        summary: str,
+        tag: str,
+        body: JsonSchema | None = None,
+        body_required: bool = True,
+        body_limit: Callable[[], int] | None = None,
+        query: dict[str, JsonSchema] | None = None,
+        responses: dict[int, JsonSchema | None] | None = None,
+        content_type: str = "application/json",
+        secured: bool = True,
+    ) -> None:
+        """Serve ``handler`` at ``method path``.
+
+        The handler gets the path parameters as keyword arguments, plus
+        ``query`` (typed, validated dict) when ``query`` is given and
+        ``body`` (validated JSON) when ``body`` is given. ``body_limit``
+        returns the largest body accepted (bytes); more is a 413.
+        """
+        op = Operation(method, path, summary, tag, body, body_required, query,
+                       dict(responses or {}), content_type, secured)
+        self.operations.append(op)
+        limit = body_limit or (lambda: SMALL_BODY)
+
+        async def view(**params: Any) -> Response:
+            if query is not None:
+                try:
+                    params["query"] = parse_query(query, request.args)
+                except Issue as issue:
+                    raise invalid(issue.field, issue.message) from None
+            if body is not None:
+                params["body"] = await read_json(body, limit(), required=body_required)
+            return await handler(**params)
+
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", path)
+        endpoint = f"{method.lower()}:{path}"
+        self.app.add_url_rule(rule, endpoint, view, methods=[method])
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every added operation."""
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            item = paths.setdefault(op.path, {})
+            params = [
+                {"name": name, "in": "path", "required": True,
+                 "schema": {"type": "string", "minLength": 1}}
+                for name in re.findall(r"\{(\w+)\}", op.path)
+            ]
+            params += [
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in (op.query or {}).items()
+            ]
+            doc: dict[str, Any] = {
+                "summary": op.summary,
+                "tags": [op.tag],
+                "operationId": re.sub(r"\W+", "_", f"{op.method.lower()}{op.path}").strip("_"),
+                "responses": self._responses(op),
+            }
+            if params:
+                doc["parameters"] = params
+            if op.body is not None:
+                doc["requestBody"] = {
+                    "required": op.body_required,
+                    "content": {"application/json": {"schema": op.body}},
+                }
+            if op.secured and self.secured:
+                doc["security"] = [{"bearer": []}]
+            item[op.method.lower()] = doc
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version},
+            "paths": paths,
+            "components": {
+                "schemas": {"Error": ERROR},
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+        }
+
+    def _responses(self, op: Operation) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        codes = dict(op.responses)
+        if op.body is not None or op.query:
+            codes.setdefault(400, None)
+        if op.body is not None:
+            codes.setdefault(413, None)
+            codes.setdefault(415, None)
+        if op.secured and self.secured:
+            codes.setdefault(401, None)
+        codes.setdefault(503, None)
+        for code in sorted(codes):
+            schema = codes[code]
+            entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, "OK")}
+            if code >= 400:
+                entry["content"] = {"application/json": {"schema": ERROR_SCHEMA_REF}}
+            elif schema is not None:
+                entry["content"] = {op.content_type: {"schema": schema}}
+            out[str(code)] = entry
+        return out
+
+
+async def read_json(schema: JsonSchema, limit: int, *, required: bool = True) -> Any:
+    """The request's JSON body, valid against ``schema``.
+
+    Raises ApiError: 413 when the Content-Length or the bytes received pass
+    ``limit`` (reading stops there), 415 when a body is not declared JSON,
+    400 when it is malformed or invalid (naming the first bad field).
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    timeout = request.body_timeout if request.body_timeout is not None else float("inf")
+    with trio.move_on_after(timeout) as scope:
+        async for chunk in request.body:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise ApiError(408, "request_timeout", f"body: not received within {timeout:g} s")
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise invalid("body", "a JSON body is required")
+        return {}
+    # Requiring the JSON media type also makes a cross-site browser
+    # request need a CORS preflight, which this API never grants.
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "the body must be sent as application/json",
+                       {"content_type": request.mimetype or None})
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"body: malformed JSON ({exc})", {"field": "body"}) from None
+    issues = validate(schema, value)
+    if issues:
+        first = issues[0]
+        raise invalid(first.field, first.message,
+                      [{"field": i.field, "message": i.message} for i in issues[:20]])
+    return value
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"body: larger than {limit} bytes", {"limit": limit})

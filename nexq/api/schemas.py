@@ -1,0 +1,335 @@
+"""JSON Schemas of the API and the validator that enforces them.
+
+The same dicts validate requests (:func:`validate`) and document them in
+``/openapi.json`` (:mod:`nexq.api.openapi`), so the two cannot drift. The
+validator implements the subset of JSON Schema 2020-12 these schemas use:
+``type``, ``enum``, ``minimum``/``maximum``, ``exclusiveMinimum``, ``minLength``/
+``maxLength``, ``pattern``, ``format: date-time``, ``properties``, ``required``,
+``additionalProperties: false``, ``items``, ``minItems``/``maxItems`` and
+``oneOf``. Everything here is constant: nothing is mutated after import.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from ..task import Status
+
+JsonSchema = dict[str, Any]
+
+MAX_BATCH = 10_000
+MAX_LIST_LIMIT = 500
+MAX_RUN_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_DELAY = 10 * 365 * 86_400.0
+
+# A character that is whitespace neither to ECMA-262 (what clients' schema
+# tools use) nor to Python (``str.strip`` in Broker.make_spec): so "contains
+# one" means the same thing to both.
+_SOLID = r"[^\s\u001c-\u001f\u0085\ufeff:|,*]"
+_SOLID_CHAR = r"[^\s\u001c-\u001f\u0085\ufeff]"
+
+TASK_TYPE: JsonSchema = {
+    "type": "string", "minLength": 1, "maxLength": 200, "pattern": _SOLID_CHAR,
+    "description": "a handler name containing a non-space character",
+}
+QUEUE_NAME: JsonSchema = {
+    "type": "string", "minLength": 1, "maxLength": 100, "pattern": f"^{_SOLID}+$",
+    "description": "a queue name without whitespace, ':', '|', ',' or '*'",
+}
+PRIORITY: JsonSchema = {
+    "description": "0-9 (9 runs first) or low/normal/high",
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": 9},
+        {"type": "string", "enum": ["low", "normal", "high"]},
+    ],
+}
+RUN_AT: JsonSchema = {
+    "description": "unix seconds or an ISO-8601 date-time (UTC if no offset)",
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_RUN_AT},
+        {"type": "string", "format": "date-time", "maxLength": 64},
+    ],
+}
+
+TASK_CREATE: JsonSchema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type"],
+    "properties": {
+        "type": TASK_TYPE,
+        "payload": {"description": "any JSON value handed to the handler"},
+        "priority": PRIORITY,
+        "schedule_in": {"type": "number", "minimum": 0, "maximum": MAX_DELAY,
+                        "description": "seconds from now before the task may run"},
+        "run_at": RUN_AT,
+        "queue": QUEUE_NAME,
+        "max_retries": {"type": "integer", "minimum": 0, "maximum": 1000},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86_400,
+                    "description": "seconds one attempt may run"},
+        "unique_key": {"type": "string", "minLength": 1, "maxLength": 1024,
+                       "description": "while a live task holds this key, enqueueing returns it"},
+    },
+}
+TASK_BATCH: JsonSchema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["tasks"],
+    "properties": {"tasks": {"type": "array", "maxItems": MAX_BATCH, "items": TASK_CREATE}},
+}
+QUEUE_FILTER: JsonSchema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"queue": QUEUE_NAME},
+}
+
+# Query parameters: name -> schema (all optional). Values arrive as strings
+# and are converted by their schema's type before validation.
+LIMIT: JsonSchema = {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50}
+CURSOR: JsonSchema = {"type": "integer", "minimum": 0, "description": "next_cursor of the previous page"}
+TASK_LIST_QUERY: dict[str, JsonSchema] = {
+    "status": {"type": "string", "enum": [s.value for s in Status]},
+    "type": {"type": "string", "minLength": 1, "maxLength": 200},
+    "queue": {"type": "string", "minLength": 1, "maxLength": 100},
+    "limit": LIMIT,
+    "cursor": CURSOR,
+}
+DEAD_LIST_QUERY: dict[str, JsonSchema] = {
+    "queue": TASK_LIST_QUERY["queue"], "limit": LIMIT, "cursor": CURSOR,
+}
+STATS_QUERY: dict[str, JsonSchema] = {
+    "minutes": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60},
+}
+
+# -- responses (documentation only) -------------------------------------------
+
+ERROR: JsonSchema = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+    }},
+}
+_NUM_OR_NULL: JsonSchema = {"type": ["number", "null"]}
+TASK: JsonSchema = {
+    "type": "object",
+    "required": ["id", "type", "queue", "priority", "status", "attempt"],
+    "properties": {
+        "id": {"type": "string"}, "type": {"type": "string"}, "queue": {"type": "string"},
+        "priority": {"type": "integer"}, "payload": {},
+        "status": {"type": "string", "enum": [s.value for s in Status]},
+        "attempt": {"type": "integer"}, "max_retries": {"type": "integer"},
+        "timeout": _NUM_OR_NULL, "unique_key": {"type": ["string", "null"]},
+        "created_at": {"type": "number"}, "scheduled_at": _NUM_OR_NULL,
+        "started_at": _NUM_OR_NULL, "finished_at": _NUM_OR_NULL,
+        "result": {}, "progress": {"type": ["object", "null"]},
+        "error": {"type": ["object", "null"]}, "attempts": {"type": "array", "items": {"type": "object"}},
+    },
+}
+TASK_PAGE: JsonSchema = {
+    "type": "object",
+    "required": ["tasks", "next_cursor"],
+    "properties": {"tasks": {"type": "array", "items": TASK}, "next_cursor": {"type": ["integer", "null"]}},
+}
+OBJECT: JsonSchema = {"type": "object"}
+OBJECT_LIST: JsonSchema = {"type": "array", "items": {"type": "object"}}
+
+
+# -- the validator ---------------------------------------------------------------
+
+
+class Issue(Exception):
+    """One schema violation at ``field`` (a dotted path, ``body`` for the root)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def validate(schema: JsonSchema, value: Any, field: str = "body") -> list[Issue]:
+    """Every violation of ``schema`` by ``value``; [] when valid. Never raises."""
+    out: list[Issue] = []
+    _check(schema, value, field, out)
+    return out
+
+
+_JSON_TYPES = ("null", "boolean", "object", "array", "integer", "number", "string")
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded JSON value (integral floats are integers)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if math.isfinite(value) and value.is_integer() else "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _type_ok(expected: str | list[str], actual: str) -> bool:
+    names = [expected] if isinstance(expected, str) else expected
+    return actual in names or (actual == "integer" and "number" in names)
+
+
+def _describe(names: str | list[str]) -> str:
+    names = [names] if isinstance(names, str) else names
+    article = {"integer": "an", "object": "an", "array": "an"}
+    words = [("null" if n == "null" else f"{article.get(n, 'a')} {n}") for n in names]
+    return " or ".join(words)
+
+
+def _child(field: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{field}[{name}]"
+    return name if field == "body" else f"{field}.{name}"
+
+
+def _check(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None:
+    if "oneOf" in schema:
+        _check_one_of(schema, value, field, out)
+        return
+    actual = json_type(value)
+    if "type" in schema and not _type_ok(schema["type"], actual):
+        out.append(Issue(field, f"must be {_describe(schema['type'])}, not {actual}"))
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(map(str, schema["enum"]))
+        out.append(Issue(field, f"must be one of {allowed}"))
+        return
+    if actual in ("integer", "number"):
+        _check_number(schema, value, field, out)
+    elif actual == "string":
+        _check_string(schema, value, field, out)
+    elif actual == "array":
+        if len(value) < schema.get("minItems", 0):
+            out.append(Issue(field, f"must have at least {schema['minItems']} items"))
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            out.append(Issue(field, f"must have at most {schema['maxItems']} items"))
+            return
+        if "items" in schema:
+            for i, item in enumerate(value):
+                _check(schema["items"], item, _child(field, i), out)
+    elif actual == "object":
+        _check_object(schema, value, field, out)
+
+
+def _check_one_of(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None:
+    results = [validate(branch, value, field) for branch in schema["oneOf"]]
+    passing = sum(1 for r in results if not r)
+    if passing == 1:
+        return
+    actual = json_type(value)
+    # Report the branch of the value's own type when there is one: its
+    # message ("must be at most 9") says more than "matches no branch".
+    for branch, issues in zip(schema["oneOf"], results):
+        if issues and _type_ok(branch.get("type", actual), actual):
+            out.extend(issues)
+            return
+    out.append(Issue(field, f"must be {schema.get('description', 'one of the documented forms')}"))
+
+
+def _check_number(schema: JsonSchema, value: float, field: str, out: list[Issue]) -> None:
+    if "minimum" in schema and value < schema["minimum"]:
+        out.append(Issue(field, f"must be at least {schema['minimum']}"))
+    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+        out.append(Issue(field, f"must be greater than {schema['exclusiveMinimum']}"))
+    if "maximum" in schema and value > schema["maximum"]:
+        out.append(Issue(field, f"must be at most {schema['maximum']}"))
+
+
+def _check_string(schema: JsonSchema, value: str, field: str, out: list[Issue]) -> None:
+    if len(value) < schema.get("minLength", 0):
+        out.append(Issue(field, "must not be empty" if schema["minLength"] == 1
+                         else f"must be at least {schema['minLength']} characters"))
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        out.append(Issue(field, f"must be at most {schema['maxLength']} characters"))
+        return
+    if "pattern" in schema and not _regex(schema["pattern"]).search(value):
+        out.append(Issue(field, f"must be {schema.get('description', 'of the documented form')}"))
+    if schema.get("format") == "date-time" and parse_datetime(value) is None:
+        out.append(Issue(field, "must be an ISO-8601 date-time, e.g. 2030-01-31T12:00:00Z"))
+
+
+def _check_object(schema: JsonSchema, value: dict[str, Any], field: str, out: list[Issue]) -> None:
+    props: dict[str, JsonSchema] = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value:
+            out.append(Issue(_child(field, name), "is required"))
+    if schema.get("additionalProperties", True) is False:
+        for name in value:
+            if name not in props:
+                out.append(Issue(_child(field, name), "is not a known field"))
+    for name, sub in props.items():
+        if name in value:
+            _check(sub, value[name], _child(field, name), out)
+
+
+@lru_cache(maxsize=64)
+def _regex(pattern: str) -> re.Pattern[str]:
+    # ECMA-262's final ``$`` is the end of input; Python's also matches
+    # before a trailing newline, so translate it to ``\Z``.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def parse_datetime(text: str) -> float | None:
+    """Unix seconds of an ISO-8601 date-time (UTC if no offset); None if invalid."""
+    # RFC 3339 allows lower-case 't' and 'z'; fromisoformat does not.
+    try:
+        dt = datetime.fromisoformat(text.strip().upper())
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_query(
+    schemas: dict[str, JsonSchema], args: Any
+) -> dict[str, Any]:
+    """Query string -> typed values, validated; raises Issue for the first bad one.
+
+    ``args`` is a werkzeug MultiDict. Unknown or repeated parameters are
+    errors (a typo should not silently widen a listing); missing ones take
+    their schema's ``default`` if it has one.
+    """
+    out: dict[str, Any] = {}
+    for name in args.keys():
+        if name not in schemas:
+            raise Issue(name, "is not a known query parameter")
+        values = args.getlist(name)
+        if len(values) > 1:
+            raise Issue(name, "must be given at most once")
+        raw: str = values[0]
+        schema = schemas[name]
+        value: Any = raw
+        if schema.get("type") == "integer":
+            if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+                raise Issue(name, "must be an integer")
+            value = int(raw)
+        issues = validate(schema, value, name)
+        if issues:
+            raise issues[0]
+        out[name] = value
+    for name, schema in schemas.items():
+        if name not in out and "default" in schema:
+            out[name] = schema["default"]
+    return out

@@ -1,0 +1,110 @@
+"""``serve_api``: run the API on Hypercorn inside the caller's nursery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from ..context import Runtime
+from .app import create_app
+from .state import api_state
+
+log = logging.getLogger("nexq.api.server")
+
+DEFAULT_GRACE = 5.0  # seconds in-flight requests get to finish at shutdown
+
+
+class _PortReporter:
+    """Stands in for trio's task_status: turns Hypercorn's bind list into a port."""
+
+    def __init__(self, task_status: trio.TaskStatus[int]) -> None:
+        self.task_status = task_status
+
+    def started(self, binds: Any = None) -> None:
+        # Hypercorn reports ["http://127.0.0.1:54321"]; IPv6 as [::1]:port.
+        self.task_status.started(int(str(binds[0]).rsplit(":", 1)[1]))
+
+
+class _InFlight:
+    """ASGI wrapper counting HTTP requests inside the app.
+
+    Hypercorn's graceful shutdown waits for every open connection, idle
+    keep-alive ones included (its idle closer does not fire under
+    quart-trio), so a browser's pooled socket would hold shutdown for the
+    whole grace period. Counting requests lets serve_api stop the moment
+    the last in-flight request is done, cutting only idle connections.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self.on_idle: Callable[[], None] | None = None  # set once draining
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+            if self.count == 0 and self.on_idle is not None:
+                self.on_idle()
+
+
+async def serve_api(
+    runtime: Runtime,
+    host: str,
+    port: int,
+    *,
+    grace: float = DEFAULT_GRACE,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the API on ``host:port`` until the enclosing scope is cancelled.
+
+    Reports the bound port through ``task_status`` once listening (so
+    ``port=0`` picks a free one: ``port = await nursery.start(serve_api, rt,
+    "127.0.0.1", 0)``). Raises OSError if the address cannot be bound.
+
+    On cancellation it shuts down gracefully: it stops accepting, ends every
+    event stream at once, lets in-flight requests finish for up to
+    ``grace`` seconds (so an enqueue is never cut between its store writes),
+    closes idle connections, then re-raises the cancellation.
+    """
+    app = create_app(runtime)
+    state = api_state(app)
+    wrapped = _InFlight(app)
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = grace
+    config.accesslog = None
+    config.errorlog = log
+    stop = trio.Event()
+
+    async def watch(server_scope: trio.CancelScope) -> None:
+        # Runs outside the shield: the caller's cancellation lands here and
+        # turns into a graceful stop of the shielded server.
+        try:
+            await trio.sleep_forever()
+        finally:
+            state.begin_shutdown()
+            stop.set()  # Hypercorn stops accepting connections
+            server_scope.deadline = trio.current_time() + grace
+            wrapped.on_idle = server_scope.cancel
+            if wrapped.count == 0:
+                server_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope(shield=True) as server_scope:
+            nursery.start_soon(watch, server_scope)
+            await serve(wrapped, config, shutdown_trigger=stop.wait,
+                        task_status=_PortReporter(task_status))  # type: ignore[arg-type]
+        if wrapped.count:
+            log.warning("API stopped with %d request(s) unfinished after %.1f s", wrapped.count, grace)
+        nursery.cancel_scope.cancel()  # the server ended by itself: stop the watcher

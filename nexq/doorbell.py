@@ -1,0 +1,87 @@
+"""Cross-process wake-up: a UDP doorbell per worker process.
+
+Pogocache has no blocking pops or pub/sub, so a worker in another process
+would only see new work at its next poll. Instead each worker process
+listens on a UDP port and advertises it in the worker registry; whoever
+pushes work into a lane (a producer, or a scheduler promoting due tasks)
+sends every live worker a one-byte datagram, and the worker claims at once.
+The doorbell only says "look now": a lost datagram costs one poll interval,
+a forged one costs one extra claim round, never correctness.
+
+The advertised address is the local address this host uses to reach the
+store, so any machine that reaches the store can usually reach it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+log = logging.getLogger("nexq.doorbell")
+REFRESH = 1.0  # seconds between reads of the registry's doorbell addresses
+
+
+def advertise_ip(host: str | None, port: int = 9) -> str:
+    """The local IP used to reach ``host`` (no packet is sent)."""
+    if not host or host in ("localhost",) or host.startswith("127."):
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, port))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+class Doorbell:
+    """Listens for rings and calls ``on_ring`` (collapsing bursts)."""
+
+    def __init__(self, on_ring: Callable[[], None], host: str = "127.0.0.1") -> None:
+        self.on_ring, self.host = on_ring, host
+        self.address: tuple[str, int] | None = None
+        self.rings = 0
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.bind((self.host, 0))
+            self.address = (self.host, sock.getsockname()[1])
+            task_status.started(self.address)
+            while True:
+                await sock.recv(16)
+                self.rings += 1
+                self.on_ring()
+
+
+class Ringer:
+    """Rings the doorbells of the workers the registry lists (best effort)."""
+
+    def __init__(self) -> None:
+        self.addresses: list[tuple[str, int]] = []
+        self.refreshed = float("-inf")
+        self._sock: socket.socket | None = None
+
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self.refreshed > REFRESH
+
+    def update(self, workers: Iterable[dict[str, Any]]) -> None:
+        self.addresses = [tuple(w["wake"]) for w in workers if w.get("wake")]  # type: ignore[misc]
+        self.refreshed = time.monotonic()
+
+    def ring(self) -> None:
+        if not self.addresses:
+            return
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)
+        for addr in self.addresses:
+            try:
+                self._sock.sendto(b"!", addr)
+            except OSError:
+                pass  # full buffer or unreachable: the worker's poll covers it
