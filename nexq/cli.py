@@ -135,8 +135,8 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
 
     if not worker_only:
         where = f"http://{settings.host}:{settings.port}/"
-        store = "embedded store in " + os.path.abspath(settings.data_dir) if settings.embedded else settings.store
-        log.info("nexq %s: dashboard and API on %s, store: %s", __version__, where, _mask(store))
+        store = ("embedded store in " + os.path.abspath(settings.data_dir)) if settings.embedded else _mask(settings.store)
+        log.info("nexq %s: dashboard and API on %s, store: %s", __version__, where, store)
         if settings.api_token is None:
             if _is_loopback(settings.host):
                 log.info("no API token set: listening on loopback only (set --api-token to expose it)")
