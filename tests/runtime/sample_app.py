@@ -30,3 +30,23 @@ async def stamp(payload: Any) -> float:
     import time
 
     return time.time()
+
+
+@app.task("record", max_retries=10)
+async def record(payload: Any) -> int:
+    """Append payload['i'] to $NEXQ_TEST_RECORD (one line per execution),
+    then sleep payload['seconds']: counts how often each task ran."""
+    path = os.environ["NEXQ_TEST_RECORD"]
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{payload['i']}\n".encode())
+    finally:
+        os.close(fd)
+    await trio.sleep(payload.get("seconds", 0))
+    return os.getpid()
+
+
+@app.task("die", max_retries=2)
+async def die(payload: Any) -> None:
+    """A poison pill: kills the worker process running it."""
+    os.kill(os.getpid(), 9)
