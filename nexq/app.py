@@ -205,7 +205,7 @@ class Nexq:
     async def connect(self, store: str | None = None) -> AsyncIterator[Nexq]:
         """Open the store for producing (and inspecting) from this process."""
         settings = Settings.load({"store": store or self.store_url, "namespace": self.namespace})
-        async with open_store(settings.store_url) as s:
+        async with open_store(settings.store_url, **settings.store_options()) as s:
             self.bind(Runtime.build(settings, s))
             try:
                 yield self

@@ -38,6 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", help="key prefix for this deployment (default nexq)")
     p.add_argument("--log-level", help="debug, info, warning, error")
     p.add_argument("--log-format", help="text or json")
+    p.add_argument("--store-timeout", type=float, help="seconds before a store command counts as failed (default 5)")
 
 
 def _runner(p: argparse.ArgumentParser, workers: bool = True) -> None:

@@ -96,6 +96,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "log_format": (_fmt, "text"),
     "app": (_opt_str, None),
     "schedulers": (int, 1),
+    "store_timeout": (_positive, 5.0),
 }
 
 
@@ -121,6 +122,7 @@ class Settings:
     log_format: str = "text"
     app: str | None = None
     schedulers: int = 1
+    store_timeout: float = 5.0  # seconds a store command may take before StoreUnavailable
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +148,12 @@ class Settings:
     def store_url(self) -> str:
         """The store to open: the given URL, or the embedded store in data_dir."""
         return self.store or f"memory://{os.path.abspath(self.data_dir)}"
+
+    def store_options(self) -> dict[str, Any]:
+        """Options for open_store: timeouts for RESP stores."""
+        if self.embedded:
+            return {}
+        return {"command_timeout": self.store_timeout, "connect_timeout": self.store_timeout}
 
     @property
     def embedded(self) -> bool:

@@ -48,7 +48,7 @@ async def run_service(
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped (signal, or ``Service.stop`` set); returns after draining."""
-    async with open_store(settings.store_url) as store:
+    async with open_store(settings.store_url, **settings.store_options()) as store:
         await store.ping()  # fail fast (StoreUnavailable) if the store is down
         rt = Runtime.build(settings, store, task_types=set(app.handlers))
         rt.cron = cron = CronScheduler(rt.broker, list(app.cron_entries))
