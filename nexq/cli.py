@@ -23,7 +23,7 @@ import trio
 from . import __version__
 from .app import Nexq
 from .config import ConfigError, Settings
-from .errors import NexqError, StoreUnavailable
+from .errors import InvalidStoreURL, NexqError, StoreUnavailable
 from .logs import setup_logging
 
 log = logging.getLogger("nexq")
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-token", help="require this bearer token on /api and /metrics; env NEXQ_API_TOKEN")
     run.add_argument("--save-interval", type=float, help="seconds between Pogocache SAVEs (default 5, 0 = off)")
     run.add_argument("--no-worker", action="store_true", help="API and scheduler only")
+    run.add_argument("--store-memory-limit", help="refuse new tasks (503) above this store memory, e.g. 2G")
 
     worker = sub.add_parser("worker", help="worker only, joining a shared store")
     _common(worker)
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     enq.add_argument("--queue", help="queue name (default 'default')")
     enq.add_argument("--max-retries", type=int)
     enq.add_argument("--data-dir", help="embedded store directory (default ./.nexq-data)")
+
+    doctor = sub.add_parser("doctor", help="check a store: reachable, commands, memory, persistence, clocks")
+    _common(doctor)
+    doctor.add_argument("--data-dir", help="embedded store directory (default ./.nexq-data)")
+    doctor.add_argument("--store-memory-limit", help="the limit you plan to run with, e.g. 2G")
 
     tasks = sub.add_parser("tasks", help="list, show, cancel or retry tasks")
     _common(tasks)
@@ -227,8 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, worker_only=True)
         if args.command == "enqueue":
             return cmd_enqueue(args)
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            settings = settings_from(args)
+            return int(trio.run(run_doctor, settings.store_url, settings.namespace,
+                                settings.store_memory_limit, settings.store_options()))
         return cmd_tasks(args)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, InvalidStoreURL) as exc:
         print(f"nexq: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:

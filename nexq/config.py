@@ -72,6 +72,19 @@ def _fmt(value: Any) -> str:
     return v
 
 
+def _bytes(value: Any) -> int | None:
+    """A size like 512M, 2G or 1048576; 0 or empty for no limit."""
+    text = str(value).strip().upper()
+    if text in ("", "0", "NONE"):
+        return None
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in "KMGT" else text
+    v = int(float(number) * mult)
+    if v <= 0:
+        raise ValueError("must be a positive size such as 512M or 2G")
+    return v
+
+
 def _opt_str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
@@ -97,6 +110,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "app": (_opt_str, None),
     "schedulers": (int, 1),
     "store_timeout": (_positive, 5.0),
+    "store_memory_limit": (lambda v: _bytes(v), None),
 }
 
 
@@ -123,6 +137,7 @@ class Settings:
     app: str | None = None
     schedulers: int = 1
     store_timeout: float = 5.0  # seconds a store command may take before StoreUnavailable
+    store_memory_limit: int | None = None  # bytes; above it new tasks are refused (503)
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

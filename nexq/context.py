@@ -40,6 +40,7 @@ class Runtime:
     events: EventHub
     cron: CronStatus = attrs.field(factory=_NoCron)
     task_types: set[str] = attrs.field(factory=set)  # types with a handler in this process
+    guard: Any = None  # the StoreGuard, when this process runs one
     started_at: float = attrs.field(factory=time.time)
 
     @classmethod

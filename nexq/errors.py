@@ -57,3 +57,11 @@ class UnknownTaskType(NexqError, LookupError):
 
 class TaskNotFound(NexqError, LookupError):
     """No task has that id (or it expired after its retention)."""
+
+
+class StoreFull(NexqError):
+    """New work is refused: the store is near its configured memory limit.
+
+    Pogocache evicts keys silently once full, pending tasks included, so
+    Nexq stops accepting work before that point (see README).
+    """

@@ -20,6 +20,7 @@ from .app import Nexq
 from .config import Settings
 from .context import Runtime
 from .cron import CronScheduler
+from .guard import StoreGuard
 from .scheduler import Scheduler
 from .store import open_store
 from .worker import Worker
@@ -55,6 +56,9 @@ async def run_service(
         app.bind(rt)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
+            if api or scheduler:
+                rt.guard = StoreGuard(rt.broker, settings.store_memory_limit)
+                await nursery.start(rt.guard.run)
             if scheduler:
                 save = settings.save_interval if store.kind == "pogocache" else 0.0
                 await nursery.start(Scheduler(rt.broker, cron, save_interval=save).run)

@@ -1,4 +1,17 @@
-"""The REST API and dashboard server: ``create_app`` and ``serve_api``."""
+"""The REST API and dashboard server: ``create_app`` and ``serve_api``.
+
+Routes (JSON; errors are ``{"error": {"code", "message", "details"}}``;
+``/api/*`` and ``/metrics`` need ``Authorization: Bearer`` when
+``api_token`` is set; ``/openapi.json`` documents every one):
+
+- tasks: ``POST /api/tasks``, ``POST /api/tasks/batch``, ``GET /api/tasks``,
+  ``GET|DELETE /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel|retry``
+- admin: ``GET /api/queues``, ``POST /api/queues/{name}/pause|resume``,
+  ``GET /api/dead``, ``POST /api/dead/requeue|purge``, ``GET /api/workers``,
+  ``GET /api/stats``, ``GET /api/cron``, ``GET /api/events`` (SSE)
+- open: ``GET /healthz``, ``GET /openapi.json``, ``/`` and ``/static/*``
+- ``GET /metrics``: Prometheus text
+"""
 
 from .app import create_app
 from .metrics import Histogram

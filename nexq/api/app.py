@@ -53,6 +53,9 @@ def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio
     may share a process.
     """
     app = QuartTrio(__name__, static_folder=None)
+    # No redirects (werkzeug answers them with an HTML body): "//" is not
+    # merged and no rule ends in "/", so a near-miss path is a JSON 404.
+    app.url_map.merge_slashes = False
     settings = runtime.settings
     # The batch route accepts the largest bodies; each route checks its own
     # smaller limit while reading (see routing.read_json).
@@ -110,13 +113,18 @@ def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio
 def _refuse_cross_site() -> None:
     """403 for a state-changing request a browser sent from another site.
 
-    Browsers send Origin (and Sec-Fetch-Site) on cross-site POSTs, even
-    simple ones that need no preflight; scripts and CLIs send neither. This
-    keeps a page the operator happens to visit from pausing queues on an
-    API left without a token.
+    Browsers send Sec-Fetch-Site (older ones: Origin) on cross-site POSTs,
+    even simple ones that need no preflight; scripts and CLIs send neither.
+    This keeps a page the operator happens to visit from pausing queues on
+    an API left without a token.
     """
-    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        raise ApiError(403, "forbidden", "cross-site request refused")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        # Set by the browser itself, so it also holds behind a proxy that
+        # rewrites Host (where the Origin comparison below would misfire).
+        if fetch_site.lower() not in ("same-origin", "none"):
+            raise ApiError(403, "forbidden", "cross-site request refused", {"sec_fetch_site": fetch_site})
+        return
     origin = request.headers.get("Origin")
     if origin is None:
         return

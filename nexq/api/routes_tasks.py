@@ -8,7 +8,7 @@ import orjson
 from quart import Response
 
 from ..queue import EnqueueRequest
-from ..task import Task
+from ..task import DEFAULT_PRIORITY, Task
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Router
 from .schemas import (
@@ -23,12 +23,9 @@ READ_CHUNK = 1_000  # tasks read back per round trip after a batch
 def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> EnqueueRequest:
     """Turn one schema-valid task body into an EnqueueRequest.
 
-    Raises ApiError: 413 when the encoded payload passes ``max_payload``
-    bytes, 400 for rules a schema cannot say (schedule_in with run_at).
-    ``field`` prefixes field names in messages (``tasks[3].``).
+    Raises ApiError 413 when the encoded payload passes ``max_payload``
+    bytes. ``field`` prefixes field names in messages (``tasks[3].``).
     """
-    if "schedule_in" in item and "run_at" in item:
-        raise invalid(f"{field}run_at", "give schedule_in or run_at, not both")
     payload = item.get("payload")
     size = len(orjson.dumps(payload))
     if size > max_payload:
@@ -38,7 +35,7 @@ def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> Enque
     run_at = item.get("run_at")
     if isinstance(run_at, str):
         run_at = parse_datetime(run_at)  # valid: the schema checked the format
-    priority = item.get("priority", 5)
+    priority = item.get("priority", DEFAULT_PRIORITY)
     options: dict[str, Any] = {
         "priority": priority if isinstance(priority, str) else int(priority),
         "delay": float(item["schedule_in"]) if "schedule_in" in item else None,
@@ -104,7 +101,7 @@ def register(router: Router, state: ApiState) -> None:
             chunk = results[lo : lo + READ_CHUNK]
             tasks = await rt.inspector.get_many([r.task_id for r in chunk])
             for r, task in zip(chunk, tasks):
-                data = task.to_json() if task is not None else {"id": r.task_id}
+                data: dict[str, Any] = task.to_json() if task is not None else {"id": r.task_id}
                 data["created"] = r.created
                 out.append(data)
         return json_response(out, 201)

@@ -106,7 +106,7 @@ class Router:
                 for name in re.findall(r"\{(\w+)\}", op.path)
             ]
             params += [
-                {"name": name, "in": "query", "required": False, "schema": schema}
+                {"name": name, "in": "query", "required": False, "allowEmptyValue": True, "schema": schema}
                 for name, schema in (op.query or {}).items()
             ]
             doc: dict[str, Any] = {
@@ -200,4 +200,5 @@ async def read_json(schema: JsonSchema, limit: int, *, required: bool = True) ->
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"body: larger than {limit} bytes", {"limit": limit})
+    return ApiError(413, "payload_too_large", f"body: larger than {limit} bytes",
+                    {"field": "body", "limit": limit})

@@ -5,8 +5,8 @@ The same dicts validate requests (:func:`validate`) and document them in
 validator implements the subset of JSON Schema 2020-12 these schemas use:
 ``type``, ``enum``, ``minimum``/``maximum``, ``exclusiveMinimum``, ``minLength``/
 ``maxLength``, ``pattern``, ``format: date-time``, ``properties``, ``required``,
-``additionalProperties: false``, ``items``, ``minItems``/``maxItems`` and
-``oneOf``. Everything here is constant: nothing is mutated after import.
+``additionalProperties: false``, ``items``, ``minItems``/``maxItems``,
+``oneOf`` and ``not``. Everything here is constant: nothing is mutated after import.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ TASK_CREATE: JsonSchema = {
     "type": "object",
     "additionalProperties": False,
     "required": ["type"],
+    "not": {"required": ["schedule_in", "run_at"],
+            "description": "give schedule_in or run_at, not both"},
     "properties": {
         "type": TASK_TYPE,
         "payload": {"description": "any JSON value handed to the handler"},
@@ -206,6 +208,11 @@ def _check(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None
     if "type" in schema and not _type_ok(schema["type"], actual):
         out.append(Issue(field, f"must be {_describe(schema['type'])}, not {actual}"))
         return
+    if "not" in schema and not validate(schema["not"], value, field):
+        # Used for "these fields exclude each other": name the last of them.
+        names = schema["not"].get("required", [])
+        out.append(Issue(_child(field, names[-1]) if names else field,
+                         schema["not"].get("description", "is not allowed in this form")))
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(map(str, schema["enum"]))
         out.append(Issue(field, f"must be one of {allowed}"))
@@ -308,8 +315,9 @@ def parse_query(
     """Query string -> typed values, validated; raises Issue for the first bad one.
 
     ``args`` is a werkzeug MultiDict. Unknown or repeated parameters are
-    errors (a typo should not silently widen a listing); missing ones take
-    their schema's ``default`` if it has one.
+    errors (a typo should not silently widen a listing); empty ones
+    (``?status=``, as forms send them) count as not given; missing ones
+    take their schema's ``default`` if it has one.
     """
     out: dict[str, Any] = {}
     for name in args.keys():
@@ -319,6 +327,8 @@ def parse_query(
         if len(values) > 1:
             raise Issue(name, "must be given at most once")
         raw: str = values[0]
+        if raw == "":
+            continue
         schema = schemas[name]
         value: Any = raw
         if schema.get("type") == "integer":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import trio
@@ -100,11 +100,27 @@ async def serve_api(
             if wrapped.count == 0:
                 server_scope.cancel()
 
-    async with trio.open_nursery() as nursery:
-        with trio.CancelScope(shield=True) as server_scope:
-            nursery.start_soon(watch, server_scope)
-            await serve(wrapped, config, shutdown_trigger=stop.wait,
-                        task_status=_PortReporter(task_status))  # type: ignore[arg-type]
-        if wrapped.count:
-            log.warning("API stopped with %d request(s) unfinished after %.1f s", wrapped.count, grace)
-        nursery.cancel_scope.cancel()  # the server ended by itself: stop the watcher
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope(shield=True) as server_scope:
+                nursery.start_soon(watch, server_scope)
+                await serve(wrapped, config, shutdown_trigger=stop.wait,
+                            task_status=_PortReporter(task_status))
+            if wrapped.count:
+                log.warning("API stopped with %d request(s) unfinished after %.1f s", wrapped.count, grace)
+            nursery.cancel_scope.cancel()  # the server ended by itself: stop the watcher
+    except BaseExceptionGroup as group:
+        # A failed bind arrives wrapped in three nurseries' groups; callers
+        # should be able to ``except OSError`` for "port in use".
+        leaves = list(_leaves(group))
+        if len(leaves) == 1 and isinstance(leaves[0], OSError):
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

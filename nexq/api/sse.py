@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 import trio
-from quart import Response, current_app
+from quart import Response, current_app, request
 
 from ..errors import StoreUnavailable
 from .routing import Router
@@ -93,7 +93,9 @@ def register(router: Router, state: ApiState) -> None:
     """Add ``/api/events`` to ``router``."""
 
     async def events() -> Response:
-        resp: Response = current_app.response_class(stream(state), mimetype="text/event-stream")
+        # HEAD would otherwise run the endless stream just to discard it.
+        body: Any = b"" if request.method == "HEAD" else stream(state)
+        resp: Response = current_app.response_class(body, mimetype="text/event-stream")
         resp.timeout = None  # an event stream is meant to stay open
         resp.headers["Cache-Control"] = "no-cache"
         resp.headers["X-Accel-Buffering"] = "no"  # proxies: pass events through at once

@@ -19,7 +19,7 @@ import trio
 
 from ..codec import dumps, encode_attempt, encode_cur, encode_spec
 from ..doorbell import Ringer
-from ..errors import StoreError
+from ..errors import StoreError, StoreFull
 from ..events import EventHub
 from ..keys import Keys
 from ..store import Batch, Store
@@ -103,6 +103,8 @@ class Broker:
         # passes the worker registry's listing; None rings nobody.
         self._list_workers = doorbells
         self.ringer = Ringer()
+        # Set by the store guard near the memory limit: enqueues raise StoreFull.
+        self.refusing: str | None = None
 
     # -- enqueue -------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class Broker:
         """
         now = self.clock()
         specs = [self.make_spec(r, now) for r in requests]
+        if self.refusing:
+            raise StoreFull(self.refusing)
         results: list[Enqueued | None] = [None] * len(specs)
         uniq = [i for i, s in enumerate(specs) if s.unique_key is not None]
         if uniq:

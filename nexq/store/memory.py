@@ -97,6 +97,7 @@ class MemoryStore(Store):
     async def info(self) -> dict[str, str]:
         self._expire_due()
         facts = {"kind": self.kind, "keys": str(len(self._data))}
+        facts["bytes"] = str(sum(len(k) + len(v) + 64 for k, v in self._data.items()))
         facts["durable"] = "yes" if self._journal else "no"
         if self._journal is not None:
             facts["data_dir"] = str(self.data_dir)

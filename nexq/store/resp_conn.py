@@ -54,7 +54,7 @@ _RECEIVE_SIZE = 65536
 #: queued commands at which a caller writes them out itself instead of leaving
 #: them to the writer: the server starts on them while later callers are still
 #: running, which keeps a busy client's CPU from idling through the round trip
-FLUSH = 16
+FLUSH = 32
 
 
 def new_parser() -> hiredis.Reader:
