@@ -47,6 +47,7 @@ def _runner(p: argparse.ArgumentParser, workers: bool = True) -> None:
     p.add_argument("--queues", help="comma-separated queues to serve, * for all (default *)")
     p.add_argument("--lease", type=float, help="lease seconds of a running attempt (default 30)")
     p.add_argument("--shutdown-grace", type=float, help="seconds running tasks get at shutdown (default 30)")
+    p.add_argument("--save-interval", type=float, help="seconds between Pogocache SAVEs by the scheduler (default 5, 0 = off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="bind address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="HTTP port (default 8080)")
     run.add_argument("--api-token", help="require this bearer token on /api and /metrics; env NEXQ_API_TOKEN")
-    run.add_argument("--save-interval", type=float, help="seconds between Pogocache SAVEs (default 5, 0 = off)")
     run.add_argument("--no-worker", action="store_true", help="API and scheduler only")
     run.add_argument("--store-memory-limit", help="refuse new tasks (503) above this store memory, e.g. 2G")
 

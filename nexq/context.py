@@ -13,6 +13,7 @@ import attrs
 
 from .config import Settings
 from .events import EventHub
+from .histogram import Histogram
 from .keys import Keys
 from .queue import Broker, Inspector
 from .registry import WorkerRegistry
@@ -41,6 +42,7 @@ class Runtime:
     cron: CronStatus = attrs.field(factory=_NoCron)
     task_types: set[str] = attrs.field(factory=set)  # types with a handler in this process
     guard: Any = None  # the StoreGuard, when this process runs one
+    handler_durations: Histogram = attrs.field(factory=Histogram)
     started_at: float = attrs.field(factory=time.time)
 
     @classmethod

@@ -159,7 +159,7 @@ class Worker:
             outcome, error, tb, result, retry_in = await self._call(c, scope)
             if outcome is not None:
                 await self._record(c, outcome, error, tb, result, retry_in)
-                self.rt.events.publish("duration", type=c.spec.type, seconds=time.perf_counter() - started)
+                self.rt.handler_durations.observe(time.perf_counter() - started)
             # else: cancelled by request or lost lease; another actor decided it.
             self.running.pop(key, None)
         finally:

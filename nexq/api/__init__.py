@@ -14,7 +14,7 @@ Routes (JSON; errors are ``{"error": {"code", "message", "details"}}``;
 """
 
 from .app import create_app
-from .metrics import Histogram
+from ..histogram import Histogram
 from .server import serve_api
 from .state import ApiState, api_state
 

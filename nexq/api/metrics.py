@@ -18,38 +18,13 @@ import attrs
 from quart import Response
 
 from ..context import Runtime
+from ..histogram import Histogram
 from .routing import Router
 from .state import ApiState
 from .stats import STATUS_KEYS, ping, queues, workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DEFAULT_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 RECENT_TASKS = 200  # tasks sampled for recent durations when no histogram is kept
-
-
-@attrs.define
-class Histogram:
-    """A cumulative histogram a worker process may keep on its Runtime.
-
-    If the runtime has a ``handler_durations`` attribute of this shape,
-    ``/metrics`` exposes it as ``nexq_handler_duration_seconds``.
-    """
-
-    bounds: tuple[float, ...] = DEFAULT_BOUNDS
-    counts: list[int] = attrs.field(factory=list)  # per bucket, the last is +Inf
-    total: float = 0.0
-
-    def __attrs_post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.total += seconds
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
 
 
 def _esc(value: str) -> str:
@@ -137,7 +112,7 @@ async def render(rt: Runtime) -> str:
 
 def _durations(ex: Exposition, rt: Runtime, recent: list[float]) -> None:
     hist: Any = getattr(rt, "handler_durations", None)
-    if hist is not None and all(hasattr(hist, a) for a in ("bounds", "counts", "total")):
+    if hist is not None and getattr(hist, "count", 0) > 0:
         name = "nexq_handler_duration_seconds"
         ex.lines += [f"# HELP {name} Handler run time of attempts run by this process.",
                      f"# TYPE {name} histogram"]

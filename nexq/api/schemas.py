@@ -1,12 +1,13 @@
 """JSON Schemas of the API and the validator that enforces them.
 
 The same dicts validate requests (:func:`validate`) and document them in
-``/openapi.json`` (:mod:`nexq.api.openapi`), so the two cannot drift. The
+``/openapi.json`` (:meth:`nexq.api.routing.Router.openapi`), so the two
+cannot drift. The
 validator implements the subset of JSON Schema 2020-12 these schemas use:
 ``type``, ``enum``, ``minimum``/``maximum``, ``exclusiveMinimum``, ``minLength``/
 ``maxLength``, ``pattern``, ``format: date-time``, ``properties``, ``required``,
 ``additionalProperties: false``, ``items``, ``minItems``/``maxItems``,
-``oneOf`` and ``not``. Everything here is constant: nothing is mutated after import.
+``oneOf`` and ``not``. The schemas are constants: nothing mutates them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from ..task import Status
@@ -285,10 +285,11 @@ def _check_object(schema: JsonSchema, value: dict[str, Any], field: str, out: li
             _check(sub, value[name], _child(field, name), out)
 
 
-@lru_cache(maxsize=64)
 def _regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with ECMA-262's meaning of a final ``$``."""
     # ECMA-262's final ``$`` is the end of input; Python's also matches
-    # before a trailing newline, so translate it to ``\Z``.
+    # before a trailing newline, so it becomes ``\Z``. (``re`` caches the
+    # compiled pattern itself.)
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)

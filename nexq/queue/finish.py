@@ -44,6 +44,7 @@ async def follow_up(
     b = Batch()
     if counts:
         b.incr(k.minute(minute, "failed")).expire(k.minute(minute, "failed"), MINUTE_TTL)
+        b.incr(k.count(spec.queue, "failed"))  # failed attempts, ever: a monotonic counter
     if used > spec.max_retries:
         await _terminal(br, spec, a, "dead", now, free, minute, b)
         return

@@ -8,6 +8,7 @@ precedence (they are written before ``cur`` follows them). Listing walks the
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,11 +41,11 @@ class Inspector:
         tasks = await self._load([task_id], detail=True)
         return tasks[0]
 
-    async def get_many(self, task_ids: Sequence[str]) -> list[Task | None]:
+    async def get_many(self, task_ids: Sequence[str]) -> builtins.list[Task | None]:
         """:meth:`get` for many ids in two round trips; None for each unknown one."""
         return await self._load(list(task_ids), detail=True)
 
-    async def _load(self, ids: Sequence[str], detail: bool = False) -> list[Task | None]:
+    async def _load(self, ids: Sequence[str], detail: bool = False) -> builtins.list[Task | None]:
         k = self.keys
         names = []
         for tid in ids:
@@ -52,7 +53,7 @@ class Inspector:
         raw = await self.store.mget(names) if names else []
         heads = [(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]) for i in range(len(ids))]
         b = Batch()
-        shape: list[int] = []
+        shape: builtins.list[int] = []
         for tid, (spec_raw, cur_raw, _) in zip(ids, heads):
             if spec_raw is None or cur_raw is None:
                 shape.append(0)
@@ -62,7 +63,7 @@ class Inspector:
             b.mget([k.lease(tid, a), *[k.fin(tid, n) for n in firsts]])
             shape.append(1)
         more = await self.store.execute(b) if len(b) else []
-        out: list[Task | None] = []
+        out: builtins.list[Task | None] = []
         j = 0
         for tid, (spec_raw, cur_raw, prog_raw), has in zip(ids, heads, shape):
             if not has:
@@ -84,7 +85,7 @@ class Inspector:
     ) -> Page:
         """Tasks newest first, filtered; ``next_cursor`` continues the walk."""
         top = cursor if cursor is not None else int(await self.store.get(self.keys.seq) or 0)
-        found: list[Task] = []
+        found: builtins.list[Task] = []
         walked, n = 0, top
         while n > 0 and len(found) < limit and walked < SCAN_LIMIT:
             lo = max(0, n - SCAN_CHUNK)
@@ -105,11 +106,11 @@ class Inspector:
             n = lo
         return Page(found, n if n > 0 else None)
 
-    async def queues(self) -> list[str]:
+    async def queues(self) -> builtins.list[str]:
         raw = await self.store.get(self.keys.queues) or b""
         return sorted({q for q in raw.decode().split(",") if q})
 
-    async def queue_stats(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    async def queue_stats(self, names: Sequence[str] | None = None) -> builtins.list[dict[str, Any]]:
         """Per queue: depth per priority, scheduled and terminal counts, paused."""
         names = list(names) if names is not None else await self.queues()
         k, keys = self.keys, []
@@ -135,7 +136,7 @@ class Inspector:
             })
         return out
 
-    async def throughput(self, minutes: int = 60) -> list[dict[str, Any]]:
+    async def throughput(self, minutes: int = 60) -> builtins.list[dict[str, Any]]:
         """Processed / failed per minute, oldest first, for charts."""
         now_min = int(self.br.clock() // 60)
         mins = list(range(now_min - minutes + 1, now_min + 1))
@@ -220,11 +221,11 @@ _OUTCOME_STATUS = {
 
 def _derive(
     spec_raw: bytes, cur_raw: bytes, prog_raw: bytes | None, lease_raw: bytes | None,
-    fins: list[bytes | None], detail: bool,
+    fins: builtins.list[bytes | None], detail: bool,
 ) -> Task:
     spec = decode_spec(spec_raw)
     a, state, at, _ = decode_cur(cur_raw)
-    attempts: list[Attempt] = []
+    attempts: builtins.list[Attempt] = []
     result = None
     for raw in fins:
         if raw is not None:

@@ -161,7 +161,7 @@ class RespConnection:
         self._outbuf: list[bytes] = []
         self._writer_task: Task | None = None
         self._writer_parked = False  # parked <=> nothing queued or half-sent
-        self._writing = False
+        self._writing = False  # the writer waits to finish a half-sent buffer
         self._progress = 0  # bumped on every receive and send: the watchdog's pulse
         self._scope = trio.CancelScope()
         self.alive = True
