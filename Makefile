@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-APT_PACKAGES := redis-server
+APT_PACKAGES := redis-server chromium
 
-.PHONY: run test install install-test system-deps bench clean
+.PHONY: run test install install-test system-deps bench bench-peers bench-peers-install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,20 @@ bench: install-test
 	$(PY) benchmarks/store_ops.py
 	$(PY) benchmarks/queue_ops.py
 
+# Nexq beside arq, SAQ, RQ, Celery, Dramatiq and Huey (benchmarks/README.md).
+# Their own venv: their redis-py pins (arq: < 6) must not touch .venv.
+PEERS_VENV ?= .venv-peers
+PEERS_PY   := $(PEERS_VENV)/bin/python
+
+$(PEERS_PY):
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+
+bench-peers-install: $(PEERS_PY)
+	$(PEERS_VENV)/bin/pip install -q -e '.[bench-peers]'
+
+bench-peers: system-deps bench-peers-install
+	$(PEERS_PY) benchmarks/peers.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache build *.egg-info

@@ -45,18 +45,19 @@ class TaskDef:
     queue: str | None = None
     priority: int | str | None = None
     retry: RetryPolicy | None = None
+    webhook: str | None = None
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+    is_async: bool = attrs.field(init=False)
+    wants_context: bool = attrs.field(init=False)
 
-    @property
-    def wants_context(self) -> bool:
+    def __attrs_post_init__(self) -> None:
+        # Decided once here, not per task run (inspect.signature is slow).
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
         try:
-            params = inspect.signature(self.fn).parameters
+            wants = len(inspect.signature(self.fn).parameters) >= 2
         except (TypeError, ValueError):
-            return False
-        return len(params) >= 2
+            wants = False
+        object.__setattr__(self, "wants_context", wants)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -221,7 +222,7 @@ class Nexq:
     def _request(self, type: str, payload: Any, options: dict[str, Any]) -> EnqueueRequest:
         td = self.handlers.get(type)
         if td is not None:
-            for field in ("max_retries", "timeout", "queue", "priority", "retry"):
+            for field in ("max_retries", "timeout", "queue", "priority", "retry", "webhook"):
                 value = getattr(td, field)
                 if value is not None:
                     options.setdefault(field, value)

@@ -42,6 +42,8 @@ def encode_spec(s: TaskSpec) -> bytes:
         d["u"] = s.unique_key
     if s.run_at is not None:
         d["at"] = s.run_at
+    if s.webhook is not None:
+        d["wh"] = s.webhook
     if s.retry != RetryPolicy():
         d["rp"] = [s.retry.base, s.retry.cap, s.retry.factor]
     return orjson.dumps(d)
@@ -63,6 +65,7 @@ def decode_spec(data: bytes) -> TaskSpec:
         run_at=d.get("at"),
         seq=d.get("n", 0),
         retry=RetryPolicy(*rp) if rp else RetryPolicy(),
+        webhook=d.get("wh"),
     )
 
 

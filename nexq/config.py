@@ -85,6 +85,17 @@ def _bytes(value: Any) -> int | None:
     return v
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _opt_str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
@@ -111,6 +122,10 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "schedulers": (int, 1),
     "store_timeout": (_positive, 5.0),
     "store_memory_limit": (lambda v: _bytes(v), None),
+    "webhook_url": (_opt_str, None),
+    "webhook_secret": (_opt_str, None),
+    "webhook_allow_private": (lambda v: _flag(v), False),
+    "webhook_on_failure": (lambda v: _flag(v), False),
 }
 
 
@@ -138,6 +153,10 @@ class Settings:
     schedulers: int = 1
     store_timeout: float = 5.0  # seconds a store command may take before StoreUnavailable
     store_memory_limit: int | None = None  # bytes; above it new tasks are refused (503)
+    webhook_url: str | None = None  # global webhook for every task without its own
+    webhook_secret: str | None = attrs.field(default=None, repr=False)  # HMAC-SHA256 key
+    webhook_allow_private: bool = False  # allow loopback / private / link-local targets
+    webhook_on_failure: bool = False  # also notify each failed attempt
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

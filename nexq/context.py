@@ -49,6 +49,10 @@ class Runtime:
     def build(cls, settings: Settings, store: Store, **kw: Any) -> Runtime:
         events = EventHub()
         registry = WorkerRegistry(store, Keys(settings.namespace))
+        from .webhooks import WebhookSettings, check_url
+
+        if settings.webhook_url:
+            check_url(settings.webhook_url, settings.webhook_allow_private)
         broker = Broker(
             store,
             namespace=settings.namespace,
@@ -57,6 +61,12 @@ class Runtime:
             events=events,
             # the embedded store lives in one process: nobody else to ring
             doorbells=None if store.kind == "memory" else registry.list,
+        )
+        broker.webhook = WebhookSettings(
+            url=settings.webhook_url,
+            secret=settings.webhook_secret,
+            allow_private=settings.webhook_allow_private,
+            on_failure=settings.webhook_on_failure,
         )
         return cls(
             settings=settings,

@@ -10,6 +10,7 @@ share a server by prefix. ``R`` = the terminal retention (default 7 days).
 | ``fin:{id}:{a}`` | outcome record JSON | first of ack / reaper / cancel (NX) | none; R once terminal |
 | ``lease:{id}:{a}`` | ``worker|started`` | claimer (NX), heartbeats (XX) | lease (30 s) |
 | ``prog:{id}`` | progress JSON | the running attempt's worker | R |
+| ``hook:{id}`` | webhook delivery records, JSON lines | the delivering worker (APPEND) | R |
 | ``mv:{id}:{a}`` | ``1`` | whoever moves attempt a into a lane (NX) | 1 day |
 | ``uniq:{key}`` | task id | enqueue (NX) | until terminal |
 | ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCR) / consumers | none |
@@ -52,6 +53,10 @@ class Keys:
 
     def progress(self, tid: str) -> str:
         return f"{self.ns}:prog:{tid}"
+
+    def hooks(self, tid: str) -> str:
+        """Append-list of the task's webhook delivery records (JSON lines)."""
+        return f"{self.ns}:hook:{tid}"
 
     def moved(self, tid: str, attempt: int) -> str:
         return f"{self.ns}:mv:{tid}:{attempt}"

@@ -101,6 +101,7 @@ class TaskSpec:
     run_at: float | None = None  # None: run as soon as possible
     seq: int = 0  # position in the listing index
     retry: RetryPolicy = RetryPolicy()
+    webhook: str | None = None  # URL notified when the task ends (see nexq.webhooks)
 
 
 @attrs.frozen
@@ -116,6 +117,7 @@ class Task:
     scheduled_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    webhooks: tuple[dict[str, Any], ...] = ()  # delivery attempts of its webhook
 
     @property
     def id(self) -> str:
@@ -140,6 +142,8 @@ class Task:
             "max_retries": s.max_retries,
             "timeout": s.timeout,
             "unique_key": s.unique_key,
+            "webhook": s.webhook,
+            "webhook_deliveries": list(self.webhooks),
             "created_at": s.created_at,
             "scheduled_at": self.scheduled_at,
             "started_at": self.started_at,

@@ -28,8 +28,10 @@ from .errors import Retry, StoreUnavailable, UnknownTaskType
 from .queue import Claimed, LaneReader
 from .store.url import parse_store_url
 from .task import Outcome
+from .webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE, run_delivery
 
 log = logging.getLogger("nexq.worker")
+WEBHOOK_HANDLER = TaskDef(WEBHOOK_TYPE, run_delivery)
 
 
 class Worker:
@@ -107,16 +109,16 @@ class Worker:
 
     async def _queues(self) -> list[str]:
         if "*" not in self.queues:
-            return list(self.queues)
+            return [*self.queues, WEBHOOK_QUEUE]  # every worker delivers webhooks
         known = await self.rt.inspector.queues()
         return sorted(set(known) | {q for q in self.queues if q != "*"}) or ["default"]
 
     async def _claim_loop(self, send: trio.MemorySendChannel[Claimed]) -> None:
         reader = LaneReader(self.broker.store, self.broker.keys)
-        round_no, delay, queues, refreshed = 0, 0.0, ["default"], 0.0
+        round_no, delay, queues, refreshed = 0, 0.0, ["default"], float("-inf")
         while not self._stopping.is_set():
             try:
-                if "*" in self.queues and trio.current_time() - refreshed > 1.0:
+                if trio.current_time() - refreshed > 1.0:
                     queues, refreshed = await self._queues(), trio.current_time()
                 free = self.concurrency - len(self.running)
                 claimed = await self.broker.claim(queues, free, self.id, reader, round_no) if free else []
@@ -184,6 +186,8 @@ class Worker:
     async def _call(self, c: Claimed, scope: trio.CancelScope) -> tuple[Any, ...]:
         """Run the handler; returns (outcome or None if cancelled, error, tb, result, retry_in)."""
         td: TaskDef | None = self.app.handlers.get(c.spec.type)
+        if td is None and c.spec.type == WEBHOOK_TYPE:
+            td = WEBHOOK_HANDLER
         with scope:
             try:
                 if td is None:

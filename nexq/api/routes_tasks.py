@@ -49,6 +49,8 @@ def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> Enque
         options["timeout"] = float(item["timeout"])
     if "unique_key" in item:
         options["unique_key"] = item["unique_key"]
+    if "webhook" in item:
+        options["webhook"] = item["webhook"]
     return EnqueueRequest(type=item["type"], payload=payload, **options)
 
 

@@ -74,6 +74,8 @@ TASK_CREATE: JsonSchema = {
                     "description": "seconds one attempt may run"},
         "unique_key": {"type": "string", "minLength": 1, "maxLength": 1024,
                        "description": "while a live task holds this key, enqueueing returns it"},
+        "webhook": {"type": "string", "minLength": 8, "maxLength": 2048, "pattern": "^https?://",
+                    "description": "URL notified (signed POST) when the task succeeds or dies"},
     },
 }
 TASK_BATCH: JsonSchema = {

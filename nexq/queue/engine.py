@@ -22,6 +22,7 @@ from ..doorbell import Ringer
 from ..errors import StoreError, StoreFull
 from ..events import EventHub
 from ..keys import Keys
+from ..webhooks import WebhookSettings, check_url
 from ..store import Batch, Store
 from ..task import (
     DEFAULT_PRIORITY,
@@ -54,6 +55,7 @@ class EnqueueRequest:
     unique_key: str | None = None
     task_id: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    webhook: str | None = None
 
 
 @attrs.frozen
@@ -103,6 +105,7 @@ class Broker:
         # passes the worker registry's listing; None rings nobody.
         self._list_workers = doorbells
         self.ringer = Ringer()
+        self.webhook = WebhookSettings()  # the process's webhook settings (Runtime sets them)
         # Set by the store guard near the memory limit: enqueues raise StoreFull.
         self.refusing: str | None = None
 
@@ -125,6 +128,8 @@ class Broker:
             run_at = now + req.delay
         if run_at is not None and run_at <= now:
             run_at = None
+        if req.webhook is not None:
+            check_url(req.webhook, self.webhook.allow_private)  # WebhookRefused is a ValueError
         tid = req.task_id or new_task_id()
         if "|" in tid or "," in tid or ":" in tid:
             raise ValueError("task_id must not contain '|', ',' or ':'")
@@ -140,6 +145,7 @@ class Broker:
             created_at=now,
             run_at=run_at,
             retry=req.retry,
+            webhook=req.webhook,
         )
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:

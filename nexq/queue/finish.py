@@ -13,7 +13,8 @@ import attrs
 
 from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
 from ..store import Batch
-from ..task import Attempt, Outcome, TaskSpec
+from ..task import Attempt, Outcome, RetryPolicy, TaskSpec
+from ..webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .lanes import Ref, push
 from .wheel import Entry
 
@@ -45,6 +46,8 @@ async def follow_up(
     if counts:
         b.incr(k.minute(minute, "failed")).expire(k.minute(minute, "failed"), MINUTE_TTL)
         b.incr(k.count(spec.queue, "failed"))  # failed attempts, ever: a monotonic counter
+    if counts and br.webhook.on_failure:
+        await _notify(br, spec, "failed", a)
     if used > spec.max_retries:
         await _terminal(br, spec, a, "dead", now, free, minute, b)
         return
@@ -72,7 +75,8 @@ async def _terminal(
     ttl_s = max(1, int(br.retention))
     b = b or Batch()
     b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_s * 1000)
-    for key in (k.spec(tid), k.index(spec.seq), k.progress(tid), *[k.fin(tid, n) for n in range(1, a + 1)]):
+    for key in (k.spec(tid), k.index(spec.seq), k.progress(tid), k.hooks(tid),
+                *[k.fin(tid, n) for n in range(1, a + 1)]):
         b.expire(key, ttl_s)
     b.incr(k.count(spec.queue, state))
     if state == "succeeded":
@@ -81,6 +85,24 @@ async def _terminal(
         b.delete(k.unique(spec.unique_key))
     await br.store.execute(b)
     br.events.publish("task", id=tid, type=spec.type, queue=spec.queue, status=state)
+    if state in ("succeeded", "dead"):
+        await _notify(br, spec, state, a)
+
+
+async def _notify(br: Broker, spec: TaskSpec, event: str, attempt: int) -> None:
+    """Enqueue a webhook delivery for ``event``, if the task has a webhook."""
+    url = spec.webhook or br.webhook.url
+    if url is None or spec.type == WEBHOOK_TYPE:
+        return
+    from .engine import EnqueueRequest
+
+    req = EnqueueRequest(
+        WEBHOOK_TYPE, {"task": spec.id, "event": event, "url": url, "attempt": attempt},
+        queue=WEBHOOK_QUEUE, max_retries=8, retry=RetryPolicy(base=2.0, cap=300.0),
+        # a redone follow-up must not deliver twice while the first is live
+        unique_key=f"webhook:{spec.id}:{attempt}:{event}",
+    )
+    await br.enqueue_many([req])
 
 
 async def promote(br: Broker, entries: Sequence[Entry]) -> None:

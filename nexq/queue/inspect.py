@@ -48,10 +48,14 @@ class Inspector:
     async def _load(self, ids: Sequence[str], detail: bool = False) -> builtins.list[Task | None]:
         k = self.keys
         names = []
+        width = 4 if detail else 3
         for tid in ids:
             names += [k.spec(tid), k.cur(tid), k.progress(tid)]
+            if detail:
+                names.append(k.hooks(tid))
         raw = await self.store.mget(names) if names else []
-        heads = [(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]) for i in range(len(ids))]
+        heads = [(raw[width * i], raw[width * i + 1], raw[width * i + 2]) for i in range(len(ids))]
+        hooks = [raw[width * i + 3] if detail else None for i in range(len(ids))]
         b = Batch()
         shape: builtins.list[int] = []
         for tid, (spec_raw, cur_raw, _) in zip(ids, heads):
@@ -65,13 +69,17 @@ class Inspector:
         more = await self.store.execute(b) if len(b) else []
         out: builtins.list[Task | None] = []
         j = 0
-        for tid, (spec_raw, cur_raw, prog_raw), has in zip(ids, heads, shape):
+        for tid, (spec_raw, cur_raw, prog_raw), hook_raw, has in zip(ids, heads, hooks, shape):
             if not has:
                 out.append(None)
                 continue
             lease_raw, *fins = more[j]
             j += 1
-            out.append(_derive(spec_raw, cur_raw, prog_raw, lease_raw, fins, detail))
+            task = _derive(spec_raw, cur_raw, prog_raw, lease_raw, fins, detail)
+            if hook_raw:
+                task = attrs.evolve(task, webhooks=tuple(
+                    loads(line) for line in hook_raw.split(b"\n") if line))
+            out.append(task)
         return out
 
     async def list(

@@ -1,0 +1,81 @@
+"""Celery: broker redis db 0; the workers store results in redis db 1 (the
+producer has no result backend, so it does not subscribe to every result)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import version
+
+from celery import Celery, group
+
+from .base import ENV_REDIS, record_start
+
+URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
+ROLE_WORKER = os.environ.get("PEERBENCH_ROLE") == "worker"
+POOL = os.environ.get("PEERBENCH_CELERY_POOL", "prefork")
+CONCURRENCY = int(os.environ.get("PEERBENCH_CELERY_CONCURRENCY", "2"))
+PROCESSES = int(os.environ.get("PEERBENCH_CELERY_PROCESSES", "1"))
+
+app = Celery("peerbench", broker=URL + "/0", backend=(URL + "/1") if ROLE_WORKER else None)
+app.conf.update(
+    task_serializer="json", result_serializer="json", accept_content=["json"],
+    result_expires=600, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="noop")
+def noop(i):
+    return None
+
+
+@app.task(name="mark")
+def mark(t):
+    record_start(t)
+
+
+class Peer:
+    name = "celery"
+    kind = "sync"
+
+    def __init__(self, url: str) -> None:
+        from redis import Redis
+
+        self.url = url
+        self.redis = Redis.from_url(url + "/0")
+        self.results = Redis.from_url(url + "/1")
+        self.settings = {
+            "version": f"celery {version('celery')}, kombu {version('kombu')}, redis-py {version('redis')}",
+            "workers": f"{PROCESSES} × `celery worker -P {POOL} -c {CONCURRENCY} --without-gossip --without-mingle "
+                       "--without-heartbeat` (prefetch multiplier 4, acks early: defaults)",
+            "enqueue": "task.apply_async",
+            "bulk": "no bulk API: group(...).apply_async() per batch (one publish per task)",
+            "done": "result backend (redis db 1): DBSIZE = results stored",
+        }
+
+    def reset(self) -> None:
+        self.redis.flushall()
+
+    def enqueue(self, i: int) -> None:
+        noop.apply_async((i,))
+
+    def enqueue_batch(self, items) -> None:
+        group(noop.s(i) for i in items).apply_async()
+
+    def mark(self, t: float) -> None:
+        mark.apply_async((t,))
+
+    def start_workers(self, w) -> None:
+        celery = os.path.join(os.path.dirname(sys.executable), "celery")
+        w.env.update({"PEERBENCH_ROLE": "worker"})
+        for k in range(PROCESSES):
+            w.start([celery, "-A", "benchmarks.peerbench.celery_peer", "worker", "-P", POOL, "-c", str(CONCURRENCY),
+                     "-n", f"w{k}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                     "-l", "warning"], "celery")
+
+    def done(self) -> int:
+        return int(self.results.dbsize())
+
+    def close(self) -> None:
+        self.redis.close()
+        self.results.close()

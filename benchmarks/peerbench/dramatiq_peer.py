@@ -1,0 +1,76 @@
+"""Dramatiq: RedisBroker (db 0), Results middleware storing every result in
+redis db 1; `dramatiq` CLI with 2 processes × 8 threads."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import version
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends.redis import RedisBackend
+
+from .base import ENV_REDIS, record_start
+
+URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
+PROCESSES, THREADS = 2, 8
+
+broker = RedisBroker(url=URL + "/0")
+broker.add_middleware(Results(backend=RedisBackend(url=URL + "/1"), result_ttl=600_000))
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(store_results=True, max_retries=0, queue_name="peerbench")
+def noop(i):
+    return None
+
+
+@dramatiq.actor(store_results=True, max_retries=0, queue_name="peerbench")
+def mark(t):
+    record_start(t)
+
+
+class Peer:
+    name = "dramatiq"
+    kind = "sync"
+
+    def __init__(self, url: str) -> None:
+        from redis import Redis
+
+        self.url = url
+        self.redis = Redis.from_url(url + "/0")
+        self.results = Redis.from_url(url + "/1")
+        self.settings = {
+            "version": f"dramatiq {version('dramatiq')}, redis-py {version('redis')}",
+            "workers": f"`dramatiq -p {PROCESSES} -t {THREADS}` (defaults), Results middleware (store_results)",
+            "enqueue": "actor.send",
+            "bulk": "no bulk API: actor.send per message",
+            "done": "Results backend (redis db 1): DBSIZE = results stored",
+        }
+
+    def reset(self) -> None:
+        self.redis.flushall()
+
+    def enqueue(self, i: int) -> None:
+        noop.send(i)
+
+    def enqueue_batch(self, items) -> None:
+        for i in items:
+            noop.send(i)
+
+    def mark(self, t: float) -> None:
+        mark.send(t)
+
+    def start_workers(self, w) -> None:
+        exe = os.path.join(os.path.dirname(sys.executable), "dramatiq")
+        w.start([exe, "benchmarks.peerbench.dramatiq_peer", "-p", str(PROCESSES), "-t", str(THREADS),
+                 "-Q", "peerbench"], "dramatiq")
+
+    def done(self) -> int:
+        return int(self.results.dbsize())
+
+    def close(self) -> None:
+        self.redis.close()
+        self.results.close()

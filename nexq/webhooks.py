@@ -1,0 +1,164 @@
+"""Webhooks: POST a signed JSON notice when a task succeeds, dies or fails.
+
+A task's webhook URL comes from the task (``webhook``), else its type's
+default (``@app.task(webhook=...)``), else the process-wide
+``NEXQ_WEBHOOK_URL``. When the task ends (``succeeded`` / ``dead``, and with
+``NEXQ_WEBHOOK_ON_FAILURE`` each failed attempt) the winner of the outcome
+enqueues a delivery: an ordinary task of the built-in type ``nexq.webhook``
+on the ``_webhooks`` queue, so deliveries are retried with backoff, survive
+crashes and show up like any task. Each delivery attempt is recorded on the
+task (``hook:{id}``) and shown by the API and dashboard.
+
+Requests carry ``X-Nexq-Timestamp`` and ``X-Nexq-Signature: sha256=HEX``,
+the HMAC-SHA256 of ``"{timestamp}.{body}"`` with ``NEXQ_WEBHOOK_SECRET``.
+
+Targets on loopback, private, link-local, multicast or reserved addresses
+are refused (server-side request forgery) unless
+``NEXQ_WEBHOOK_ALLOW_PRIVATE`` is set: literal addresses when the task is
+enqueued, resolved names again just before each delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+import urllib.parse
+from typing import Any
+
+import attrs
+import trio
+
+WEBHOOK_TYPE = "nexq.webhook"
+WEBHOOK_QUEUE = "_webhooks"
+EVENTS = ("succeeded", "dead", "failed")
+
+
+class WebhookRefused(ValueError):
+    """The URL is not an allowed webhook target; says why."""
+
+
+@attrs.frozen
+class WebhookSettings:
+    url: str | None = None  # the global default
+    secret: str | None = attrs.field(default=None, repr=False)
+    allow_private: bool = False
+    on_failure: bool = False
+    timeout: float = 10.0
+
+
+def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for what in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
+        if getattr(ip, f"is_{what}"):
+            return what.replace("_", "-")
+    return None
+
+
+def check_url(url: str, allow_private: bool = False) -> str:
+    """Validate a webhook URL without DNS; returns its host.
+
+    Raises WebhookRefused for a non-http(s) URL, or a literal address (or
+    ``localhost``) in a refused range while private targets are not allowed.
+    """
+    if not isinstance(url, str) or len(url) > 2048:
+        raise WebhookRefused("webhook must be an http(s) URL of at most 2048 characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused(f"webhook {url!r} must be an http:// or https:// URL with a host")
+    host = parts.hostname
+    if allow_private:
+        return host
+    if host == "localhost" or host.endswith(".localhost"):
+        raise WebhookRefused(f"webhook host {host!r} is loopback; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name: checked again after resolving, before each delivery
+    why = _blocked(ip)
+    if why:
+        raise WebhookRefused(f"webhook address {host} is {why}; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
+    return host
+
+
+async def check_resolved(host: str, port: int, allow_private: bool) -> None:
+    """Resolve ``host`` and refuse it if any address is in a refused range."""
+    if allow_private:
+        return
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        why = _blocked(ip)
+        if why:
+            raise WebhookRefused(f"webhook host {host} resolves to {ip}, which is {why}; refused")
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """For receivers: is ``signature`` right for this body and timestamp?"""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+async def deliver(settings: WebhookSettings, url: str, body: bytes) -> int:
+    """POST ``body`` to ``url``; returns the status code.
+
+    Raises WebhookRefused for a refused target (not worth retrying) and
+    httpx errors or RuntimeError for a failed delivery (retried).
+    """
+    import httpx
+
+    host = check_url(url, settings.allow_private)
+    parts = urllib.parse.urlsplit(url)
+    await check_resolved(host, parts.port or (443 if parts.scheme == "https" else 80), settings.allow_private)
+    ts = str(int(time.time()))
+    headers = {"content-type": "application/json", "user-agent": "nexq-webhook", "x-nexq-timestamp": ts}
+    if settings.secret:
+        headers["x-nexq-signature"] = sign(settings.secret, ts, body)
+    async with httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False) as client:
+        r = await client.post(url, content=body, headers=headers)
+    if not 200 <= r.status_code < 300:
+        raise RuntimeError(f"webhook answered HTTP {r.status_code}")
+    return r.status_code
+
+
+def delivery_record(event: str, url: str, attempt: int, ok: bool, status: int | None, error: str | None) -> dict[str, Any]:
+    return {"event": event, "url": url, "attempt": attempt, "ok": ok, "status": status,
+            "error": error, "at": time.time()}
+
+
+async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """The built-in handler of ``nexq.webhook`` tasks (every worker has it).
+
+    Records each try on the task; a refused target is recorded and not
+    retried, any other failure raises so the delivery is retried with backoff.
+    """
+    from .codec import dumps
+    from .queue import Inspector
+
+    broker = ctx.broker
+    settings: WebhookSettings = broker.webhook
+    task = await Inspector(broker).get(payload["task"])
+    body = dumps({"event": payload["event"], "task": task.to_json() if task else {"id": payload["task"]}})
+    status: int | None = None
+    error: str | None = None
+    try:
+        status = await deliver(settings, payload["url"], body)
+        return {"status": status}
+    except WebhookRefused as exc:
+        error = str(exc)
+        return {"refused": error}
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        rec = delivery_record(payload["event"], payload["url"], ctx.attempt, error is None, status, error)
+        key = broker.keys.hooks(payload["task"])
+        from .store import Batch
+
+        await broker.store.execute(
+            Batch().append(key, dumps(rec) + b"\n").expire(key, max(1, int(broker.retention))))
