@@ -51,6 +51,8 @@ def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> Enque
         options["unique_key"] = item["unique_key"]
     if "webhook" in item:
         options["webhook"] = item["webhook"]
+    if "expires_in" in item:
+        options["expires_in"] = float(item["expires_in"])
     return EnqueueRequest(type=item["type"], payload=payload, **options)
 
 

@@ -74,8 +74,14 @@ TASK_CREATE: JsonSchema = {
                     "description": "seconds one attempt may run"},
         "unique_key": {"type": "string", "minLength": 1, "maxLength": 1024,
                        "description": "while a live task holds this key, enqueueing returns it"},
-        "webhook": {"type": "string", "minLength": 8, "maxLength": 2048, "pattern": "^https?://",
-                    "description": "URL notified (signed POST) when the task succeeds or dies"},
+        "webhook": {"type": "string", "maxLength": 2048,
+                    "pattern": "^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
+                    "description": "URL notified (signed POST) when the task succeeds or dies; "
+                                   "loopback, private and link-local targets are refused (400) "
+                                   "unless the server allows them"},
+        "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DELAY,
+                       "description": "seconds from now; a task not started by then is cancelled "
+                                      "(must end after its run time)"},
     },
 }
 TASK_BATCH: JsonSchema = {

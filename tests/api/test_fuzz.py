@@ -67,8 +67,11 @@ def run_operation(
             if not (isinstance(parsed, dict) and set(parsed) == {"error"}):
                 failures.append(f"bad error shape: {where}")
         path = case.operation.path
+        # Checks the schema cannot express, which the schema's descriptions
+        # state: private webhook targets, a deadline before the run time.
+        semantic = status == 400 and (b"NEXQ_WEBHOOK_ALLOW_PRIVATE" in body or b"would expire" in body)
         if mode is GenerationMode.POSITIVE and path in ("/api/tasks", "/api/tasks/batch") \
-                and case.method == "POST" and status not in (200, 201, 413):
+                and case.method == "POST" and status not in (200, 201, 413) and not semantic:
             failures.append(f"schema-valid body refused: {where}")
 
     check()
