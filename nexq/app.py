@@ -29,6 +29,7 @@ import trio
 from .config import Settings
 from .context import Runtime
 from .errors import NexqError, TaskNotFound
+from .limits import Limits, RateLimit
 from .queue import Broker, Claimed, EnqueueRequest
 from .store import open_store
 from .task import RetryPolicy, Status, Task
@@ -46,6 +47,9 @@ class TaskDef:
     priority: int | str | None = None
     retry: RetryPolicy | None = None
     webhook: str | None = None
+    concurrency_limit: int | None = None  # at most this many running, cluster-wide
+    rate_limit: str | None = None  # at most COUNT per UNIT cluster-wide, e.g. "100/m"
+    limits: Limits = attrs.field(init=False)
 
     is_async: bool = attrs.field(init=False)
     wants_context: bool = attrs.field(init=False)
@@ -58,6 +62,10 @@ class TaskDef:
         except (TypeError, ValueError):
             wants = False
         object.__setattr__(self, "wants_context", wants)
+        if self.concurrency_limit is not None and self.concurrency_limit < 1:
+            raise ValueError("concurrency_limit must be at least 1")
+        rate = RateLimit.parse(self.rate_limit) if self.rate_limit else None
+        object.__setattr__(self, "limits", Limits(self.concurrency_limit, rate))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

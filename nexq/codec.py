@@ -44,6 +44,8 @@ def encode_spec(s: TaskSpec) -> bytes:
         d["at"] = s.run_at
     if s.webhook is not None:
         d["wh"] = s.webhook
+    if s.expires_at is not None:
+        d["xa"] = s.expires_at
     if s.retry != RetryPolicy():
         d["rp"] = [s.retry.base, s.retry.cap, s.retry.factor]
     return orjson.dumps(d)
@@ -66,6 +68,7 @@ def decode_spec(data: bytes) -> TaskSpec:
         seq=d.get("n", 0),
         retry=RetryPolicy(*rp) if rp else RetryPolicy(),
         webhook=d.get("wh"),
+        expires_at=d.get("xa"),
     )
 
 

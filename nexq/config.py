@@ -27,6 +27,9 @@ def _queues(value: Any) -> tuple[str, ...]:
     out = tuple(v for v in value if v)
     if not out:
         raise ValueError("at least one queue name (or '*')")
+    from .worker import parse_queues
+
+    parse_queues(out)  # weights must be positive numbers
     return out
 
 

@@ -39,6 +39,7 @@ class Outcome(str, enum.Enum):
     LOST = "lost"  # the worker vanished (lease expired)
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    DEFERRED = "deferred"  # not run: a concurrency or rate limit was reached
 
 
 def parse_priority(value: Any) -> int:
@@ -102,6 +103,7 @@ class TaskSpec:
     seq: int = 0  # position in the listing index
     retry: RetryPolicy = RetryPolicy()
     webhook: str | None = None  # URL notified when the task ends (see nexq.webhooks)
+    expires_at: float | None = None  # cancelled ("Expired") if not started by then
 
 
 @attrs.frozen
@@ -143,6 +145,7 @@ class Task:
             "timeout": s.timeout,
             "unique_key": s.unique_key,
             "webhook": s.webhook,
+            "expires_at": s.expires_at,
             "webhook_deliveries": list(self.webhooks),
             "created_at": s.created_at,
             "scheduled_at": self.scheduled_at,

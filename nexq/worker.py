@@ -24,6 +24,7 @@ import trio
 from .app import Context, Nexq, TaskDef
 from .context import Runtime
 from .doorbell import Doorbell, advertise_ip
+from .limits import Limiter
 from .errors import Retry, StoreUnavailable, UnknownTaskType
 from .queue import Claimed, LaneReader
 from .store.url import parse_store_url
@@ -51,7 +52,7 @@ class Worker:
     ) -> None:
         self.rt, self.app, self.broker = runtime, app, runtime.broker
         self.concurrency = concurrency
-        self.queues = tuple(queues)
+        self.queues, self.weights = parse_queues(queues)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.poll_interval = poll_interval
         self.heartbeat_every = heartbeat or self.broker.lease_ms / 3000
@@ -62,6 +63,8 @@ class Worker:
         self._stopping = trio.Event()
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
+        self.limiter = Limiter(self.broker.store, self.broker.keys, self.broker.lease_ms)
+        self.slots: dict[tuple[str, int], str] = {}  # limit slots held by running attempts
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -121,7 +124,10 @@ class Worker:
                 if trio.current_time() - refreshed > 1.0:
                     queues, refreshed = await self._queues(), trio.current_time()
                 free = self.concurrency - len(self.running)
-                claimed = await self.broker.claim(queues, free, self.id, reader, round_no) if free else []
+                claimed = (
+                    await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
+                    if free else []
+                )
             except StoreUnavailable as exc:
                 log.warning("store unavailable while claiming: %s", exc)
                 claimed = []
@@ -158,6 +164,15 @@ class Worker:
         self.broker.watch_cancel(c, scope.cancel)
         started = time.perf_counter()
         try:
+            td = self.app.handlers.get(c.spec.type)
+            if td is not None and td.limits.any:
+                slot, wait = await self.limiter.acquire(c.spec.type, td.limits, self.broker.clock(), self.id)
+                if wait is not None:
+                    await self.broker.defer(c, wait, f"{c.spec.type} is at its concurrency or rate limit")
+                    self.running.pop(key, None)
+                    return
+                if slot is not None:
+                    self.slots[key] = slot
             outcome, error, tb, result, retry_in = await self._call(c, scope)
             if outcome is not None:
                 await self._record(c, outcome, error, tb, result, retry_in)
@@ -168,6 +183,13 @@ class Worker:
             # A shutdown cancel skips the pop above: _release_all hands the
             # attempt back so it runs again at once.
             self.broker.watch_cancel(c, None)
+            slot = self.slots.pop(key, None)
+            if slot is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    try:
+                        await self.limiter.release(slot)
+                    except StoreUnavailable:
+                        pass  # it expires with the lease
             self._idle.set()
 
     async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
@@ -225,6 +247,7 @@ class Worker:
                         # Cancelled elsewhere, or our lease is gone (another
                         # worker may run it): stop the handler now.
                         scope.cancel()
+                await self.limiter.renew([(s, self.id) for s in self.slots.values()])
                 await self.rt.registry.beat(self.info())
             except StoreUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc)
@@ -258,6 +281,26 @@ class Worker:
             "stopping": self._stopping.is_set(),
             "wake": list(self.doorbell.address) if self.doorbell and self.doorbell.address else None,
         }
+
+
+def parse_queues(specs: Sequence[str]) -> tuple[tuple[str, ...], dict[str, float] | None]:
+    """``["mail:3", "reports:1"]`` -> names and weights (None when no weight
+    is given: strict priority across queues). Raises ValueError."""
+    names, weights = [], {}
+    for spec in specs:
+        name, _, weight = spec.partition(":")
+        names.append(name)
+        if weight:
+            try:
+                w = float(weight)
+            except ValueError:
+                w = 0.0
+            if w <= 0:
+                raise ValueError(f"queue weight in {spec!r} must be a positive number")
+            weights[name] = w
+    if weights and "*" in names:
+        raise ValueError("weights need named queues, not '*'")
+    return tuple(names), ({n: weights.get(n, 1.0) for n in names} if weights else None)
 
 
 async def _first(*fns: Any) -> None:

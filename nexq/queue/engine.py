@@ -10,6 +10,7 @@ what follows (next attempt, dead letter, result). See docs/design.md.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from ..task import (
     new_task_id,
     parse_priority,
 )
+from .finish import expired_attempt
 from .lanes import PRIORITIES, LaneReader, Push, Ref, read_lanes
 from .wheel import Entry, Wheel
 
@@ -56,6 +58,8 @@ class EnqueueRequest:
     task_id: str | None = None
     retry: RetryPolicy = RetryPolicy()
     webhook: str | None = None
+    expires_in: float | None = None  # seconds from now: cancelled if not started by then
+    expires_at: float | None = None  # the same as a unix time
 
 
 @attrs.frozen
@@ -105,6 +109,7 @@ class Broker:
         # passes the worker registry's listing; None rings nobody.
         self._list_workers = doorbells
         self.ringer = Ringer()
+        self._rng = random.Random()
         self.webhook = WebhookSettings()  # the process's webhook settings (Runtime sets them)
         # Set by the store guard near the memory limit: enqueues raise StoreFull.
         self.refusing: str | None = None
@@ -128,6 +133,13 @@ class Broker:
             run_at = now + req.delay
         if run_at is not None and run_at <= now:
             run_at = None
+        expires_at = req.expires_at
+        if req.expires_in is not None:
+            if req.expires_in <= 0:
+                raise ValueError("expires_in must be positive")
+            expires_at = now + req.expires_in
+        if expires_at is not None and expires_at <= max(now, run_at or now):
+            raise ValueError("the task would expire before it could start (expires_at <= run time)")
         if req.webhook is not None:
             check_url(req.webhook, self.webhook.allow_private)  # WebhookRefused is a ValueError
         tid = req.task_id or new_task_id()
@@ -146,6 +158,7 @@ class Broker:
             run_at=run_at,
             retry=req.retry,
             webhook=req.webhook,
+            expires_at=expires_at,
         )
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
@@ -212,6 +225,8 @@ class Broker:
                 b.incr(self.keys.count(spec.queue, "scheduled"))
                 delayed.append(Entry("P", spec.id, 1, spec.run_at))
             results[i] = Enqueued(spec.id, True)
+            if spec.expires_at is not None:
+                delayed.append(Entry("X", spec.id, 1, spec.expires_at))
             self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
                                 status="pending" if spec.run_at is None else "scheduled")
         if lanes:
@@ -224,8 +239,9 @@ class Broker:
             await self.announce()
         await self._register_queues({specs[i].queue for i in fresh})
         if delayed:
-            for e in await self.wheel.add(delayed):
-                await self.promote([e])
+            late = await self.wheel.add(delayed)
+            if late:
+                await self._handle(late)
         return [r for r in results if r is not None]
 
     async def _register_queues(self, queues: set[str]) -> None:
@@ -282,7 +298,13 @@ class Broker:
     # -- claim ---------------------------------------------------------------
 
     async def claim(
-        self, queues: Sequence[str], capacity: int, worker: str, reader: LaneReader, round_no: int = 0
+        self,
+        queues: Sequence[str],
+        capacity: int,
+        worker: str,
+        reader: LaneReader,
+        round_no: int = 0,
+        weights: dict[str, float] | None = None,
     ) -> list[Claimed]:
         """Claim up to ``capacity`` attempts from ``queues`` for ``worker``.
 
@@ -293,9 +315,17 @@ class Broker:
         if capacity <= 0:
             return []
         paused, states = await read_lanes(self.store, self.keys, queues)
-        order = [(q, p) for p in PRIORITIES for q in queues if not paused[q]]
-        if self.fair_every and round_no % self.fair_every == self.fair_every - 1:
-            order.reverse()
+        if weights:
+            # Weighted queues: each round draws an order of the queues with
+            # chances proportional to their weights (a queue of weight 3 goes
+            # first three times as often as one of weight 1), then takes each
+            # queue's lanes high priority first.
+            drawn = sorted(queues, key=lambda q: -(self._rng.random() ** (1 / weights.get(q, 1.0))))
+            order = [(q, p) for q in drawn for p in PRIORITIES if not paused[q]]
+        else:
+            order = [(q, p) for p in PRIORITIES for q in queues if not paused[q]]
+            if self.fair_every and round_no % self.fair_every == self.fair_every - 1:
+                order.reverse()
         plan, wants, left = [], [], capacity
         for lane in order:
             st = states[lane]
@@ -333,6 +363,7 @@ class Broker:
                 b.mget([self.keys.spec(r.task_id), self.keys.fin(r.task_id, r.attempt)])
             answers = await self.store.execute(b)
         claimed: list[Claimed] = []
+        expired: list[Claimed] = []
         resolved: set[str] = set()
         after = Batch()
         for i, s in enumerate(waiting):
@@ -345,7 +376,11 @@ class Broker:
             if spec_raw is None or fin_raw is not None:
                 after.delete(self.keys.lease(r.task_id, r.attempt))  # deleted or already decided
                 continue
-            claimed.append(c := Claimed(decode_spec(spec_raw), r.attempt, worker, now))
+            spec = decode_spec(spec_raw)
+            if spec.expires_at is not None and now >= spec.expires_at and r.attempt == 1:
+                expired.append(Claimed(spec, r.attempt, worker, now))
+                continue
+            claimed.append(c := Claimed(spec, r.attempt, worker, now))
             self.events.publish("task", id=c.spec.id, type=c.spec.type, queue=c.spec.queue,
                                 status="running", attempt=c.attempt, worker=worker)
         due = now + self.lease_ms / 1000 + 0.5
@@ -357,6 +392,8 @@ class Broker:
         reader.lost_races = 0
         if len(after):
             await self.store.execute(after)
+        for c in expired:
+            await self._finish(c.spec, expired_attempt(c.attempt, now), lease_held=True)
         return claimed
 
     # -- while running -------------------------------------------------------
@@ -410,6 +447,13 @@ class Broker:
             traceback,
         )
         return await self._finish(c.spec, attempt, retry_in=retry_in, lease_held=True)
+
+    async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
+        """Do not run this attempt now (a limit was reached): it runs again
+        after ``delay`` seconds and does not count against the retries."""
+        attempt = Attempt(c.attempt, Outcome.DEFERRED, c.worker, c.started_at, self.clock(),
+                          "Limited", reason)
+        return await self._finish(c.spec, attempt, retry_in=max(delay, 0.001), lease_held=True, counts=False)
 
     async def release(self, c: Claimed) -> bool:
         """Give an attempt back at shutdown: it runs again at once and does
@@ -466,28 +510,27 @@ class Broker:
         """One scheduler step: claim ended wheel buckets (waiting for any
         claimed ahead of time), promote due attempts, reap expired leases.
         Returns the number of buckets handled."""
-        from .finish import promote, reap
-
         buckets = await self.wheel.claim_ended()
         for bucket in buckets:
             wait = self.wheel.bucket_end(bucket) - self.clock()
             if wait > 0:
                 await trio.sleep(wait)
         if buckets:
-            entries = await self.wheel.read(buckets)
-            await promote(self, [e for e in entries if e.kind == "P"])
-            await reap(self, [e for e in entries if e.kind == "L"])
+            await self._handle(await self.wheel.read(buckets))
             await self.wheel.drop(buckets)
         return len(buckets)
 
+    async def _handle(self, entries: list[Entry]) -> None:
+        from .finish import expire, promote, reap
+
+        await promote(self, [e for e in entries if e.kind == "P"])
+        await reap(self, [e for e in entries if e.kind == "L"])
+        await expire(self, [e for e in entries if e.kind == "X"])
+
     async def sweep(self, older_than: float = 5.0) -> int:
         """Repair buckets a dead scheduler claimed but never finished."""
-        from .finish import promote, reap
-
         buckets = await self.wheel.leftovers(older_than)
         if buckets:
-            entries = await self.wheel.read(buckets)
-            await promote(self, [e for e in entries if e.kind == "P"])
-            await reap(self, [e for e in entries if e.kind == "L"])
+            await self._handle(await self.wheel.read(buckets))
             await self.wheel.drop(buckets)
         return len(buckets)

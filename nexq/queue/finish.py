@@ -194,6 +194,28 @@ async def reap(br: Broker, entries: Sequence[Entry]) -> int:
     return lost
 
 
+def expired_attempt(attempt: int, now: float) -> Attempt:
+    return Attempt(attempt, Outcome.CANCELLED, None, None, now, "Expired",
+                   "the task was not started before its deadline (expires_at)")
+
+
+async def expire(br: Broker, entries: Sequence[Entry]) -> int:
+    """Deadlines (``X`` entries): cancel each task whose first attempt has
+    not started (no lease, no outcome). Returns how many were cancelled."""
+    if not entries:
+        return 0
+    k = br.keys
+    b = Batch()
+    for e in entries:
+        b.mget([k.lease(e.task_id, e.attempt), k.fin(e.task_id, e.attempt), k.spec(e.task_id)])
+    n = 0
+    for e, (lease, fin, spec_raw) in zip(entries, await br.store.execute(b)):
+        if lease is None and fin is None and spec_raw is not None:
+            n += await br._finish(decode_spec(spec_raw), expired_attempt(e.attempt, br.clock()),
+                                  check_after=True)
+    return n
+
+
 async def cancel(br: Broker, task_id: str) -> bool:
     """Cancel a scheduled, pending or running task. False if it already
     ended (or does not exist). A running attempt's worker learns of it at

@@ -293,3 +293,46 @@ async def test_explicit_task_id_clash_stores_nothing(make_broker) -> None:  # ty
         await br.enqueue("t", 2, task_id="order-1")
     [c] = await claim_all(br)
     assert c.spec.payload == 1 and await claim_all(br) == []
+
+
+async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_broker) -> None:  # type: ignore[no-untyped-def]
+    br = make_broker()
+    ins = Inspector(br)
+    late = await br.enqueue("t", "late", expires_in=0.2)
+    fresh = await br.enqueue("t", "fresh", expires_in=60)
+    with trio.fail_after(10):  # the scheduler's deadline entry fires
+        while (await ins.get(late.task_id)).status is not Status.CANCELLED:
+            await br.run_due()
+            await trio.sleep(0.05)
+    t = await ins.get(late.task_id)
+    assert t.attempts[0].error_type == "Expired"
+    [c] = await claim_all(br)
+    assert c.spec.payload == "fresh"
+
+
+async def test_an_expired_task_reached_by_a_worker_is_not_run(make_broker) -> None:  # type: ignore[no-untyped-def]
+    br = make_broker()
+    e = await br.enqueue("t", expires_in=0.1)
+    await trio.sleep(0.3)  # no scheduler: the claim itself notices the deadline
+    assert await claim_all(br) == []
+    t = await Inspector(br).get(e.task_id)
+    assert t.status is Status.CANCELLED and t.attempts[0].error_type == "Expired"
+
+
+async def test_expiry_before_the_run_time_is_refused(make_broker) -> None:  # type: ignore[no-untyped-def]
+    br = make_broker()
+    with pytest.raises(ValueError, match="expire"):
+        await br.enqueue("t", delay=10, expires_in=5)
+
+
+async def test_weighted_queues_share_claims_by_weight(make_broker) -> None:  # type: ignore[no-untyped-def]
+    br = make_broker()
+    await br.enqueue_many([EnqueueRequest("t", "mail", queue="mail") for _ in range(600)])
+    await br.enqueue_many([EnqueueRequest("t", "reports", queue="reports") for _ in range(600)])
+    reader = LaneReader(br.store, br.keys)
+    got: list[str] = []
+    for rnd in range(400):
+        got += [c.spec.payload for c in await br.claim(
+            ["mail", "reports"], 1, "w", reader, rnd, {"mail": 3.0, "reports": 1.0})]
+    share = got.count("mail") / len(got)
+    assert len(got) == 400 and 0.65 < share < 0.85  # 3:1 -> 75% expected

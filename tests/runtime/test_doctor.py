@@ -44,3 +44,8 @@ def test_cli_errors_are_one_line_not_tracebacks(capsys) -> None:  # type: ignore
     assert "--payload" in capsys.readouterr().err
     assert main(["worker", "--store", "ftp://x"]) == 2
     assert "scheme" in capsys.readouterr().err
+
+
+def test_bad_queue_weight_is_a_clear_cli_error(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["worker", "--store", "redis://127.0.0.1:1", "--queues", "mail:0,reports"]) == 2
+    assert "--queues" in capsys.readouterr().err

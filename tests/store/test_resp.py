@@ -20,7 +20,13 @@ import pytest
 import trio
 import trio.testing
 
-from nexq.errors import CommandNotAllowed, StoreAuthError, StoreResponseError, StoreUnavailable
+from nexq.errors import (
+    CommandNotAllowed,
+    InvalidStoreURL,
+    StoreAuthError,
+    StoreResponseError,
+    StoreUnavailable,
+)
 from nexq.store import Batch, open_store, parse_store_url, resp_commands
 from nexq.store.resp import RespStore
 from tests.servers import free_port, redis_server
@@ -539,3 +545,6 @@ async def test_tls(tls_server: Any, prefix: str) -> None:
     async with open_store(f"rediss://127.0.0.1:{port}") as store:  # CA not trusted
         with pytest.raises(StoreUnavailable, match="(?i)certificate"):
             await store.ping()
+    with pytest.raises(InvalidStoreURL, match="ssl_ca_certs"):
+        async with open_store(f"rediss://127.0.0.1:{port}?ssl_ca_certs=/nonexistent.pem"):
+            pass

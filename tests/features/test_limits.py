@@ -1,0 +1,85 @@
+"""Cluster-wide concurrency and rate limits per task type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from nexq.app import Nexq
+from nexq.config import Settings
+from nexq.context import Runtime
+from nexq.limits import RateLimit
+from nexq.scheduler import Scheduler
+from nexq.store.memory import MemoryStore
+from nexq.task import Status
+from nexq.worker import Worker
+from tests.queue.conftest import trio_clock
+
+
+async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  # type: ignore[no-untyped-def]
+    rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store)
+    app = Nexq()
+    running, peak = 0, 0
+
+    @app.task("mail", concurrency_limit=2)
+    async def mail(payload: Any) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await trio.sleep(0.1)
+        running -= 1
+
+    app.bind(rt)
+    async with trio.open_nursery() as n:
+        await n.start(Scheduler(rt.broker).run)
+        for _ in range(2):  # two workers sharing the limit through the store
+            await n.start(Worker(rt, app, concurrency=5).run)
+        handles = await app.enqueue_many([("mail", i) for i in range(12)])
+        with trio.fail_after(60):
+            for h in handles:
+                await h.result()
+        n.cancel_scope.cancel()
+    assert peak == 2
+    t = await handles[-1].info()
+    assert t.status is Status.SUCCEEDED
+
+
+async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+    rt = Runtime.build(Settings(), MemoryStore())
+    rt.broker.clock = trio_clock()
+    rt.broker.wheel.clock = rt.broker.clock
+    app = Nexq()
+    starts: list[float] = []
+
+    @app.task("api_call", rate_limit="5/s")
+    async def api_call(payload: Any) -> None:
+        starts.append(rt.broker.clock())
+
+    app.bind(rt)
+    async with trio.open_nursery() as n:
+        await n.start(Scheduler(rt.broker).run)
+        await n.start(Worker(rt, app, concurrency=10).run)
+        handles = await app.enqueue_many([("api_call", i) for i in range(15)])
+        with trio.fail_after(60):
+            for h in handles:
+                await h.result()
+        n.cancel_scope.cancel()
+    per_second: dict[int, int] = {}
+    for t in starts:
+        per_second[int(t)] = per_second.get(int(t), 0) + 1
+    assert len(starts) == 15 and max(per_second.values()) <= 5 and len(per_second) >= 3
+    t = await handles[-1].info()
+    assert t.status is Status.SUCCEEDED  # deferrals did not use up its retries
+
+
+@pytest.mark.parametrize("text,count,per", [("100/m", 100, 60), ("10/s", 10, 1), ("5/10s", 5, 10), ("1000/h", 1000, 3600)])
+def test_rate_limits_parse(text: str, count: int, per: float) -> None:
+    assert RateLimit.parse(text) == RateLimit(count, per)
+
+
+@pytest.mark.parametrize("text", ["100", "x/m", "0/s", "10/fortnight"])
+def test_bad_rate_limits_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="rate limit"):
+        RateLimit.parse(text)
