@@ -227,7 +227,8 @@ class Nexq:
             raise NexqError("the app is not connected: use `async with app.connect():`")
         return self._runtime.broker
 
-    def _request(self, type: str, payload: Any, options: dict[str, Any]) -> EnqueueRequest:
+    def request(self, type: str, payload: Any, options: dict[str, Any]) -> EnqueueRequest:
+        """An EnqueueRequest with the type's handler defaults under ``options``."""
         td = self.handlers.get(type)
         if td is not None:
             for field in ("max_retries", "timeout", "queue", "priority", "retry", "webhook"):
@@ -239,12 +240,12 @@ class Nexq:
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue one task. Options: queue, priority, delay, run_at,
         max_retries, timeout, unique_key, task_id, retry."""
-        [e] = await self.broker.enqueue_many([self._request(type, payload, options)])
+        [e] = await self.broker.enqueue_many([self.request(type, payload, options)])
         return TaskHandle(e.task_id, self, self.broker, e.created)
 
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
-        reqs = [self._request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]  # type: ignore[misc]
+        reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]  # type: ignore[misc]
         return [TaskHandle(e.task_id, self, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
     def handle(self, task_id: str) -> TaskHandle:

@@ -43,6 +43,9 @@ class Runtime:
     task_types: set[str] = attrs.field(factory=set)  # types with a handler in this process
     guard: Any = None  # the StoreGuard, when this process runs one
     handler_durations: Histogram = attrs.field(factory=Histogram)
+    # Builds an EnqueueRequest with the type's handler defaults (the app's);
+    # the API uses it so tasks made over HTTP get @app.task's settings too.
+    task_defaults: Any = None
     started_at: float = attrs.field(factory=time.time)
 
     @classmethod

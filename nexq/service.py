@@ -53,6 +53,7 @@ async def run_service(
         await store.ping()  # fail fast (StoreUnavailable) if the store is down
         rt = Runtime.build(settings, store, task_types=set(app.handlers))
         rt.cron = cron = CronScheduler(rt.broker, list(app.cron_entries))
+        rt.task_defaults = app.request
         app.bind(rt)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:

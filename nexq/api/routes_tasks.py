@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from quart import Response
 
 from ..queue import EnqueueRequest
-from ..task import DEFAULT_PRIORITY, Task
+from ..task import Task
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Router
 from .schemas import (
@@ -20,7 +21,10 @@ ENVELOPE = 64 * 1024  # room for a task's other fields around its payload
 READ_CHUNK = 1_000  # tasks read back per round trip after a batch
 
 
-def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> EnqueueRequest:
+def to_request(
+    item: dict[str, Any], max_payload: int, field: str = "",
+    defaults: Callable[[str, Any, dict[str, Any]], EnqueueRequest] | None = None,
+) -> EnqueueRequest:
     """Turn one schema-valid task body into an EnqueueRequest.
 
     Raises ApiError 413 when the encoded payload passes ``max_payload``
@@ -35,12 +39,13 @@ def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> Enque
     run_at = item.get("run_at")
     if isinstance(run_at, str):
         run_at = parse_datetime(run_at)  # valid: the schema checked the format
-    priority = item.get("priority", DEFAULT_PRIORITY)
     options: dict[str, Any] = {
-        "priority": priority if isinstance(priority, str) else int(priority),
         "delay": float(item["schedule_in"]) if "schedule_in" in item else None,
         "run_at": float(run_at) if run_at is not None else None,
     }
+    if "priority" in item:
+        priority = item["priority"]
+        options["priority"] = priority if isinstance(priority, str) else int(priority)
     if "queue" in item:
         options["queue"] = item["queue"]
     if "max_retries" in item:
@@ -53,6 +58,8 @@ def to_request(item: dict[str, Any], max_payload: int, field: str = "") -> Enque
         options["webhook"] = item["webhook"]
     if "expires_in" in item:
         options["expires_in"] = float(item["expires_in"])
+    if defaults is not None:  # the task type's defaults from its handler (@app.task)
+        return defaults(item["type"], payload, options)
     return EnqueueRequest(type=item["type"], payload=payload, **options)
 
 
@@ -86,7 +93,7 @@ def register(router: Router, state: ApiState) -> None:
         return task
 
     async def create(body: dict[str, Any]) -> Response:
-        req = to_request(body, max_payload)
+        req = to_request(body, max_payload, defaults=rt.task_defaults)
         validated([req], "")
         [done] = await rt.broker.enqueue_many([req])
         task = await rt.inspector.get(done.task_id)
@@ -97,7 +104,8 @@ def register(router: Router, state: ApiState) -> None:
 
     async def create_batch(body: dict[str, Any]) -> Response:
         items = body["tasks"]
-        requests = [to_request(item, max_payload, f"tasks[{i}].") for i, item in enumerate(items)]
+        requests = [to_request(item, max_payload, f"tasks[{i}].", rt.task_defaults)
+                    for i, item in enumerate(items)]
         validated(requests, "tasks")
         results = await rt.broker.enqueue_many(requests) if requests else []
         out: list[dict[str, Any]] = []

@@ -29,7 +29,7 @@ MAX_DELAY = 10 * 365 * 86_400.0
 # A character that is whitespace neither to ECMA-262 (what clients' schema
 # tools use) nor to Python (``str.strip`` in Broker.make_spec): so "contains
 # one" means the same thing to both.
-_SOLID = r"[^\s\u001c-\u001f\u0085\ufeff:|,*]"
+_SOLID = r"[^\s\u001c-\u001f\u0085\ufeff:|,*/?#%]"
 _SOLID_CHAR = r"[^\s\u001c-\u001f\u0085\ufeff]"
 
 TASK_TYPE: JsonSchema = {
@@ -38,7 +38,7 @@ TASK_TYPE: JsonSchema = {
 }
 QUEUE_NAME: JsonSchema = {
     "type": "string", "minLength": 1, "maxLength": 100, "pattern": f"^{_SOLID}+$",
-    "description": "a queue name without whitespace, ':', '|', ',' or '*'",
+    "description": "a queue name without whitespace, ':', '|', ',', '*', '/', '?', '#' or '%'",
 }
 PRIORITY: JsonSchema = {
     "description": "0-9 (9 runs first) or low/normal/high",

@@ -120,8 +120,8 @@ class Broker:
         """Validate ``req``; raises ValueError naming the bad field."""
         if not isinstance(req.type, str) or not req.type.strip():
             raise ValueError("type must be a non-empty string")
-        if not isinstance(req.queue, str) or not req.queue or any(c in req.queue for c in ":|,*"):
-            raise ValueError("queue must be a non-empty name without ':', '|', ',' or '*'")
+        if not isinstance(req.queue, str) or not req.queue or any(c in req.queue for c in ":|,*/?#%"):
+            raise ValueError("queue must be a non-empty name without ':', '|', ',', '*', '/', '?', '#' or '%'")
         if req.delay is not None and req.delay < 0:
             raise ValueError("delay must not be negative")
         if req.max_retries < 0:

@@ -105,3 +105,12 @@ def test_embedded_store_survives_sigkill_of_nexq_run(tmp_path) -> None:  # type:
             time.sleep(0.5)
         assert statuses == ["succeeded"] * 30
         stop(proc)
+
+
+def test_tasks_made_over_http_get_their_handlers_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with nexq_run("--data-dir", str(tmp_path / "d"), "--app", APP, log=str(tmp_path / "run.log")) as (proc, port):
+        t = api(port, "POST", "/api/tasks", json={"type": "noop"})  # @app.task("noop", max_retries=0)
+        assert t["max_retries"] == 0
+        t = api(port, "POST", "/api/tasks", json={"type": "noop", "max_retries": 2})
+        assert t["max_retries"] == 2
+        stop(proc)
