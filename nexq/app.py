@@ -101,6 +101,13 @@ class Context:
         """``progress`` for handlers running in a worker thread."""
         trio.from_thread.run(self.progress, fraction, message)
 
+    async def parent_results(self) -> list[Any]:
+        """The results of the tasks this one depends on, in ``depends_on`` order."""
+        from .queue import Inspector
+
+        tasks = await Inspector(self.broker).get_many(list(self.task.spec.depends_on))
+        return [t.result if t is not None else None for t in tasks]
+
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue a follow-up task from inside a handler."""
         e = await self.broker.enqueue(type, payload, **options)
@@ -247,6 +254,30 @@ class Nexq:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
         reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]  # type: ignore[misc]
         return [TaskHandle(e.task_id, self, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
+
+    async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
+        """Run steps one after another: each (type, payload[, options])
+        depends on the one before (a failed step cancels the rest)."""
+        handles: list[TaskHandle] = []
+        for step in steps:
+            options = dict(step[2]) if len(step) > 2 else {}
+            if handles:
+                options["depends_on"] = [handles[-1].id]
+            handles.append(await self.enqueue(step[0], step[1], **options))
+        return handles
+
+    async def group(
+        self, steps: Sequence[tuple[Any, ...]], then: tuple[Any, ...] | None = None
+    ) -> tuple[list[TaskHandle], TaskHandle | None]:
+        """Fan out ``steps`` at once; with ``then``, a join task that runs when
+        all of them succeeded and gets their results via ``ctx.parent_results()``."""
+        members = await self.enqueue_many(list(steps))  # type: ignore[arg-type]
+        join = None
+        if then is not None:
+            options = dict(then[2]) if len(then) > 2 else {}
+            options["depends_on"] = [h.id for h in members]
+            join = await self.enqueue(then[0], then[1], **options)
+        return members, join
 
     def handle(self, task_id: str) -> TaskHandle:
         return TaskHandle(task_id, self, self.broker)

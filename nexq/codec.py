@@ -46,6 +46,9 @@ def encode_spec(s: TaskSpec) -> bytes:
         d["wh"] = s.webhook
     if s.expires_at is not None:
         d["xa"] = s.expires_at
+    if s.depends_on:
+        d["dep"] = list(s.depends_on)
+        d["opf"] = s.on_parent_failure
     if s.retry != RetryPolicy():
         d["rp"] = [s.retry.base, s.retry.cap, s.retry.factor]
     return orjson.dumps(d)
@@ -69,6 +72,8 @@ def decode_spec(data: bytes) -> TaskSpec:
         retry=RetryPolicy(*rp) if rp else RetryPolicy(),
         webhook=d.get("wh"),
         expires_at=d.get("xa"),
+        depends_on=tuple(d.get("dep", ())),
+        on_parent_failure=d.get("opf", "cancel"),
     )
 
 

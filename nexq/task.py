@@ -18,6 +18,7 @@ DEFAULT_QUEUE = "default"
 class Status(str, enum.Enum):
     """Where a task is in its life; derived from its keys, never stored alone."""
 
+    WAITING = "waiting"  # for its parent tasks (depends_on) to succeed
     SCHEDULED = "scheduled"  # waiting for its run time in the time wheel
     PENDING = "pending"  # in a ready lane
     RUNNING = "running"  # a worker holds a live lease on the current attempt
@@ -104,6 +105,8 @@ class TaskSpec:
     retry: RetryPolicy = RetryPolicy()
     webhook: str | None = None  # URL notified when the task ends (see nexq.webhooks)
     expires_at: float | None = None  # cancelled ("Expired") if not started by then
+    depends_on: tuple[str, ...] = ()  # parents that must succeed first
+    on_parent_failure: str = "cancel"  # or "run": what a dead / cancelled parent does
 
 
 @attrs.frozen
@@ -120,6 +123,7 @@ class Task:
     started_at: float | None = None
     finished_at: float | None = None
     webhooks: tuple[dict[str, Any], ...] = ()  # delivery attempts of its webhook
+    children: tuple[str, ...] = ()  # tasks that depend on this one
 
     @property
     def id(self) -> str:
@@ -146,6 +150,9 @@ class Task:
             "unique_key": s.unique_key,
             "webhook": s.webhook,
             "expires_at": s.expires_at,
+            "depends_on": list(s.depends_on),
+            "children": list(self.children),
+            "on_parent_failure": s.on_parent_failure,
             "webhook_deliveries": list(self.webhooks),
             "created_at": s.created_at,
             "scheduled_at": self.scheduled_at,

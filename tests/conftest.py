@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from nexq.queue import Broker
 from nexq.store import Store, open_store
 from tests.servers import redis_server
 
@@ -68,3 +69,14 @@ def checker(resp_url: str):  # type: ignore[no-untyped-def]
     client = redis.Redis.from_url(resp_url, protocol=2)
     yield client
     client.close()
+
+
+@pytest.fixture
+def make_broker(store: Store, prefix: str) -> Callable[..., Broker]:
+    """Brokers on the parametrised store, isolated by this test's prefix."""
+
+    def make(**options: object) -> Broker:
+        options.setdefault("bucket_ms", 50)
+        return Broker(store, namespace=prefix.rstrip(":"), **options)  # type: ignore[arg-type]
+
+    return make

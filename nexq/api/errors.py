@@ -18,7 +18,7 @@ from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import StoreUnavailable
+from ..errors import StoreFull, StoreUnavailable
 
 log = logging.getLogger("nexq.api")
 
@@ -107,6 +107,10 @@ def install_error_handlers(app: QuartTrio) -> None:
         }.get(status, err.name.lower() if err.name else "error")
         code = _HTTP_CODES.get(status, f"http_{status}")
         return error_response(ApiError(status, code, message, details, headers))
+
+    @app.errorhandler(StoreFull)
+    async def _store_full(err: StoreFull) -> Response:
+        return error_response(ApiError(503, "store_full", str(err)))
 
     @app.errorhandler(StoreUnavailable)
     async def _store_down(err: StoreUnavailable) -> Response:

@@ -56,6 +56,10 @@ def to_request(
         options["unique_key"] = item["unique_key"]
     if "webhook" in item:
         options["webhook"] = item["webhook"]
+    if "depends_on" in item:
+        options["depends_on"] = list(item["depends_on"])
+    if "on_parent_failure" in item:
+        options["on_parent_failure"] = item["on_parent_failure"]
     if "expires_in" in item:
         options["expires_in"] = float(item["expires_in"])
     if defaults is not None:  # the task type's defaults from its handler (@app.task)
@@ -92,10 +96,16 @@ def register(router: Router, state: ApiState) -> None:
             raise not_found("task", task_id)
         return task
 
+    async def enqueue(requests: list[EnqueueRequest], field: str) -> list[Any]:
+        try:
+            return await rt.broker.enqueue_many(requests)
+        except ValueError as exc:  # checks that need the store: parents exist, ids free
+            raise invalid(field or "task", str(exc)) from None
+
     async def create(body: dict[str, Any]) -> Response:
         req = to_request(body, max_payload, defaults=rt.task_defaults)
         validated([req], "")
-        [done] = await rt.broker.enqueue_many([req])
+        [done] = await enqueue([req], "")
         task = await rt.inspector.get(done.task_id)
         if task is None:  # the unique_key holder ended and expired meanwhile
             raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
@@ -107,7 +117,7 @@ def register(router: Router, state: ApiState) -> None:
         requests = [to_request(item, max_payload, f"tasks[{i}].", rt.task_defaults)
                     for i, item in enumerate(items)]
         validated(requests, "tasks")
-        results = await rt.broker.enqueue_many(requests) if requests else []
+        results = await enqueue(requests, "tasks") if requests else []
         out: list[dict[str, Any]] = []
         for lo in range(0, len(results), READ_CHUNK):
             chunk = results[lo : lo + READ_CHUNK]

@@ -79,6 +79,12 @@ TASK_CREATE: JsonSchema = {
                     "description": "URL notified (signed POST) when the task succeeds or dies; "
                                    "loopback, private and link-local targets are refused (400) "
                                    "unless the server allows them"},
+        "depends_on": {"type": "array", "maxItems": 1000, "uniqueItems": True,
+                       "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                       "description": "ids of tasks that must succeed first (unknown ids: 400)"},
+        "on_parent_failure": {"type": "string", "enum": ["cancel", "run"],
+                              "description": "when a parent ends dead or cancelled: cancel this task "
+                                             "(default) or run it anyway"},
         "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DELAY,
                        "description": "seconds from now; a task not started by then is cancelled "
                                       "(must end after its run time)"},

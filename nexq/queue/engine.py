@@ -36,6 +36,7 @@ from ..task import (
     parse_priority,
 )
 from .finish import expired_attempt
+from .workflow import check_parents, register
 from .lanes import PRIORITIES, LaneReader, Push, Ref, read_lanes
 from .wheel import Entry, Wheel
 
@@ -60,6 +61,8 @@ class EnqueueRequest:
     webhook: str | None = None
     expires_in: float | None = None  # seconds from now: cancelled if not started by then
     expires_at: float | None = None  # the same as a unix time
+    depends_on: Sequence[str] = ()  # run only after these tasks succeed
+    on_parent_failure: str = "cancel"  # "cancel" or "run" when a parent ends dead / cancelled
 
 
 @attrs.frozen
@@ -140,6 +143,10 @@ class Broker:
             expires_at = now + req.expires_in
         if expires_at is not None and expires_at <= max(now, run_at or now):
             raise ValueError("the task would expire before it could start (expires_at <= run time)")
+        if req.on_parent_failure not in ("cancel", "run"):
+            raise ValueError("on_parent_failure must be 'cancel' or 'run'")
+        if isinstance(req.depends_on, str) or len(set(req.depends_on)) != len(req.depends_on):
+            raise ValueError("depends_on must be a list of distinct task ids")
         if req.webhook is not None:
             check_url(req.webhook, self.webhook.allow_private)  # WebhookRefused is a ValueError
         tid = req.task_id or new_task_id()
@@ -159,6 +166,8 @@ class Broker:
             retry=req.retry,
             webhook=req.webhook,
             expires_at=expires_at,
+            depends_on=tuple(req.depends_on),
+            on_parent_failure=req.on_parent_failure,
         )
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
@@ -190,6 +199,9 @@ class Broker:
         fresh = [i for i in range(len(specs)) if results[i] is None]
         if not fresh:
             return [r for r in results if r is not None]
+        parents = sorted({p for i in fresh for p in specs[i].depends_on})
+        if parents:
+            await check_parents(self, parents)
         explicit = [i for i in fresh if requests[i].task_id]
         if explicit:
             # Caller-chosen ids: claim them first, so a clash stores nothing.
@@ -201,7 +213,7 @@ class Broker:
                 raise ValueError(f"a task with task_id {taken[0]!r} already exists")
         lanes: dict[tuple[str, int], list[Ref]] = {}
         for i in fresh:
-            if specs[i].run_at is None:
+            if specs[i].run_at is None and not specs[i].depends_on:
                 lanes.setdefault((specs[i].queue, specs[i].priority), []).append(Ref(specs[i].id, 1))
         pusher = Push(self.keys, lanes)
         # Round trip 1: index numbers and lane slots together.
@@ -218,7 +230,9 @@ class Broker:
             spec_ops.append(len(b))
             b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not requests[i].task_id)
             b.set(self.keys.index(n), spec.id)
-            if spec.run_at is None:
+            if spec.depends_on:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "waiting", now))
+            elif spec.run_at is None:
                 b.set(self.keys.cur(spec.id), encode_cur(1, "pending", now))
             else:
                 b.set(self.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
@@ -228,7 +242,8 @@ class Broker:
             if spec.expires_at is not None:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
             self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
-                                status="pending" if spec.run_at is None else "scheduled")
+                                status="waiting" if spec.depends_on else
+                                "pending" if spec.run_at is None else "scheduled")
         if lanes:
             pusher.fill(b, counters[1:])
         answers = await self.store.execute(b)
@@ -238,6 +253,9 @@ class Broker:
             await pusher.settle(self.store, answers)
             await self.announce()
         await self._register_queues({specs[i].queue for i in fresh})
+        waiting = [specs[i] for i in fresh if specs[i].depends_on]
+        if waiting:
+            await register(self, waiting)
         if delayed:
             late = await self.wheel.add(delayed)
             if late:
@@ -494,11 +512,11 @@ class Broker:
             await follow_up(self, spec, attempt, retry_in=retry_in, counts=counts)
         return bool(won)
 
-    async def cancel(self, task_id: str) -> bool:
-        """Cancel a scheduled, pending or running task; False if it had ended."""
+    async def cancel(self, task_id: str, reason: str = "cancelled on request") -> bool:
+        """Cancel a waiting, scheduled, pending or running task; False if it had ended."""
         from .finish import cancel
 
-        return await cancel(self, task_id)
+        return await cancel(self, task_id, reason)
 
     async def promote(self, entries: Sequence[Entry]) -> None:
         """Move due attempts into their lanes, each exactly once (NX marker)."""

@@ -87,6 +87,9 @@ async def _terminal(
     br.events.publish("task", id=tid, type=spec.type, queue=spec.queue, status=state)
     if state in ("succeeded", "dead"):
         await _notify(br, spec, state, a)
+    from .workflow import parent_ended
+
+    await parent_ended(br, tid, state)
 
 
 async def _notify(br: Broker, spec: TaskSpec, event: str, attempt: int) -> None:
@@ -216,7 +219,7 @@ async def expire(br: Broker, entries: Sequence[Entry]) -> int:
     return n
 
 
-async def cancel(br: Broker, task_id: str) -> bool:
+async def cancel(br: Broker, task_id: str, reason: str = "cancelled on request") -> bool:
     """Cancel a scheduled, pending or running task. False if it already
     ended (or does not exist). A running attempt's worker learns of it at
     its next heartbeat and cancels the handler."""
@@ -228,7 +231,7 @@ async def cancel(br: Broker, task_id: str) -> bool:
         a, state, _, _ = decode_cur(cur_raw)
         if state in ("succeeded", "dead", "cancelled"):
             return False
-        attempt = Attempt(a, Outcome.CANCELLED, None, None, br.clock(), "Cancelled", "cancelled on request")
+        attempt = Attempt(a, Outcome.CANCELLED, None, None, br.clock(), "Cancelled", reason)
         if await br._finish(decode_spec(spec_raw), attempt, check_after=True):
             br.cancelled_locally(task_id, a)
             return True

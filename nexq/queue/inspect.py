@@ -38,8 +38,14 @@ class Inspector:
 
     async def get(self, task_id: str) -> Task | None:
         """Everything about one task, or None if unknown or expired."""
-        tasks = await self._load([task_id], detail=True)
-        return tasks[0]
+        from .workflow import children
+
+        [task] = await self._load([task_id], detail=True)
+        if task is not None:
+            kids = await children(self.br, task_id)
+            if kids:
+                task = attrs.evolve(task, children=tuple(kids))
+        return task
 
     async def get_many(self, task_ids: Sequence[str]) -> builtins.list[Task | None]:
         """:meth:`get` for many ids in two round trips; None for each unknown one."""

@@ -76,7 +76,7 @@ export function toast(message, kind = 'info') {
   setTimeout(() => el.remove(), 4000);
 }
 
-export const STATUSES = ['scheduled', 'pending', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'];
+export const STATUSES = ['waiting', 'scheduled', 'pending', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'];
 
 export function statusBadge(status) {
   const s = String(status ?? 'unknown');

@@ -170,3 +170,26 @@ async def test_delete_removes_the_task(client: Client) -> None:
     assert resp.status_code == 200 and await resp.get_json() == {"id": t["id"], "deleted": True}
     assert (await client.get(f"/api/tasks/{t['id']}")).status_code == 404
     assert (await client.delete(f"/api/tasks/{t['id']}")).status_code == 404
+
+
+async def test_depends_on_and_its_errors(client) -> None:  # type: ignore[no-untyped-def]
+    parent = await (await client.post("/api/tasks", json={"type": "a"})).get_json()
+    r = await client.post("/api/tasks", json={"type": "b", "depends_on": [parent["id"]]})
+    assert r.status_code == 201
+    child = await r.get_json()
+    assert child["status"] == "waiting" and child["depends_on"] == [parent["id"]]
+    got = await (await client.get(f"/api/tasks/{parent['id']}")).get_json()
+    assert got["children"] == [child["id"]]
+    r = await client.post("/api/tasks", json={"type": "b", "depends_on": ["no-such-task"]})
+    assert r.status_code == 400 and "no-such-task" in (await r.get_json())["error"]["message"]
+    r = await client.post("/api/tasks", json={"type": "b", "depends_on": [parent["id"]], "on_parent_failure": "x"})
+    assert r.status_code == 400
+
+
+async def test_store_full_is_a_503_naming_the_limit(client, app) -> None:  # type: ignore[no-untyped-def]
+    from nexq.api import api_state
+
+    api_state(app).runtime.broker.refusing = "the store uses 9 bytes, over Nexq's limit of 8"
+    r = await client.post("/api/tasks", json={"type": "a"})
+    body = await r.get_json()
+    assert r.status_code == 503 and body["error"]["code"] == "store_full" and "limit" in body["error"]["message"]

@@ -369,3 +369,15 @@ def test_stale_worker_is_marked(resp_url: str, page: Any) -> None:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+
+
+def test_task_page_links_parents_and_children(server, page) -> None:  # type: ignore[no-untyped-def]
+    parent = server.enqueue("noop", None, schedule_in=900)["id"]
+    child = server.api("POST", "/api/tasks", json={"type": "noop", "depends_on": [parent]})["id"]
+    page.goto(f"{server.url}/#/tasks/{child}")
+    page.get_by_text("Waits for").wait_for()
+    link = page.locator(f'a[href="#/tasks/{parent}"]')
+    assert link.count() >= 1
+    link.first.click()
+    page.get_by_text("Followed by").wait_for()
+    assert page.locator(f'a[href="#/tasks/{child}"]').count() >= 1

@@ -4,7 +4,7 @@
 // live refresh.
 
 import { del, get, post, taskPath } from '../api.js';
-import { fill, fmtDuration, fmtRelative, fmtTime, h, jsonView, setText } from '../dom.js';
+import { fill, fmtDuration, fmtRelative, fmtTime, h, jsonView, setText, shortId } from '../dom.js';
 import * as live from '../live.js';
 import { confirmAction, errorBox, panel, runAction, statusBadge, toast } from '../ui.js';
 import { progressBar } from './tasks.js';
@@ -65,6 +65,13 @@ export function mount(main, route) {
     return [h('dt', { text: label }), h('dd', { class: cls, text: value ?? '—' })];
   }
 
+  // Parents (depends_on) and children as links to their own task pages.
+  function taskLinks(label, ids) {
+    if (!Array.isArray(ids) || !ids.length) return null;
+    return [h('dt', { text: label }), h('dd', { class: 'mono task-links' },
+      ...ids.map((id) => h('a', { href: `#/tasks/${encodeURIComponent(String(id))}`, title: String(id), text: shortId(String(id)) })))];
+  }
+
   function show(t) {
     task = t;
     setText(title, t.type);
@@ -80,6 +87,10 @@ export function mount(main, route) {
       fact('Unique key', t.unique_key ?? 'none', t.unique_key ? 'mono' : 'muted'),
       // Shown as text, never as a link: it is data like any other.
       t.webhook ? fact('Webhook', t.webhook, 'mono') : null,
+      taskLinks('Waits for', t.depends_on),
+      t.depends_on && t.depends_on.length ? fact('If a parent fails', t.on_parent_failure === 'run' ? 'run anyway' : 'cancel this task') : null,
+      taskLinks('Followed by', t.children),
+      t.expires_at ? fact('Expires', `${fmtTime(t.expires_at)} (${fmtRelative(t.expires_at, now)})`) : null,
       fact('Created', `${fmtTime(t.created_at)} (${fmtRelative(t.created_at, now)})`),
       t.scheduled_at ? fact(t.status === 'retrying' ? 'Next attempt' : 'Scheduled for', `${fmtTime(t.scheduled_at)} (${fmtRelative(t.scheduled_at, now)})`) : null,
       t.started_at ? fact('Started', fmtTime(t.started_at)) : null,
