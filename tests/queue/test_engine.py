@@ -336,3 +336,30 @@ async def test_weighted_queues_share_claims_by_weight(make_broker) -> None:  # t
             ["mail", "reports"], 1, "w", reader, rnd, {"mail": 3.0, "reports": 1.0})]
     share = got.count("mail") / len(got)
     assert len(got) == 400 and 0.65 < share < 0.85  # 3:1 -> 75% expected
+
+
+async def test_reaper_and_cancel_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
+    from nexq.queue.finish import reap
+    from nexq.queue.wheel import Entry
+
+    br = make_broker(lease_ms=100)
+    await br.enqueue_many([EnqueueRequest("t", i, max_retries=0) for i in range(30)])
+    claimed = await claim_all(br)
+    await trio.sleep(0.4)  # every lease has expired on the server
+    cancels: list[bool] = []
+    lost: list[int] = []
+
+    async def cancel(c) -> None:  # type: ignore[no-untyped-def]
+        cancels.append(await br.cancel(c.spec.id))
+
+    async def reaper() -> None:
+        lost.append(await reap(br, [Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(reaper)
+        for c in claimed:
+            n.start_soon(cancel, c)
+    assert sum(cancels) + lost[0] == 30
+    statuses = [t.status for t in (await Inspector(br).list(limit=100)).tasks]
+    assert statuses.count(Status.CANCELLED) == sum(cancels)
+    assert statuses.count(Status.DEAD) == lost[0]  # max_retries=0: a lost attempt is final
