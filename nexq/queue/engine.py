@@ -185,6 +185,10 @@ class Broker:
         if self.refusing:
             raise StoreFull(self.refusing)
         results: list[Enqueued | None] = [None] * len(specs)
+        # Every check that can refuse the request runs before anything is written.
+        parents = sorted({p for s in specs for p in s.depends_on})
+        if parents:
+            await check_parents(self, parents)
         uniq = [i for i, s in enumerate(specs) if s.unique_key is not None]
         if uniq:
             b = Batch()
@@ -193,15 +197,10 @@ class Broker:
             won = await self.store.execute(b)
             lost = [i for i, ok in zip(uniq, won) if not ok]
             if lost:
-                holders = await self.store.mget([self.keys.unique(specs[i].unique_key or "") for i in lost])
-                for i, holder in zip(lost, holders):
-                    results[i] = Enqueued(holder.decode() if holder else specs[i].id, False)
+                await self._unique_holders(specs, lost, results)
         fresh = [i for i in range(len(specs)) if results[i] is None]
         if not fresh:
             return [r for r in results if r is not None]
-        parents = sorted({p for i in fresh for p in specs[i].depends_on})
-        if parents:
-            await check_parents(self, parents)
         explicit = [i for i in fresh if requests[i].task_id]
         if explicit:
             # Caller-chosen ids: claim them first, so a clash stores nothing.
@@ -261,6 +260,27 @@ class Broker:
             if late:
                 await self._handle(late)
         return [r for r in results if r is not None]
+
+    async def _unique_holders(
+        self, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]
+    ) -> None:
+        """For unique keys already held: name the holder, unless the holder
+        never came to exist (its producer died between the two writes), in
+        which case the key is taken over with ``SET XX GET``."""
+        ukeys = [self.keys.unique(specs[i].unique_key or "") for i in lost]
+        holders = await self.store.mget(ukeys)
+        named = [h.decode() for h in holders if h is not None]
+        alive = dict(zip(named, await self.store.mget([self.keys.spec(h) for h in named]))) if named else {}
+        ours = {s.id for s in specs}  # holders created by this very call
+        for i, key, holder in zip(lost, ukeys, holders):
+            if holder is not None and (holder.decode() in ours or alive.get(holder.decode()) is not None):
+                results[i] = Enqueued(holder.decode(), False)
+                continue
+            old = await self.store.set(key, specs[i].id, xx=True, get=True)
+            if old is not None and old != holder:
+                results[i] = Enqueued(old.decode(), False)  # someone else took it meanwhile
+            elif old is None and not await self.store.set(key, specs[i].id, nx=True):
+                results[i] = Enqueued((await self.store.get(key) or b"").decode(), False)
 
     async def _register_queues(self, queues: set[str]) -> None:
         new = sorted(queues - self._known_queues)

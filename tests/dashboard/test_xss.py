@@ -60,7 +60,7 @@ PAYLOADS = [
     f'<div style="background:url(javascript:{M})">x</div>',
     f"<img src=x onerror={M}>\u202e<b>rtl</b>",
 ]
-QUEUE_OK = re.compile(r"^[^\s\u001c-\u001f\u0085\ufeff:|,*]{1,100}$")
+QUEUE_OK = re.compile(r"^[^\s\u001c-\u001f\u0085\ufeff:|,*/?#%]{1,100}$")  # the API's queue-name rule
 
 SCAN = """() => {
   const URL_ATTRS = ['href', 'src', 'action', 'formaction', 'data', 'srcdoc', 'xlink:href', 'poster', 'background'];
