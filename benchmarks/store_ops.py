@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -152,21 +151,11 @@ def redispy_pipelined(client: object, keys: list[str], seconds: float) -> int:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     import hiredis
 
-    return (
-        f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"trio {trio.__version__}, hiredis {hiredis.__version__}"
-    )
+    from common import machine_line as base
+
+    return f"machine: {base()}, trio {trio.__version__}, hiredis {hiredis.__version__}"
 
 
 def row(client: str, mode: str, ops: int, seconds: float, per_trip: bool = False) -> str:

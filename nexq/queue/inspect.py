@@ -207,21 +207,18 @@ class Inspector:
 
     async def purge_dead(self, queue: str | None = None) -> int:
         """Delete every dead task (of ``queue``); returns how many."""
-        n, cursor = 0, None
-        while True:
-            page = await self.list(status="dead", queue=queue, limit=500, cursor=cursor)
-            for t in page.tasks:
-                n += await self.delete(t.id)
-            if page.next_cursor is None:
-                return n
-            cursor = page.next_cursor
+        return await self._each_dead(queue, self.delete)
 
     async def requeue_dead(self, queue: str | None = None) -> int:
+        """Run every dead task (of ``queue``) again; returns how many."""
+        return await self._each_dead(queue, self.requeue)
+
+    async def _each_dead(self, queue: str | None, action: Any) -> int:
         n, cursor = 0, None
         while True:
             page = await self.list(status="dead", queue=queue, limit=500, cursor=cursor)
             for t in page.tasks:
-                n += await self.requeue(t.id)
+                n += await action(t.id)
             if page.next_cursor is None:
                 return n
             cursor = page.next_cursor
