@@ -46,10 +46,19 @@ async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  #
     assert t.status is Status.SUCCEEDED
 
 
+async def test_rate_limit_spreads_tasks_over_windows_on_both_stores(store, prefix) -> None:  # type: ignore[no-untyped-def]
+    rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store)
+    await check_rate_limit(rt, count=12)
+
+
 async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  # type: ignore[no-untyped-def]
     rt = Runtime.build(Settings(), MemoryStore())
     rt.broker.clock = trio_clock()
     rt.broker.wheel.clock = rt.broker.clock
+    await check_rate_limit(rt, count=15)
+
+
+async def check_rate_limit(rt: Runtime, count: int) -> None:
     app = Nexq()
     starts: list[float] = []
 
@@ -61,7 +70,7 @@ async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  #
     async with trio.open_nursery() as n:
         await n.start(Scheduler(rt.broker).run)
         await n.start(Worker(rt, app, concurrency=10).run)
-        handles = await app.enqueue_many([("api_call", i) for i in range(15)])
+        handles = await app.enqueue_many([("api_call", i) for i in range(count)])
         with trio.fail_after(60):
             for h in handles:
                 await h.result()
@@ -69,7 +78,7 @@ async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  #
     per_second: dict[int, int] = {}
     for t in starts:
         per_second[int(t)] = per_second.get(int(t), 0) + 1
-    assert len(starts) == 15 and max(per_second.values()) <= 5 and len(per_second) >= 3
+    assert len(starts) == count and max(per_second.values()) <= 5 and len(per_second) >= 3
     t = await handles[-1].info()
     assert t.status is Status.SUCCEEDED  # deferrals did not use up its retries
 
