@@ -81,7 +81,7 @@ def main() -> None:
 
     def show(label: str, rows: list[tuple[str, float, float, float]]) -> None:
         for name, rate, rts, cmds in rows:
-            print(f"| {label} | {name} | {rate:,.0f} | {rts:.2f} | {cmds:.2f} |")
+            print(f"| {label} | {name} | {rate:,.0f} | {rts:.3f} | {cmds:.2f} |")
 
     if args.url:
         for url in args.url:
