@@ -9,16 +9,13 @@ only when the runtime keeps one (see :class:`Histogram`).
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import attrs
 from quart import Response
 
 from ..context import Runtime
-from ..histogram import Histogram
 from .routing import Router
 from .state import ApiState
 from .stats import STATUS_KEYS, ping, queues, workers

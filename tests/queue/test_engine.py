@@ -299,7 +299,7 @@ async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_bro
     br = make_broker()
     ins = Inspector(br)
     late = await br.enqueue("t", "late", expires_in=0.2)
-    fresh = await br.enqueue("t", "fresh", expires_in=60)
+    await br.enqueue("t", "fresh", expires_in=60)
     with trio.fail_after(10):  # the scheduler's deadline entry fires
         while (await ins.get(late.task_id)).status is not Status.CANCELLED:
             await br.run_due()

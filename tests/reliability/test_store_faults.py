@@ -7,15 +7,12 @@ import os
 import signal
 import time
 
-import httpx
 import trio
 
 from nexq.app import Nexq
 from nexq.config import Settings
 from nexq.context import Runtime
-from nexq.errors import Retry
 from nexq.scheduler import Scheduler
-from nexq.store import open_store
 from nexq.worker import Worker
 from tests.runtime.procs import api, nexq_run, spawn, stop
 from tests.servers import redis_server

@@ -1,0 +1,243 @@
+"""Producing: validate requests and enqueue tasks in a constant number of
+round trips (see docs/design.md, "Enqueue").
+
+:class:`Producer` is a part of :class:`nexq.queue.engine.Broker`; it uses the
+broker's store, keys, clock, wheel and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..codec import encode_cur, encode_spec
+from ..errors import StoreFull
+from ..store import Batch
+from ..task import (
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    RetryPolicy,
+    TaskSpec,
+    new_task_id,
+    parse_priority,
+)
+from ..webhooks import check_url
+from .lanes import Push, Ref
+from .wheel import Entry
+from .workflow import check_parents, register
+
+if TYPE_CHECKING:
+    from .engine import Broker
+
+
+@attrs.frozen
+class EnqueueRequest:
+    """What a producer asks for; validated by :func:`make_spec`."""
+
+    type: str
+    payload: Any = None
+    queue: str = DEFAULT_QUEUE
+    priority: int | str = DEFAULT_PRIORITY
+    delay: float | None = None
+    run_at: float | None = None
+    max_retries: int = 3
+    timeout: float | None = None
+    unique_key: str | None = None
+    task_id: str | None = None
+    retry: RetryPolicy = RetryPolicy()
+    webhook: str | None = None
+    expires_in: float | None = None  # seconds from now: cancelled if not started by then
+    expires_at: float | None = None  # the same as a unix time
+    depends_on: Sequence[str] = ()  # run only after these tasks succeed
+    on_parent_failure: str = "cancel"  # "cancel" or "run" when a parent ends dead / cancelled
+
+
+@attrs.frozen
+class Enqueued:
+    task_id: str
+    created: bool  # False: a live task with the same unique_key was returned
+
+
+class Producer:
+    """The enqueue half of the Broker."""
+
+    def make_spec(self: Broker, req: EnqueueRequest, now: float) -> TaskSpec:
+        """Validate ``req``; raises ValueError naming the bad field."""
+        if not isinstance(req.type, str) or not req.type.strip():
+            raise ValueError("type must be a non-empty string")
+        if not isinstance(req.queue, str) or not req.queue or any(c in req.queue for c in ":|,*/?#%"):
+            raise ValueError("queue must be a non-empty name without ':', '|', ',', '*', '/', '?', '#' or '%'")
+        if req.delay is not None and req.delay < 0:
+            raise ValueError("delay must not be negative")
+        if req.max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        if req.timeout is not None and req.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        run_at = req.run_at
+        if req.delay:
+            run_at = now + req.delay
+        if run_at is not None and run_at <= now:
+            run_at = None
+        expires_at = req.expires_at
+        if req.expires_in is not None:
+            if req.expires_in <= 0:
+                raise ValueError("expires_in must be positive")
+            expires_at = now + req.expires_in
+        if expires_at is not None and expires_at <= max(now, run_at or now):
+            raise ValueError("the task would expire before it could start (expires_at <= run time)")
+        if req.on_parent_failure not in ("cancel", "run"):
+            raise ValueError("on_parent_failure must be 'cancel' or 'run'")
+        if isinstance(req.depends_on, str) or len(set(req.depends_on)) != len(req.depends_on):
+            raise ValueError("depends_on must be a list of distinct task ids")
+        if req.webhook is not None:
+            check_url(req.webhook, self.webhook.allow_private)  # WebhookRefused is a ValueError
+        tid = req.task_id or new_task_id()
+        if "|" in tid or "," in tid or ":" in tid:
+            raise ValueError("task_id must not contain '|', ',' or ':'")
+        return TaskSpec(
+            id=tid,
+            type=req.type,
+            queue=req.queue,
+            priority=parse_priority(req.priority),
+            payload=req.payload,
+            max_retries=req.max_retries,
+            timeout=req.timeout,
+            unique_key=req.unique_key,
+            created_at=now,
+            run_at=run_at,
+            retry=req.retry,
+            webhook=req.webhook,
+            expires_at=expires_at,
+            depends_on=tuple(req.depends_on),
+            on_parent_failure=req.on_parent_failure,
+        )
+
+    async def enqueue(self: Broker, type: str, payload: Any = None, **options: Any) -> Enqueued:
+        """Enqueue one task; see :class:`EnqueueRequest` for the options."""
+        return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
+
+    async def enqueue_many(self: Broker, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
+        """Enqueue many tasks in a constant number of round trips.
+
+        A task with a ``unique_key`` already held by a live task is not
+        created; its entry names the existing task with ``created=False``.
+        """
+        now = self.clock()
+        specs = [self.make_spec(r, now) for r in requests]
+        if self.refusing:
+            raise StoreFull(self.refusing)
+        results: list[Enqueued | None] = [None] * len(specs)
+        # Every check that can refuse the request runs before anything is written.
+        parents = sorted({p for s in specs for p in s.depends_on})
+        if parents:
+            await check_parents(self, parents)
+        uniq = [i for i, s in enumerate(specs) if s.unique_key is not None]
+        if uniq:
+            b = Batch()
+            for i in uniq:
+                b.set(self.keys.unique(specs[i].unique_key or ""), specs[i].id, nx=True)
+            won = await self.store.execute(b)
+            lost = [i for i, ok in zip(uniq, won) if not ok]
+            if lost:
+                await self._unique_holders(specs, lost, results)
+        fresh = [i for i in range(len(specs)) if results[i] is None]
+        if not fresh:
+            return [r for r in results if r is not None]
+        explicit = [i for i in fresh if requests[i].task_id]
+        if explicit:
+            # Caller-chosen ids: claim them first, so a clash stores nothing.
+            b = Batch()
+            for i in explicit:
+                b.set(self.keys.spec(specs[i].id), encode_spec(specs[i]), nx=True)
+            taken = [specs[i].id for i, ok in zip(explicit, await self.store.execute(b)) if not ok]
+            if taken:
+                raise ValueError(f"a task with task_id {taken[0]!r} already exists")
+        lanes: dict[tuple[str, int], list[Ref]] = {}
+        for i in fresh:
+            if specs[i].run_at is None and not specs[i].depends_on:
+                lanes.setdefault((specs[i].queue, specs[i].priority), []).append(Ref(specs[i].id, 1))
+        pusher = Push(self.keys, lanes)
+        # Round trip 1: index numbers and lane slots together.
+        b = Batch().incrby(self.keys.seq, len(fresh))
+        pusher.reserve(b)
+        counters = await self.store.execute(b)
+        top = counters[0]
+        # Round trip 2: the records, then the slots and wheel entries.
+        b = Batch()
+        delayed: list[Entry] = []
+        spec_ops: list[int] = []
+        for n, i in enumerate(fresh, start=top - len(fresh) + 1):
+            spec = specs[i] = attrs.evolve(specs[i], seq=n)
+            spec_ops.append(len(b))
+            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not requests[i].task_id)
+            b.set(self.keys.index(n), spec.id)
+            if spec.depends_on:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "waiting", now))
+            elif spec.run_at is None:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "pending", now))
+            else:
+                b.set(self.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
+                b.incr(self.keys.count(spec.queue, "scheduled"))
+                delayed.append(Entry("P", spec.id, 1, spec.run_at))
+            results[i] = Enqueued(spec.id, True)
+            if spec.expires_at is not None:
+                delayed.append(Entry("X", spec.id, 1, spec.expires_at))
+            self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
+                                status="waiting" if spec.depends_on else
+                                "pending" if spec.run_at is None else "scheduled")
+        if lanes:
+            pusher.fill(b, counters[1:])
+        answers = await self.store.execute(b)
+        if not all(answers[i] for i in spec_ops):
+            raise ValueError("a task with that task_id already exists")
+        if lanes:
+            await pusher.settle(self.store, answers)
+            await self.announce()
+        await self._register_queues({specs[i].queue for i in fresh})
+        waiting = [specs[i] for i in fresh if specs[i].depends_on]
+        if waiting:
+            await register(self, waiting)
+        if delayed:
+            late = await self.wheel.add(delayed)
+            if late:
+                await self._handle(late)
+        return [r for r in results if r is not None]
+
+    async def _unique_holders(
+        self: Broker, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]
+    ) -> None:
+        """For unique keys already held: name the holder, unless the holder
+        never came to exist (its producer died between the two writes), in
+        which case the key is taken over with ``SET XX GET``."""
+        ukeys = [self.keys.unique(specs[i].unique_key or "") for i in lost]
+        holders = await self.store.mget(ukeys)
+        named = [h.decode() for h in holders if h is not None]
+        alive = dict(zip(named, await self.store.mget([self.keys.spec(h) for h in named]))) if named else {}
+        ours = {s.id for s in specs}  # holders created by this very call
+        for i, key, holder in zip(lost, ukeys, holders):
+            if holder is not None and (holder.decode() in ours or alive.get(holder.decode()) is not None):
+                results[i] = Enqueued(holder.decode(), False)
+                continue
+            old = await self.store.set(key, specs[i].id, xx=True, get=True)
+            if old is not None and old != holder:
+                results[i] = Enqueued(old.decode(), False)  # someone else took it meanwhile
+            elif old is None and not await self.store.set(key, specs[i].id, nx=True):
+                results[i] = Enqueued((await self.store.get(key) or b"").decode(), False)
+
+    async def _register_queues(self: Broker, queues: set[str]) -> None:
+        new = sorted(queues - self._known_queues)
+        if not new:
+            return
+        b = Batch()
+        for q in new:
+            b.set(self.keys.queue_registered(q), b"1", nx=True)
+        won = await self.store.execute(b)
+        b = Batch()
+        for q, ok in zip(new, won):
+            if ok:
+                b.append(self.keys.queues, f"{q},")
+        if len(b):
+            await self.store.execute(b)
+        self._known_queues.update(new)
