@@ -33,6 +33,7 @@ from .webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE, run_delivery
 
 log = logging.getLogger("nexq.worker")
 WEBHOOK_HANDLER = TaskDef(WEBHOOK_TYPE, run_delivery)
+DOORBELL_POLL = 0.5  # seconds between idle polls of a worker that has a doorbell
 
 
 class Worker:
@@ -145,9 +146,12 @@ class Worker:
                 with trio.move_on_after(self.poll_interval):
                     await self._idle.wait()
                 continue
-            # Idle: back off from a fast poll to poll_interval; a local
+            # Idle: back off from a fast poll to poll_interval (to
+            # DOORBELL_POLL when a doorbell wakes us: polling is then only
+            # the fallback for a lost datagram); a local
             # enqueue wakes us at once.
-            delay = min(max(delay * 2, 0.002), self.poll_interval)
+            ceiling = DOORBELL_POLL if self.doorbell is not None else self.poll_interval
+            delay = min(max(delay * 2, 0.002), max(ceiling, self.poll_interval))
             with trio.move_on_after(delay):
                 await _first(self._stopping.wait, lambda: self.broker.wait_for_work(delay))
 
