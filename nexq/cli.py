@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--data-dir", help="embedded store directory (default ./.nexq-data)")
     doctor.add_argument("--store-memory-limit", help="the limit you plan to run with, e.g. 2G")
 
+    bench = sub.add_parser("bench", help="measure enqueue, processing and pick-up latency on a store")
+    _common(bench)
+    bench.add_argument("--tasks", type=int, default=10_000, help="tasks per enqueue scenario (default 10000)")
+
     tasks = sub.add_parser("tasks", help="list, show, cancel or retry tasks")
     _common(tasks)
     tasks.add_argument("action", choices=["list", "show", "cancel", "retry"])
@@ -233,6 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, worker_only=True)
         if args.command == "enqueue":
             return cmd_enqueue(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            if args.tasks < 1000:
+                raise UsageError("--tasks must be at least 1000")
+            settings = settings_from(args)
+            url = settings.store or "memory://"  # never the data directory of a real deployment
+            trio.run(run_bench, url, args.tasks, settings.store_options())
+            return 0
         if args.command == "doctor":
             from .doctor import run_doctor
 
