@@ -54,7 +54,7 @@ def test_bad_queue_weight_is_a_clear_cli_error(capsys) -> None:  # type: ignore[
 def test_nexq_bench_reports_every_measurement(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["bench", "--tasks", "1000"]) == 0
     out = capsys.readouterr().out
-    for row in ("enqueue, sequential", "100 in flight", "enqueue_many", "process no-op tasks", "pick-up latency"):
+    for row in ("enqueue, sequential", "enqueue, 100 in flight", "enqueue_many", "process no-op tasks", "pick-up latency"):
         assert f"| {row}" in out
     assert main(["bench", "--tasks", "10"]) == 2
     assert "--tasks" in capsys.readouterr().err
