@@ -63,8 +63,8 @@ async def queues(rt: Runtime, live: list[dict[str, Any]] | None = None) -> list[
     for w in live:
         for q, n in running_by_queue(w).items():
             running[q] = running.get(q, 0) + n
-    for q in stats:
-        q["running"] = running.get(q["name"], 0)
+    for entry in stats:
+        entry["running"] = running.get(entry["name"], 0)
     return stats
 
 

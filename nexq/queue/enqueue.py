@@ -8,7 +8,7 @@ broker's store, keys, clock, wheel and events.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -29,7 +29,15 @@ from .wheel import Entry
 from .workflow import check_parents, register
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .engine import Broker
+
+    from ..events import EventHub
+    from ..keys import Keys
+    from ..store import Store
+    from ..webhooks import WebhookSettings
+    from .wheel import Wheel
 
 
 @attrs.frozen
@@ -63,7 +71,21 @@ class Enqueued:
 class Producer:
     """The enqueue half of the Broker."""
 
-    def make_spec(self: Broker, req: EnqueueRequest, now: float) -> TaskSpec:
+    if TYPE_CHECKING:  # provided by Broker
+        store: Store
+        keys: Keys
+        clock: Callable[[], float]
+        wheel: Wheel
+        events: EventHub
+        webhook: WebhookSettings
+        refusing: str | None
+        _known_queues: set[str]
+
+        async def announce(self) -> None: ...
+
+        async def _handle(self, entries: list[Entry]) -> None: ...
+
+    def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
         """Validate ``req``; raises ValueError naming the bad field."""
         if not isinstance(req.type, str) or not req.type.strip():
             raise ValueError("type must be a non-empty string")
@@ -114,11 +136,11 @@ class Producer:
             on_parent_failure=req.on_parent_failure,
         )
 
-    async def enqueue(self: Broker, type: str, payload: Any = None, **options: Any) -> Enqueued:
+    async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
         """Enqueue one task; see :class:`EnqueueRequest` for the options."""
         return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
 
-    async def enqueue_many(self: Broker, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
         """Enqueue many tasks in a constant number of round trips.
 
         A task with a ``unique_key`` already held by a live task is not
@@ -132,7 +154,7 @@ class Producer:
         # Every check that can refuse the request runs before anything is written.
         parents = sorted({p for s in specs for p in s.depends_on})
         if parents:
-            await check_parents(self, parents)
+            await check_parents(self.store, self.keys, parents)
         uniq = [i for i, s in enumerate(specs) if s.unique_key is not None]
         if uniq:
             b = Batch()
@@ -198,7 +220,7 @@ class Producer:
         await self._register_queues({specs[i].queue for i in fresh})
         waiting = [specs[i] for i in fresh if specs[i].depends_on]
         if waiting:
-            await register(self, waiting)
+            await register(cast("Broker", self), waiting)  # a Producer is always a Broker
         if delayed:
             late = await self.wheel.add(delayed)
             if late:
@@ -206,7 +228,7 @@ class Producer:
         return [r for r in results if r is not None]
 
     async def _unique_holders(
-        self: Broker, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]
+        self, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]
     ) -> None:
         """For unique keys already held: name the holder, unless the holder
         never came to exist (its producer died between the two writes), in
@@ -226,7 +248,7 @@ class Producer:
             elif old is None and not await self.store.set(key, specs[i].id, nx=True):
                 results[i] = Enqueued((await self.store.get(key) or b"").decode(), False)
 
-    async def _register_queues(self: Broker, queues: set[str]) -> None:
+    async def _register_queues(self, queues: set[str]) -> None:
         new = sorted(queues - self._known_queues)
         if not new:
             return

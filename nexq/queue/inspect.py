@@ -76,7 +76,7 @@ class Inspector:
         out: builtins.list[Task | None] = []
         j = 0
         for tid, (spec_raw, cur_raw, prog_raw), hook_raw, has in zip(ids, heads, hooks, shape):
-            if not has:
+            if not has or spec_raw is None or cur_raw is None:
                 out.append(None)
                 continue
             lease_raw, *fins = more[j]
@@ -251,8 +251,8 @@ def _derive(
         status = _OUTCOME_STATUS.get(current.outcome, Status.RETRYING)
     elif lease_raw is not None:
         status = Status.RUNNING
-        worker, _, started = lease_raw.decode().rpartition("|")
-        attempts.append(Attempt(a, None, worker, float(started)))
+        worker, _, since = lease_raw.decode().rpartition("|")
+        attempts.append(Attempt(a, None, worker, float(since)))
     else:
         status = Status(state)
     started = attempts[-1].started_at if attempts else None

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..codec import decode_cur, decode_spec, encode_cur
-from ..store import Batch
+from ..keys import Keys
+from ..store import Batch, Store
 from ..task import TaskSpec
 from .lanes import Ref, push
 from .wheel import Entry
@@ -34,9 +35,9 @@ def _k(br: Broker, part: str) -> str:
     return f"{br.keys.ns}:{part}"
 
 
-async def check_parents(br: Broker, parents: Sequence[str]) -> None:
+async def check_parents(store: Store, keys: Keys, parents: Sequence[str]) -> None:
     """Raise ValueError naming a parent that does not exist."""
-    found = await br.store.mget([br.keys.spec(p) for p in parents])
+    found = await store.mget([keys.spec(p) for p in parents])
     for p, raw in zip(parents, found):
         if raw is None:
             raise ValueError(f"depends_on: no task {p!r}")
