@@ -252,7 +252,7 @@ class Nexq:
 
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
-        reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]  # type: ignore[misc]
+        reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]
         return [TaskHandle(e.task_id, self, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
     async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
@@ -271,7 +271,7 @@ class Nexq:
     ) -> tuple[list[TaskHandle], TaskHandle | None]:
         """Fan out ``steps`` at once; with ``then``, a join task that runs when
         all of them succeeded and gets their results via ``ctx.parent_results()``."""
-        members = await self.enqueue_many(list(steps))  # type: ignore[arg-type]
+        members = await self.enqueue_many(list(steps))
         join = None
         if then is not None:
             options = dict(then[2]) if len(then) > 2 else {}

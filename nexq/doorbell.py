@@ -71,7 +71,7 @@ class Ringer:
         return time.monotonic() - self.refreshed > REFRESH
 
     def update(self, workers: Iterable[dict[str, Any]]) -> None:
-        self.addresses = [tuple(w["wake"]) for w in workers if w.get("wake")]  # type: ignore[misc]
+        self.addresses = [tuple(w["wake"]) for w in workers if w.get("wake")]
         self.refreshed = time.monotonic()
 
     def ring(self) -> None:
