@@ -11,6 +11,7 @@ again at once elsewhere, not after their lease expires.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -221,7 +222,7 @@ class Worker:
                 ctx = Context(c, self.broker, self.app)
                 args = (ctx, c.spec.payload) if td.wants_context else (c.spec.payload,)
                 timeout = c.spec.timeout if c.spec.timeout is not None else td.timeout
-                with trio.fail_after(timeout) if timeout else trio.CancelScope():
+                with trio.fail_after(timeout) if timeout else contextlib.nullcontext():
                     if td.is_async:
                         result = await td.fn(*args)
                     else:

@@ -17,6 +17,7 @@ from ..task import Attempt, Outcome, RetryPolicy, TaskSpec
 from ..webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .lanes import Ref, push
 from .wheel import Entry
+from .workflow import kids_key, parent_ended
 
 if TYPE_CHECKING:
     from .engine import Broker
@@ -83,13 +84,15 @@ async def _terminal(
         b.incr(k.minute(minute, "processed")).expire(k.minute(minute, "processed"), MINUTE_TTL)
     if spec.unique_key is not None:
         b.delete(k.unique(spec.unique_key))
-    await br.store.execute(b)
+    # Read the children after cur turned terminal, in the same round trip: a
+    # child appending itself later reads that terminal cur (see workflow.py).
+    b.expire(kids_key(br, tid), ttl_s).get(kids_key(br, tid))
+    kids_raw = (await br.store.execute(b))[-1]
     br.events.publish("task", id=tid, type=spec.type, queue=spec.queue, status=state)
     if state in ("succeeded", "dead"):
         await _notify(br, spec, state, a)
-    from .workflow import parent_ended
-
-    await parent_ended(br, tid, state)
+    if kids_raw:
+        await parent_ended(br, tid, state, kids_raw)
 
 
 async def _notify(br: Broker, spec: TaskSpec, event: str, attempt: int) -> None:

@@ -65,14 +65,14 @@ async def register(br: Broker, children: Sequence[TaskSpec]) -> None:
                     await resolve_edge(br, c.id, p, state)
 
 
-async def parent_ended(br: Broker, parent: str, state: str) -> None:
-    """A task reached a terminal state: resolve the edges to its children."""
-    key = _k(br, f"kids:{parent}")
-    raw = await br.store.get(key)
-    if not raw:
-        return
-    await br.store.expire(key, max(1, int(br.retention)))
-    for child in dict.fromkeys(c for c in raw.decode().split(",") if c):
+def kids_key(br: Broker, parent: str) -> str:
+    return _k(br, f"kids:{parent}")
+
+
+async def parent_ended(br: Broker, parent: str, state: str, kids_raw: bytes) -> None:
+    """A task reached a terminal state: resolve the edges to its children
+    (``kids_raw``: its ``kids`` list, read right after its terminal write)."""
+    for child in dict.fromkeys(c for c in kids_raw.decode().split(",") if c):
         await resolve_edge(br, child, parent, state)
 
 
