@@ -32,8 +32,11 @@ async def test_run_and_two_workers_process_mixed_priorities(resp_url, prefix, tm
         with nexq_run(*common, log=str(tmp_path / "run.log")) as (_, port):
             app = Nexq(resp_url, namespace=ns)
             async with app.connect():
+                with trio.fail_after(60):  # all three workers are up
+                    while len(await app._runtime.registry.list()) < 3:  # type: ignore[union-attr]
+                        await trio.sleep(0.1)
                 handles = await app.enqueue_many(
-                    [("sleep", {"seconds": 0.001, "i": i}, {"priority": i % 10}) for i in range(1000)]
+                    [("sleep", {"seconds": 0.01, "i": i}, {"priority": i % 10}) for i in range(1000)]
                 )
                 infos = await wait_statuses(app, [h.id for h in handles], {Status.SUCCEEDED}, 120)
             pids = {t.result["pid"] for t in infos.values()}  # type: ignore[attr-defined]
