@@ -33,32 +33,22 @@ def _queues(value: Any) -> tuple[str, ...]:
     return out
 
 
-def _positive(value: Any) -> float:
-    v = float(value)
-    if v <= 0:
-        raise ValueError("must be positive")
-    return v
+def _bounded(convert: Any, ok: Any, message: str) -> Any:
+    """A converter: ``convert(value)``, refused with ``message`` unless ``ok``."""
+
+    def check(value: Any) -> Any:
+        v = convert(value)
+        if not ok(v):
+            raise ValueError(message)
+        return v
+
+    return check
 
 
-def _non_negative(value: Any) -> float:
-    v = float(value)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
-
-
-def _port(value: Any) -> int:
-    v = int(value)
-    if not 0 <= v <= 65535:
-        raise ValueError("must be a port number 0-65535")
-    return v
-
-
-def _count(value: Any) -> int:
-    v = int(value)
-    if v < 1:
-        raise ValueError("must be at least 1")
-    return v
+_positive = _bounded(float, lambda v: v > 0, "must be positive")
+_non_negative = _bounded(float, lambda v: v >= 0, "must not be negative")
+_port = _bounded(int, lambda v: 0 <= v <= 65535, "must be a port number 0-65535")
+_count = _bounded(int, lambda v: v >= 1, "must be at least 1")
 
 
 def _level(value: Any) -> str:
