@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-APT_PACKAGES := redis-server chromium
+APT_PACKAGES := redis-server chromium iproute2 nftables
 
 .PHONY: run test install install-test system-deps bench bench-peers bench-peers-install clean
 
@@ -20,8 +20,9 @@ install: $(PY)
 install-test: $(PY)
 	$(PIP) install -q -e '.[test]'
 
-# Debian packages the tests need: a real RESP server (and, for the browser
-# tests, Chromium). Installed only when missing.
+# Debian packages the tests need: a real RESP server, Chromium for the
+# browser tests, iproute2 and nftables for the multi-host test bed
+# (network namespaces; tests/scaleout). Installed only when missing.
 system-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -3,9 +3,13 @@ and a store wrapper that counts round trips and commands."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +30,31 @@ def machine_line() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, limit: float = 10) -> None:
+    """Return once 127.0.0.1:``port`` accepts; RuntimeError if ``proc``
+    exits first or ``limit`` seconds pass."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.02)
+
+
+def write_results(out_dir: str, stem: str, doc: Any, md: str) -> None:
+    """``doc`` as ``{stem}.json`` and ``md`` as ``{stem}.md`` in ``out_dir``; prints md."""
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, stem)
+    with open(base + ".json", "w") as f:
+        json.dump(doc, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    print(md)
 
 
 @contextmanager

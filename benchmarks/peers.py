@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import local_redis, machine_line  # noqa: E402
+from benchmarks.common import local_redis, machine_line, write_results  # noqa: E402
 from benchmarks.peerbench.base import Sizes  # noqa: E402
 from benchmarks.peerbench.report import markdown, merge_repeats  # noqa: E402
 
@@ -178,15 +178,8 @@ def main() -> int:
            "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)], "sizes": full_sizes, "repeat": args.repeat,
            "runs": runs}
     doc["summary"] = merge_repeats(runs)  # what the tables show: medians per queue and scenario
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"peers-{started:%Y-%m-%d}")
-    with open(stem + ".json", "w") as f:
-        json.dump(doc, f, indent=2)
-    md = markdown(doc)
-    with open(stem + ".md", "w") as f:
-        f.write(md)
-    print(md)
-    log(f"wrote {stem}.json and {stem}.md in {elapsed:.0f} s")
+    write_results(args.out_dir, f"peers-{started:%Y-%m-%d}", doc, markdown(doc))
+    log(f"wrote peers-{started:%Y-%m-%d}.json and .md in {elapsed:.0f} s")
     return 0
 
 

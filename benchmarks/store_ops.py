@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from nexq.store import Batch, open_store  # noqa: E402
 from nexq.store.resp import RespStore  # noqa: E402
+from common import wait_port  # noqa: E402
 
 NKEYS = 1000
 VALUE = b"v" * 32
@@ -63,15 +64,7 @@ def local_redis() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.02)
+            wait_port(port, proc, "redis-server")
             yield f"redis://127.0.0.1:{port}"
         finally:
             proc.terminate()

@@ -27,11 +27,10 @@ import attrs
 import trio
 
 from .config import Settings
-from .context import Runtime
+from .context import Runtime, open_runtime
 from .errors import NexqError, TaskNotFound
 from .limits import Limits, RateLimit
 from .queue import Broker, Claimed, EnqueueRequest
-from .store import open_store
 from .task import RetryPolicy, Status, Task
 
 
@@ -103,9 +102,7 @@ class Context:
 
     async def parent_results(self) -> list[Any]:
         """The results of the tasks this one depends on, in ``depends_on`` order."""
-        from .queue import Inspector
-
-        tasks = await Inspector(self.broker).get_many(list(self.task.spec.depends_on))
+        tasks = await self.broker.inspector().get_many(list(self.task.spec.depends_on))
         return [t.result if t is not None else None for t in tasks]
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
@@ -124,9 +121,7 @@ class TaskHandle:
     created: bool = True
 
     async def info(self) -> Task:
-        from .queue import Inspector
-
-        task = await Inspector(self.broker).get(self.id)
+        task = await self.broker.inspector().get(self.id)
         if task is None:
             raise TaskNotFound(self.id)
         return task
@@ -221,8 +216,8 @@ class Nexq:
     async def connect(self, store: str | None = None) -> AsyncIterator[Nexq]:
         """Open the store for producing (and inspecting) from this process."""
         settings = Settings.load({"store": store or self.store_url, "namespace": self.namespace})
-        async with open_store(settings.store_url, **settings.store_options()) as s:
-            self.bind(Runtime.build(settings, s))
+        async with open_runtime(settings) as rt:
+            self.bind(rt)
             try:
                 yield self
             finally:

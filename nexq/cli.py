@@ -34,7 +34,8 @@ class UsageError(Exception):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="store URL (pogocache://, redis://, rediss://, unix://, memory://); env NEXQ_STORE")
+    p.add_argument("--store", help="store URL (pogocache://, redis://, rediss://, unix://, memory://), "
+                   "or several comma-separated store nodes; env NEXQ_STORE")
     p.add_argument("--namespace", help="key prefix for this deployment (default nexq)")
     p.add_argument("--log-level", help="debug, info, warning, error")
     p.add_argument("--log-format", help="text or json")
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bench)
     bench.add_argument("--tasks", type=int, default=10_000, help="tasks per enqueue scenario (default 10000)")
 
+    from .cli_cluster import add_parser as add_cluster
+
+    add_cluster(sub, _common)
+
     tasks = sub.add_parser("tasks", help="list, show, cancel or retry tasks")
     _common(tasks)
     tasks.add_argument("action", choices=["list", "show", "cancel", "retry"])
@@ -135,6 +140,7 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
     settings = settings_from(args)
+    _ = settings.store_nodes  # a bad --store list fails here, before anything starts
     setup_logging(settings.log_level, settings.log_format)
     if worker_only and settings.embedded:
         raise UsageError(
@@ -164,10 +170,10 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
 
 
 def _mask(url: str | None) -> str:
-    from .store.url import parse_store_url
+    from .store.url import split_store_urls
 
     try:
-        return str(parse_store_url(url or "memory://"))
+        return ",".join(str(n) for n in split_store_urls(url or "memory://"))
     except NexqError:
         return "<invalid store URL>"
 
@@ -237,12 +243,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, worker_only=True)
         if args.command == "enqueue":
             return cmd_enqueue(args)
+        if args.command == "cluster":
+            from .cli_cluster import run_cluster
+
+            settings = settings_from(args)
+            _ = settings.store_nodes
+            try:
+                return int(trio.run(run_cluster, args, settings))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         if args.command == "bench":
             from .bench import run_bench
 
             if args.tasks < 1000:
                 raise UsageError("--tasks must be at least 1000")
             settings = settings_from(args)
+            if len(settings.store_nodes) > 1:
+                raise UsageError("--store: nexq bench measures one store node; pass one URL")
             url = settings.store or "memory://"  # never the data directory of a real deployment
             trio.run(run_bench, url, args.tasks, settings.store_options())
             return 0
@@ -250,8 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .doctor import run_doctor
 
             settings = settings_from(args)
-            return int(trio.run(run_doctor, settings.store_url, settings.namespace,
-                                settings.store_memory_limit, settings.store_options()))
+            codes = []
+            for node in settings.store_nodes:  # each node on its own
+                if len(settings.store_nodes) > 1:
+                    print(f"== store node {node.node_name}")
+                codes.append(int(trio.run(run_doctor, node, settings.namespace,
+                                          settings.store_memory_limit, settings.store_options())))
+            return max(codes)
         return cmd_tasks(args)
     except (UsageError, ConfigError, InvalidStoreURL) as exc:
         print(f"nexq: {exc}", file=sys.stderr)

@@ -14,7 +14,8 @@ from typing import Any
 
 import attrs
 
-from .errors import NexqError
+from .errors import InvalidStoreURL, NexqError
+from .store.url import StoreURL, split_store_urls
 
 
 class ConfigError(NexqError, ValueError):
@@ -175,6 +176,15 @@ class Settings:
     def store_url(self) -> str:
         """The store to open: the given URL, or the embedded store in data_dir."""
         return self.store or f"memory://{os.path.abspath(self.data_dir)}"
+
+    @property
+    def store_nodes(self) -> list[StoreURL]:
+        """The store node(s) ``store`` lists, in order (the first is home).
+        Raises InvalidStoreURL naming ``--store`` and what is wrong."""
+        try:
+            return split_store_urls(self.store_url)
+        except InvalidStoreURL as exc:
+            raise InvalidStoreURL(f"--store: {exc}") from None
 
     def store_options(self) -> dict[str, Any]:
         """Options for open_store: timeouts for RESP stores."""

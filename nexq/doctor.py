@@ -18,7 +18,7 @@ from .errors import StoreAuthError, StoreError, StoreUnavailable
 from .guard import memory_used
 from .keys import Keys
 from .registry import WorkerRegistry
-from .store import Batch, Store, open_store
+from .store import Batch, Store, StoreURL, open_store
 
 
 @attrs.frozen
@@ -119,7 +119,7 @@ async def _clocks(store: Store, info: dict[str, str], namespace: str) -> list[Fi
     return out
 
 
-async def run_doctor(url: str, namespace: str, memory_limit: int | None, options: dict[str, Any],
+async def run_doctor(url: str | StoreURL, namespace: str, memory_limit: int | None, options: dict[str, Any],
                      emit: Callable[[str], Any] = print) -> int:
     """Print the findings; returns the exit status (1 if any check failed)."""
     async with open_store(url, **options) as store:

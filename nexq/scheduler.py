@@ -15,6 +15,7 @@ import trio
 from .cron import CronScheduler
 from .errors import StoreError, StoreUnavailable
 from .queue import Broker
+from .queue.cluster import nodes_of
 
 log = logging.getLogger("nexq.scheduler")
 
@@ -73,8 +74,11 @@ class Scheduler:
         crash then loses at most that window (Pogocache saves only on SAVE)."""
         while True:
             await trio.sleep(self.save_interval)
-            try:
-                await self.broker.store.save()
-                self.saves += 1
-            except StoreError as exc:
-                log.warning("SAVE failed: %s", exc)
+            for node in nodes_of(self.broker):
+                if node.store.kind != "pogocache":
+                    continue
+                try:
+                    await node.store.save()
+                    self.saves += 1
+                except StoreError as exc:
+                    log.warning("SAVE failed: %s", exc)

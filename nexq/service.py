@@ -18,11 +18,11 @@ import trio
 
 from .app import Nexq
 from .config import Settings
-from .context import Runtime
+from .context import Runtime, open_runtime
 from .cron import CronScheduler
 from .guard import StoreGuard
 from .scheduler import Scheduler
-from .store import open_store
+from .queue.cluster import nodes_of
 from .worker import Worker
 
 log = logging.getLogger("nexq.service")
@@ -49,19 +49,23 @@ async def run_service(
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped (signal, or ``Service.stop`` set); returns after draining."""
-    async with open_store(settings.store_url, **settings.store_options()) as store:
-        await store.ping()  # fail fast (StoreUnavailable) if the store is down
-        rt = Runtime.build(settings, store, task_types=set(app.handlers))
+    async with open_runtime(settings, task_types=set(app.handlers)) as rt:
+        nodes = nodes_of(rt.broker)
+        for node in nodes:
+            await node.store.ping()  # fail fast (StoreUnavailable) if a store is down
         rt.cron = cron = CronScheduler(rt.broker, list(app.cron_entries))
         rt.task_defaults = app.request
         app.bind(rt)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             if api or scheduler:
-                rt.guard = StoreGuard(rt.broker, settings.store_memory_limit)
-                await nursery.start(rt.guard.run)
+                # One guard per node: each node refuses enqueues near its own limit.
+                guards = [StoreGuard(node, settings.store_memory_limit) for node in nodes]
+                rt.guard = guards[0]
+                for guard in guards:
+                    await nursery.start(guard.run)
             if scheduler:
-                save = settings.save_interval if store.kind == "pogocache" else 0.0
+                save = settings.save_interval if any(n.store.kind == "pogocache" for n in nodes) else 0.0
                 await nursery.start(Scheduler(rt.broker, cron, save_interval=save).run)
             port = None
             if api:

@@ -138,11 +138,10 @@ async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     retried, any other failure raises so the delivery is retried with backoff.
     """
     from .codec import dumps
-    from .queue import Inspector
 
     broker = ctx.broker
     settings: WebhookSettings = broker.webhook
-    task = await Inspector(broker).get(payload["task"])
+    task = await broker.inspector().get(payload["task"])
     body = dumps({"event": payload["event"], "task": task.to_json() if task else {"id": payload["task"]}})
     status: int | None = None
     error: str | None = None
@@ -158,7 +157,11 @@ async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     finally:
         rec = delivery_record(payload["event"], payload["url"], ctx.attempt, error is None, status, error)
         key = broker.keys.hooks(payload["task"])
+        from .queue.cluster import nodes_of
         from .store import Batch
 
-        await broker.store.execute(
+        # The delivery task was enqueued on the node of the task it reports
+        # on (its follow-up wrote it there): the record goes beside the task.
+        store = nodes_of(broker)[ctx.task.node].store
+        await store.execute(
             Batch().append(key, dumps(rec) + b"\n").expire(key, max(1, int(broker.retention))))

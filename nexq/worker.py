@@ -27,8 +27,7 @@ from .context import Runtime
 from .doorbell import Doorbell, advertise_ip
 from .limits import Limiter
 from .errors import Retry, StoreUnavailable, UnknownTaskType
-from .queue import Claimed, LaneReader
-from .store.url import parse_store_url
+from .queue import Claimed
 from .task import Outcome
 from .webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE, run_delivery
 
@@ -67,6 +66,9 @@ class Worker:
         self.doorbell: Doorbell | None = None
         self.limiter = Limiter(self.broker.store, self.broker.keys, self.broker.lease_ms)
         self.slots: dict[tuple[str, int], str] = {}  # limit slots held by running attempts
+        names = getattr(self.broker, "names", None)  # a ClusterBroker's node names
+        self._node_names: list[str] = list(names) if names else [
+            runtime.settings.store_nodes[0].node_name]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -76,7 +78,7 @@ class Worker:
         try:
             async with trio.open_nursery() as nursery:
                 if self.rt.store.kind != "memory":
-                    host = parse_store_url(self.rt.settings.store_url).host
+                    host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
                     self.doorbell = Doorbell(self.broker.wake, advertise_ip(host))
                     await nursery.start(self.doorbell.serve)
                 await self.rt.registry.register(self.info())
@@ -119,7 +121,7 @@ class Worker:
         return sorted(set(known) | {q for q in self.queues if q != "*"}) or ["default"]
 
     async def _claim_loop(self, send: trio.MemorySendChannel[Claimed]) -> None:
-        reader = LaneReader(self.broker.store, self.broker.keys)
+        reader = self.broker.reader()
         round_no, delay, queues, refreshed = 0, 0.0, ["default"], float("-inf")
         while not self._stopping.is_set():
             try:
@@ -201,10 +203,10 @@ class Worker:
                       retry_in: float | None) -> None:
         try:
             if outcome is Outcome.SUCCEEDED:
-                await self.broker.ack(c, result)
-                self.processed += 1
-            else:
-                await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb)
+                # False: the outcome was decided elsewhere (lease lost, cancelled)
+                if await self.broker.ack(c, result):
+                    self.processed += 1
+            elif await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb):
                 self.failed += 1
         except StoreUnavailable as exc:
             # The lease will expire and the reaper retries the attempt.
@@ -278,7 +280,7 @@ class Worker:
             "heartbeat_interval": self.heartbeat_every,
             "running": [
                 {"id": c.spec.id, "type": c.spec.type, "queue": c.spec.queue,
-                 "attempt": c.attempt, "started_at": c.started_at}
+                 "attempt": c.attempt, "started_at": c.started_at, "node": self._node_names[c.node]}
                 for c, _ in self.running.values()
             ],
             "processed": self.processed,

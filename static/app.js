@@ -10,6 +10,7 @@ import * as tasks from './js/views/tasks.js';
 import * as task from './js/views/task.js';
 import * as queues from './js/views/queues.js';
 import * as workers from './js/views/workers.js';
+import * as nodes from './js/views/nodes.js';
 import * as dead from './js/views/dead.js';
 import * as cron from './js/views/cron.js';
 import * as newTask from './js/views/newtask.js';
@@ -20,6 +21,7 @@ const ROUTES = [
   { re: /^tasks\/(.+)$/, nav: 'tasks', title: 'Task', view: task },
   { re: /^queues$/, nav: 'queues', title: 'Queues', view: queues },
   { re: /^workers$/, nav: 'workers', title: 'Workers', view: workers },
+  { re: /^nodes$/, nav: 'nodes', title: 'Nodes', view: nodes },
   { re: /^dead$/, nav: 'dead', title: 'Dead letters', view: dead },
   { re: /^cron$/, nav: 'cron', title: 'Cron', view: cron },
   { re: /^new$/, nav: 'new', title: 'New task', view: newTask },

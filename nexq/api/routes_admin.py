@@ -8,6 +8,7 @@ from quart import Response
 
 from ..errors import StoreUnavailable
 from .errors import ApiError, json_response, not_found
+from .routes_tasks import list_page
 from .routing import Router
 from .schemas import DEAD_LIST_QUERY, OBJECT, OBJECT_LIST, QUEUE_FILTER, STATS_QUERY, TASK_PAGE
 from .state import ApiState
@@ -37,9 +38,8 @@ def register(router: Router, state: ApiState) -> None:
         return json_response({"name": name, "paused": False})
 
     async def list_dead(query: dict[str, Any]) -> Response:
-        page = await rt.inspector.list(status="dead", queue=query.get("queue"),
-                                       limit=query["limit"], cursor=query.get("cursor"))
-        return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+        return await list_page(rt, status="dead", queue=query.get("queue"),
+                               limit=query["limit"], cursor=query.get("cursor"))
 
     async def requeue_dead(body: dict[str, Any]) -> Response:
         n = await rt.inspector.requeue_dead(body.get("queue"))
@@ -57,6 +57,11 @@ def register(router: Router, state: ApiState) -> None:
 
     async def cron() -> Response:
         return json_response({"cron": await rt.cron.status()})
+
+    async def nodes() -> Response:
+        from ..nodes import node_report
+
+        return json_response({"nodes": await node_report(rt)})
 
     async def healthz() -> Response:
         try:
@@ -89,5 +94,8 @@ def register(router: Router, state: ApiState) -> None:
                tag="stats", query=STATS_QUERY, responses={200: OBJECT})
     router.add("GET", "/api/cron", cron, summary="Cron entries with their last and next fire",
                tag="cron", responses={200: OBJECT})
+    router.add("GET", "/api/nodes", nodes, tag="stats",
+               summary="Store nodes: reachability, queues placed on each, queues draining from each",
+               responses={200: {"type": "object", "properties": {"nodes": OBJECT_LIST}}})
     router.add("GET", "/healthz", healthz, summary="Liveness and store reachability", tag="health",
                secured=False, responses={200: OBJECT})

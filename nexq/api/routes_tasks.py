@@ -129,11 +129,8 @@ def register(router: Router, state: ApiState) -> None:
         return json_response(out, 201)
 
     async def list_tasks(query: dict[str, Any]) -> Response:
-        page = await rt.inspector.list(
-            status=query.get("status"), type=query.get("type"), queue=query.get("queue"),
-            limit=query["limit"], cursor=query.get("cursor"),
-        )
-        return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+        return await list_page(rt, status=query.get("status"), type=query.get("type"),
+                               queue=query.get("queue"), limit=query["limit"], cursor=query.get("cursor"))
 
     async def get_task(id: str) -> Response:
         return json_response((await load(id)).to_json())
@@ -181,3 +178,12 @@ def register(router: Router, state: ApiState) -> None:
                tag="tasks", responses={200: TASK, 404: None, 409: None})
     router.add("DELETE", "/api/tasks/{id}", delete, summary="Delete a task (cancelling it if live)",
                tag="tasks", responses={200: OBJECT, 404: None})
+
+
+async def list_page(rt: Any, **filters: Any) -> Response:
+    """One page of ``rt.inspector.list``; a foreign cursor is a 400 naming it."""
+    try:
+        page = await rt.inspector.list(**filters)
+    except ValueError as exc:
+        raise invalid("cursor", str(exc)) from None
+    return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})

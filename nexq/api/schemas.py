@@ -105,7 +105,11 @@ QUEUE_FILTER: JsonSchema = {
 # Query parameters: name -> schema (all optional). Values arrive as strings
 # and are converted by their schema's type before validation.
 LIMIT: JsonSchema = {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50}
-CURSOR: JsonSchema = {"type": "integer", "minimum": 0, "description": "next_cursor of the previous page"}
+CURSOR: JsonSchema = {
+    "type": "string", "maxLength": 400, "pattern": "^[0-9.]+$",
+    "description": "next_cursor of the previous page (an integer on one store node, "
+                   "a dotted position per node on several)",
+}
 TASK_LIST_QUERY: dict[str, JsonSchema] = {
     "status": {"type": "string", "enum": [s.value for s in Status]},
     "type": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -150,7 +154,7 @@ TASK: JsonSchema = {
 TASK_PAGE: JsonSchema = {
     "type": "object",
     "required": ["tasks", "next_cursor"],
-    "properties": {"tasks": {"type": "array", "items": TASK}, "next_cursor": {"type": ["integer", "null"]}},
+    "properties": {"tasks": {"type": "array", "items": TASK}, "next_cursor": {"type": ["integer", "string", "null"]}},
 }
 OBJECT: JsonSchema = {"type": "object"}
 OBJECT_LIST: JsonSchema = {"type": "array", "items": {"type": "object"}}

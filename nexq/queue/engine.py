@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -30,10 +30,14 @@ from ..task import (
     Outcome,
     TaskSpec,
 )
+from .acks import AckGroup
 from .enqueue import Enqueued, EnqueueRequest, Producer
-from .finish import expired_attempt
+from .finish import FIN_GRACE, TERMINAL_OUTCOMES, MinuteCounters, expired_attempt
 from .lanes import PRIORITIES, LaneReader, read_lanes
 from .wheel import Entry, Wheel
+
+if TYPE_CHECKING:
+    from .inspect import Inspector
 
 __all__ = ["Broker", "Claimed", "EnqueueRequest", "Enqueued"]
 
@@ -48,6 +52,7 @@ class Claimed:
     attempt: int
     worker: str
     started_at: float
+    node: int = 0  # which store node it came from (see nexq.queue.cluster)
 
 
 class Broker(Producer):
@@ -85,6 +90,10 @@ class Broker(Producer):
         self.webhook = WebhookSettings()  # the process's webhook settings (Runtime sets them)
         # Set by the store guard near the memory limit: enqueues raise StoreFull.
         self.refusing: str | None = None
+        self.minutes = MinuteCounters()  # m:{minute}:{kind}, one command per increment
+        self._acks = AckGroup(self)  # successes finishing together share round trips
+        # A cluster facade sets this so node-local enqueues wake its claimers.
+        self.on_wake: Callable[[], None] | None = None
 
     # -- enqueue -------------------------------------------------------------
 
@@ -105,6 +114,18 @@ class Broker(Producer):
         """Wake claimers in this process."""
         self._wakeup.set()
         self._wakeup = trio.Event()
+        if self.on_wake is not None:
+            self.on_wake()
+
+    def reader(self) -> LaneReader:
+        """Per-consumer claim state to pass to :meth:`claim`."""
+        return LaneReader(self.store, self.keys)
+
+    def inspector(self) -> Inspector:
+        """The read and admin model over this broker's keys."""
+        from .inspect import Inspector
+
+        return Inspector(self)
 
     async def announce(self) -> None:
         """Work was pushed: wake local claimers and ring other workers' doorbells."""
@@ -251,7 +272,7 @@ class Broker(Producer):
         """Attempt succeeded. False if another actor already decided it
         (the lease was lost or the task cancelled): the result is dropped."""
         attempt = Attempt(c.attempt, Outcome.SUCCEEDED, c.worker, c.started_at, self.clock())
-        return await self._finish(c.spec, attempt, result=result, lease_held=True)
+        return await self._acks.ack(c.spec, attempt, result)
 
     async def fail(
         self,
@@ -314,7 +335,9 @@ class Broker(Producer):
         if check_after:
             due = self.clock() + FOLLOW_UP_CHECK
             self.wheel.add_ops(b, [Entry("L", tid, a, due, attempt.worker or "")])
-        b.set(self.keys.fin(tid, a), encode_attempt(attempt, result, retry_in, counts), nx=True)
+        # A terminal outcome's record gets its TTL now (one EXPIRE less later).
+        px = int(self.retention + FIN_GRACE) * 1000 if attempt.outcome in TERMINAL_OUTCOMES else None
+        b.set(self.keys.fin(tid, a), encode_attempt(attempt, result, retry_in, counts), nx=True, px=px)
         if lease_held:
             b.delete(self.keys.lease(tid, a))
         won = (await self.store.execute(b))[-2 if lease_held else -1]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
+from ..keys import Keys
 from ..store import Batch
 from ..task import Attempt, Outcome, RetryPolicy, TaskSpec
 from ..webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE
@@ -25,6 +26,41 @@ if TYPE_CHECKING:
 MINUTE_TTL = 2 * 86_400
 MARKER_MS = 86_400_000
 FOLLOW_UP_CHECK = 10.0  # seconds after a decision to check its follow-up was written
+# A terminal outcome's fin register is written with TTL R + this, so it
+# outlives the follow-up check (and its repair) whatever the retention.
+FIN_GRACE = 3_600
+TERMINAL_OUTCOMES = (Outcome.SUCCEEDED, Outcome.CANCELLED)
+
+
+class MinuteCounters:
+    """The expiring per-minute counters ``m:{minute}:{kind}``, at one
+    command per increment once warm.
+
+    The first increment of a minute (per kind) by this process is preceded
+    by ``SET m 0 NX PX ttl``: the key is only ever created with its TTL and
+    ``INCR`` keeps it, so no ``EXPIRE`` per increment is needed and a crash
+    between the two commands still leaves an expiring key. A minute counts
+    as armed only once a batch carrying its ``SET NX`` has succeeded.
+    """
+
+    def __init__(self) -> None:
+        self._armed: set[tuple[int, str]] = set()
+
+    def incr(self, b: Batch, keys: Keys, minute: int, kind: str, n: int = 1) -> tuple[int, str] | None:
+        """Add ``n`` to the counter in ``b``; returns what to pass to
+        :meth:`armed` after ``b`` succeeded (None if nothing to record)."""
+        key = keys.minute(minute, kind)
+        if (minute, kind) in self._armed:
+            b.incrby(key, n)
+            return None
+        b.set(key, 0, nx=True, px=MINUTE_TTL * 1000).incrby(key, n)
+        return (minute, kind)
+
+    def armed(self, token: tuple[int, str] | None) -> None:
+        if token is not None:
+            if len(self._armed) > 16:  # only the current minutes matter
+                self._armed.clear()
+            self._armed.add(token)
 
 
 async def follow_up(
@@ -44,24 +80,27 @@ async def follow_up(
         free += 1
     used = a - free
     b = Batch()
+    token = None
     if counts:
-        b.incr(k.minute(minute, "failed")).expire(k.minute(minute, "failed"), MINUTE_TTL)
+        token = br.minutes.incr(b, k, minute, "failed")
         b.incr(k.count(spec.queue, "failed"))  # failed attempts, ever: a monotonic counter
     if counts and br.webhook.on_failure:
         await _notify(br, spec, "failed", a)
     if used > spec.max_retries:
-        await _terminal(br, spec, a, "dead", now, free, minute, b)
+        await _terminal(br, spec, a, "dead", now, free, minute, b, token)
         return
     delay = retry_in if retry_in is not None else spec.retry.delay(used)
     if delay <= 0:
         b.set(k.cur(tid), encode_cur(a + 1, "pending", now, free))
         await br.store.execute(b)
+        br.minutes.armed(token)
         await push(br.store, k, {(spec.queue, spec.priority): [Ref(tid, a + 1)]})
         await br.announce()
         return
     b.set(k.cur(tid), encode_cur(a + 1, "retrying", now + delay, free))
     b.incr(k.count(spec.queue, "scheduled"))
     await br.store.execute(b)
+    br.minutes.armed(token)
     late = await br.wheel.add([Entry("P", tid, a + 1, now + delay)])
     if late:
         await promote(br, late)
@@ -69,30 +108,54 @@ async def follow_up(
 
 async def _terminal(
     br: Broker, spec: TaskSpec, a: int, state: str, now: float, free: int, minute: int,
-    b: Batch | None = None,
+    b: Batch | None = None, token: tuple[int, str] | None = None,
 ) -> None:
     """Record a terminal state; every key of the task now expires."""
-    k, tid = br.keys, spec.id
-    ttl_s = max(1, int(br.retention))
     b = b or Batch()
-    b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_s * 1000)
-    for key in (k.spec(tid), k.index(spec.seq), k.progress(tid), k.hooks(tid),
-                *[k.fin(tid, n) for n in range(1, a + 1)]):
-        b.expire(key, ttl_s)
-    b.incr(k.count(spec.queue, state))
+    terminal_ops(br, spec, a, state, now, free, b)
+    b.incr(br.keys.count(spec.queue, state))
     if state == "succeeded":
-        b.incr(k.minute(minute, "processed")).expire(k.minute(minute, "processed"), MINUTE_TTL)
-    if spec.unique_key is not None:
-        b.delete(k.unique(spec.unique_key))
+        token = br.minutes.incr(b, br.keys, minute, "processed")
     # Read the children after cur turned terminal, in the same round trip: a
     # child appending itself later reads that terminal cur (see workflow.py).
-    b.expire(kids_key(br, tid), ttl_s).get(kids_key(br, tid))
-    kids_raw = (await br.store.execute(b))[-1]
-    br.events.publish("task", id=tid, type=spec.type, queue=spec.queue, status=state)
+    kids_raw = (await br.store.execute(b.get(kids_key(br, spec.id))))[-1]
+    br.minutes.armed(token)
+    await terminal_done(br, spec, a, state, kids_raw)
+
+
+def terminal_ops(br: Broker, spec: TaskSpec, a: int, state: str, now: float, free: int, b: Batch) -> None:
+    """Add a terminal state's writes to ``b`` (not the counters, not the
+    read of ``kids``, which the caller adds after them).
+
+    Keys that already carry a TTL are left alone: ``prog`` (written with
+    TTL R), ``hook`` (appended with TTL R; refreshed here only when a
+    webhook is configured, so its records stay as long as the task) and a
+    succeeded or cancelled attempt's own ``fin`` (written with TTL R +
+    FIN_GRACE by ``Broker._finish``).
+    """
+    k, tid = br.keys, spec.id
+    ttl_s = max(1, int(br.retention))
+    b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_s * 1000)
+    last_fin = a if state == "dead" else a - 1  # succeeded / cancelled: fin:a has its TTL
+    b.expire(k.spec(tid), ttl_s).expire(k.index(spec.seq), ttl_s)
+    if spec.webhook is not None or br.webhook.url is not None:
+        b.expire(k.hooks(tid), ttl_s)
+    for n in range(1, last_fin + 1):
+        b.expire(k.fin(tid, n), ttl_s)
+    if spec.unique_key is not None:
+        b.delete(k.unique(spec.unique_key))
+
+
+async def terminal_done(br: Broker, spec: TaskSpec, a: int, state: str, kids_raw: bytes | None) -> None:
+    """After the terminal writes: publish, deliver webhooks, resolve children."""
+    br.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue, status=state)
     if state in ("succeeded", "dead"):
         await _notify(br, spec, state, a)
     if kids_raw:
-        await parent_ended(br, tid, state, kids_raw)
+        # Only a parent has a kids list to expire (a child appending after
+        # the read resolves its edge itself).
+        await br.store.expire(kids_key(br, spec.id), max(1, int(br.retention)))
+        await parent_ended(br, spec.id, state, kids_raw)
 
 
 async def _notify(br: Broker, spec: TaskSpec, event: str, attempt: int) -> None:

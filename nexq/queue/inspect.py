@@ -27,7 +27,7 @@ SCAN_LIMIT = 5_000  # index entries one list call may walk before returning a cu
 @attrs.frozen
 class Page:
     tasks: list[Task]
-    next_cursor: int | None
+    next_cursor: int | str | None
 
 
 class Inspector:
@@ -95,9 +95,15 @@ class Inspector:
         type: str | None = None,
         queue: str | None = None,
         limit: int = 50,
-        cursor: int | None = None,
+        cursor: int | str | None = None,
     ) -> Page:
-        """Tasks newest first, filtered; ``next_cursor`` continues the walk."""
+        """Tasks newest first, filtered; ``next_cursor`` continues the walk.
+        Raises ValueError for a cursor that is not one of this store's."""
+        if isinstance(cursor, str):
+            if not cursor.isdigit():
+                raise ValueError(f"cursor {cursor!r} is not a cursor of this store: "
+                                 "pass next_cursor from the previous page")
+            cursor = int(cursor)
         top = cursor if cursor is not None else int(await self.store.get(self.keys.seq) or 0)
         found: builtins.list[Task] = []
         walked, n = 0, top

@@ -9,14 +9,14 @@ and owns its lifetime::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from .base import Batch, Store
-from .url import StoreURL, parse_store_url
+from .url import StoreURL, parse_store_url, split_store_urls
 
-__all__ = ["Batch", "Store", "StoreURL", "open_store", "parse_store_url"]
+__all__ = ["Batch", "Store", "StoreURL", "open_store", "open_stores", "parse_store_url", "split_store_urls"]
 
 
 @asynccontextmanager
@@ -41,3 +41,10 @@ async def open_store(url: str | StoreURL, **options: Any) -> AsyncIterator[Store
 
         async with open_resp_store(parsed, **options) as resp:
             yield resp
+
+
+@asynccontextmanager
+async def open_stores(urls: Sequence[str | StoreURL], **options: Any) -> AsyncIterator[list[Store]]:
+    """:func:`open_store` for each of several nodes, all closed on exit."""
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(open_store(u, **options)) for u in urls]

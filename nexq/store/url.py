@@ -43,6 +43,13 @@ class StoreURL:
     def embedded(self) -> bool:
         return self.scheme == "memory"
 
+    @property
+    def node_name(self) -> str:
+        """``host:port`` (a socket's path): what names this store as a
+        cluster node. Scheme and credentials are left out so that changing
+        them does not move queues between nodes."""
+        return self.path if self.scheme in ("unix", "memory") else f"{self.host}:{self.port}"
+
     def __str__(self) -> str:
         """The URL with any password masked, safe for logs."""
         if self.scheme == "memory":
@@ -95,3 +102,24 @@ def parse_store_url(url: str) -> StoreURL:
         tls_verify=verify,
         tls_ca_file=query.get("ssl_ca_certs"),
     )
+
+
+def split_store_urls(text: str) -> list[StoreURL]:
+    """``"redis://a:6379,redis://b:6379"`` -> the parsed nodes, in order.
+
+    Raises InvalidStoreURL for a bad part, an empty part, the same node
+    twice, or an embedded store among several (it lives in one process).
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if any(not p for p in parts):
+        raise InvalidStoreURL(f"store list {text!r} has an empty entry; separate URLs with single commas")
+    nodes = [parse_store_url(p) for p in parts]
+    if len(nodes) > 1:
+        if any(n.embedded for n in nodes):
+            raise InvalidStoreURL("memory:// cannot be one of several store nodes: the embedded "
+                                  "store lives inside one process; list Pogocache/RESP servers")
+        names = [n.node_name for n in nodes]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidStoreURL(f"store node {twice[0]} is listed more than once")
+    return nodes

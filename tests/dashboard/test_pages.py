@@ -16,7 +16,7 @@ from tests.runtime.procs import spawn
 
 from .helpers import APP, Server, nexq_server
 
-ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/dead", "#/cron", "#/new"]
+ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/new"]
 
 
 def badge(page: Any) -> Any:

@@ -134,7 +134,7 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
         assert {p for p in PAYLOADS if QUEUE_OK.match(p)} <= shown_queues
         assert page.evaluate(SCAN) == []
 
-        for route in ("#/queues", "#/dead", "#/workers", "#/cron"):
+        for route in ("#/queues", "#/nodes", "#/dead", "#/workers", "#/cron"):
             go(page, route)
             expect(page.locator("main h1")).to_be_visible()
             page.wait_for_timeout(300)
@@ -143,6 +143,11 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
         expect(page.locator("#queues-table tbody tr").first).to_be_visible()
         assert {p for p in PAYLOADS if QUEUE_OK.match(p)} <= set(
             page.locator("#queues-table .queue-name").all_text_contents())
+        go(page, "#/nodes")
+        expect(page.locator("#nodes tbody tr[data-queue]").first).to_be_visible()
+        assert {p for p in PAYLOADS if QUEUE_OK.match(p)} <= set(
+            page.locator("#nodes .queue-name").all_text_contents())
+        assert page.evaluate(SCAN) == []
         go(page, "#/dead")
         expect(page.locator("#dead-table tbody tr[data-id]")).to_have_count(min(50, 2 * len(PAYLOADS)))
         messages = " ".join(page.locator("#dead-table .error-cell").all_text_contents())

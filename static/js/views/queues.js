@@ -47,6 +47,17 @@ export function mount(main) {
     return bar;
   }
 
+  // With several store nodes: where the queue's tasks are, its ring node first.
+  function nodesLine(q) {
+    if (!Array.isArray(q.nodes) || !q.nodes.length) return null;
+    const [ring, ...others] = q.nodes.map(String);
+    return h('div', {
+      class: 'muted small queue-nodes', dataset: { nodes: q.nodes.join(',') },
+      title: 'Store nodes holding tasks of this queue; new tasks go to the first',
+    }, 'on ', h('a', { href: '#/nodes', class: 'node-ref', text: ring }),
+    others.length ? [' · also on ', others.map((n, i) => [i ? ', ' : '', h('span', { class: 'node-ref', text: n })])] : null);
+  }
+
   function row(item) {
     const { q, paused, rate } = item;
     const btn = h('button', {
@@ -65,7 +76,8 @@ export function mount(main) {
     });
     const href = `#/tasks?queue=${encodeURIComponent(q.name)}`;
     return h('tr', { dataset: { queue: q.name }, class: paused ? 'row-paused' : '' },
-      h('td', {}, h('a', { href, class: 'queue-name', text: q.name }), paused ? [' ', statusBadge('paused')] : null),
+      h('td', {}, h('a', { href, class: 'queue-name', text: q.name }), paused ? [' ', statusBadge('paused')] : null,
+        nodesLine(q)),
       h('td', { class: 'num strong', text: fmtNumber(Number(q.pending) || 0) }),
       h('td', { class: 'depth-cell' }, depthBar(q)),
       h('td', { class: 'num', text: fmtNumber(Number(q.running) || 0) }),
@@ -81,6 +93,8 @@ export function mount(main) {
   function show(queues) {
     if (!alive) return;
     fill(errorSlot);
+    // Several store nodes: a node line under each name; the cells get narrower to make room.
+    table.classList.toggle('has-nodes', queues.some((q) => Array.isArray(q.nodes) && q.nodes.length > 0));
     if (!queues.length) {
       rows.clear();
       fill(tbody, emptyRow(11, 'No queues yet: a queue appears with its first task.'));

@@ -1,0 +1,79 @@
+"""Where the work is: a report per store node, for the API, CLI and operators.
+
+For each node: whether it answers, its round trip, the queues the ring
+places on it, and per queue it holds the tasks still live there (pending,
+scheduled, running). A queue held by a node it is no longer placed on, with
+live tasks left, is *draining* there: workers still claim it on that node
+until it is empty (see docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .context import Runtime
+from .errors import StoreUnavailable
+from .queue import Inspector
+from .queue.cluster import ClusterBroker, gather, nodes_of
+
+
+def node_names(rt: Runtime) -> list[str]:
+    """The names of the runtime's nodes, in its order (home first)."""
+    if isinstance(rt.broker, ClusterBroker):
+        return list(rt.broker.names)
+    return [rt.settings.store_nodes[0].node_name]
+
+
+async def node_report(rt: Runtime) -> list[dict[str, Any]]:
+    """One entry per node; see the module docstring. Never raises for a
+    node that is down: it is reported with ``reachable: false``."""
+    nodes, names = nodes_of(rt.broker), node_names(rt)
+    cluster = rt.broker if isinstance(rt.broker, ClusterBroker) else None
+    running: dict[tuple[str, str], int] = {}
+    try:
+        listed = await rt.registry.list()
+    except StoreUnavailable:  # the home node is down: running counts unknown (0)
+        listed = []
+    for w in listed:
+        for r in w.get("running", []):
+            key = (r.get("node") or names[0], r.get("queue", ""))
+            running[key] = running.get(key, 0) + 1
+
+    async def one(i: int) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": names[i], "home": i == 0, "reachable": False,
+                                 "latency_ms": None, "queues": [], "draining": [], "live": {}}
+        ins = Inspector(nodes[i])
+        try:
+            with trio.fail_after(max(1.0, rt.settings.store_timeout)):
+                entry["latency_ms"] = round(await nodes[i].store.ping() * 1000, 3)
+                held = await ins.queues()
+                stats = await ins.queue_stats(held)
+        except (StoreUnavailable, trio.TooSlowError):
+            return entry
+        entry["reachable"] = True
+        for s in stats:
+            q = s["name"]
+            live = {"pending": s["pending"], "scheduled": s["scheduled"],
+                    "running": running.get((names[i], q), 0)}
+            entry["live"][q] = live
+            here = cluster is None or cluster.node_of(q) == i
+            if here:
+                entry["queues"].append(q)  # replaced below for a cluster
+            elif any(live.values()):
+                entry["draining"].append(q)
+        return entry
+
+    entries: list[dict[str, Any]] = await gather(
+        [lambda i=i: one(i) for i in range(len(nodes))])  # type: ignore[misc]
+    if cluster is not None:
+        # Placed queues come from every node's holdings, so a node lists a
+        # queue the ring gives it before its first task lands there, and an
+        # unreachable node still shows what is placed on it.
+        every = set().union(*await cluster.held(fresh=True))
+        for i, e in enumerate(entries):
+            e["queues"] = sorted(q for q in every if cluster.node_of(q) == i)
+            for q in e["draining"]:
+                e.setdefault("placed_on", {})[q] = names[cluster.node_of(q)]
+    return entries
