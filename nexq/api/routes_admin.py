@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from quart import Response
 
 from ..errors import StoreUnavailable
@@ -11,8 +12,9 @@ from .errors import ApiError, json_response, not_found
 from .routes_tasks import list_page
 from .routing import Router
 from .schemas import DEAD_LIST_QUERY, OBJECT, OBJECT_LIST, QUEUE_FILTER, STATS_QUERY, TASK_PAGE
+from ..context import Runtime
 from .state import ApiState
-from .stats import ping, queues, snapshot, workers
+from .stats import PING_TIMEOUT, ping, queues, snapshot, workers
 
 
 def register(router: Router, state: ApiState) -> None:
@@ -72,7 +74,13 @@ def register(router: Router, state: ApiState) -> None:
                 "status": "unavailable", "store": rt.store.kind,
                 "error": {"code": err.code, "message": err.message, "details": None},
             }, 503)
-        return json_response({"status": "ok", "store": rt.store.kind, "latency_ms": latency})
+        body: dict[str, Any] = {"status": "ok", "store": rt.store.kind, "latency_ms": latency}
+        down = await nodes_down(rt)
+        if down:
+            # The home node answers, so the API works; the queues on these
+            # nodes do not move until they are back.
+            body.update(status="degraded", nodes_down=down)
+        return json_response(body)
 
     router.add("GET", "/api/queues", list_queues, summary="Queues with depth, counts and running",
                tag="queues", responses={200: OBJECT})
@@ -99,3 +107,24 @@ def register(router: Router, state: ApiState) -> None:
                responses={200: {"type": "object", "properties": {"nodes": OBJECT_LIST}}})
     router.add("GET", "/healthz", healthz, summary="Liveness and store reachability", tag="health",
                secured=False, responses={200: OBJECT})
+
+
+async def nodes_down(rt: Runtime) -> list[str]:
+    """Names of the store nodes other than home that do not answer a ping."""
+    from ..queue.cluster import ClusterBroker, gather
+
+    broker = rt.broker
+    if not isinstance(broker, ClusterBroker):
+        return []
+
+    async def dead(i: int) -> bool:
+        with trio.move_on_after(PING_TIMEOUT):
+            try:
+                await broker.nodes[i].store.ping()
+                return False
+            except StoreUnavailable:
+                return True
+        return True
+
+    flags = await gather([lambda i=i: dead(i) for i in range(1, len(broker.nodes))])  # type: ignore[misc]
+    return [broker.names[i] for i, d in zip(range(1, len(broker.nodes)), flags) if d]

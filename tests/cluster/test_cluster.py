@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from nexq.api import create_app
 from nexq.app import Nexq
 from nexq.config import Settings
 from nexq.context import Runtime
@@ -151,12 +152,15 @@ async def test_a_node_going_down_does_not_stop_the_others() -> None:
         servers = [stack.enter_context(redis_server()) for _ in range(3)]
         async with open_stores([s.url for s in servers], command_timeout=1, connect_timeout=1) as real:
             rt, app = runtime(real, 3)
-            dead = placed(rt, "q0")
+            dead_q = next(q for q in QUEUES if placed(rt, q) != 0)  # not the home node
+            dead = placed(rt, dead_q)
             alive_q = next(q for q in QUEUES if placed(rt, q) != dead)
             h = await app.enqueue("echo", 7, queue=alive_q, delay=0.3)
             servers[dead].stop(kill=True)
             with pytest.raises(StoreUnavailable):
-                await app.enqueue("echo", 8, queue="q0")
+                await app.enqueue("echo", 8, queue=dead_q)
+            health = await (await create_app(rt).test_client().get("/healthz")).get_json()
+            assert health["status"] == "degraded" and health["nodes_down"] == [NAMES[dead]]
             async with trio.open_nursery() as nursery:
                 await nursery.start(Worker(rt, app, concurrency=4).run)
                 await nursery.start(Scheduler(rt.broker).run)
