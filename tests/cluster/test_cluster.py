@@ -196,3 +196,27 @@ async def test_adding_a_node_moves_only_its_queues_and_old_tasks_drain(stores: l
     assert got == list(range(12)) + list(range(100, 112))
     report = {n["name"]: n for n in await node_report(rt3)}
     assert all(not n["draining"] for n in report.values())
+
+
+async def test_drain_first_then_switch(stores: list[Store]) -> None:
+    """The strict variant in docs/scaling.md: empty the moving queues on the
+    old list (the plan's queues show no live work), then switch: nothing is
+    draining and the moved queues start on the new node."""
+    rt2, app2 = runtime(stores, 3)
+    rt3 = Runtime.build(Settings(namespace="c"), stores, NAMES + ["n4:9401"])
+    moved = [q for q in QUEUES if placed(rt2, q) != placed(rt3, q)]
+    old = await app2.enqueue_many([("echo", i, {"queue": q}) for i, q in enumerate(moved * 3)])
+    report = await node_report(rt2)
+    assert sum(n["live"][q]["pending"] for n in report for q in moved if q in n["live"]) == len(old)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Worker(rt2, app2, concurrency=8).run)
+        for h in old:
+            await h.result(timeout=30)
+        nursery.cancel_scope.cancel()
+    report = await node_report(rt2)
+    assert all(not any(n["live"][q].values()) for n in report for q in moved if q in n["live"])
+    app3 = make_app()
+    app3.bind(rt3)
+    assert all(not n["draining"] for n in await node_report(rt3))
+    h = await app3.enqueue("echo", 1, queue=moved[0])
+    assert await stores[3].get(f"c:spec:{h.id}") is not None
