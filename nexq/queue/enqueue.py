@@ -8,6 +8,7 @@ broker's store, keys, clock, wheel and events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -24,6 +25,7 @@ from ..task import (
     parse_priority,
 )
 from ..webhooks import check_url
+from .enqueue_group import MAX_JOIN, EnqueueGroup
 from .lanes import Push, Ref
 from .wheel import Entry
 from .workflow import check_parents, register
@@ -140,14 +142,35 @@ class Producer:
         """Enqueue one task; see :class:`EnqueueRequest` for the options."""
         return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
 
+    @cached_property
+    def _coalescer(self) -> EnqueueGroup:
+        return EnqueueGroup(self)
+
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
         """Enqueue many tasks in a constant number of round trips.
 
         A task with a ``unique_key`` already held by a live task is not
         created; its entry names the existing task with ``created=False``.
+        Raises ValueError (a bad request: nothing is written), StoreFull,
+        StoreUnavailable.
+
+        A small call whose requests name no ``task_id`` and no
+        ``depends_on`` is validated here, then shares its round trips with
+        the calls made at the same moment in this process
+        (:mod:`nexq.queue.enqueue_group`).
         """
         now = self.clock()
         specs = [self.make_spec(r, now) for r in requests]
+        if self.refusing:
+            raise StoreFull(self.refusing)
+        if 0 < len(specs) <= MAX_JOIN and not any(r.task_id or r.depends_on for r in requests):
+            return await self._coalescer.enqueue(specs)
+        return await self.write_specs(specs, [bool(r.task_id) for r in requests])
+
+    async def write_specs(self, specs: list[TaskSpec], chosen: Sequence[bool]) -> list[Enqueued]:
+        """Create the tasks of validated ``specs`` (``chosen[i]``: the id of
+        ``specs[i]`` was chosen by the caller); results in order."""
+        now = self.clock()
         if self.refusing:
             raise StoreFull(self.refusing)
         results: list[Enqueued | None] = [None] * len(specs)
@@ -167,7 +190,7 @@ class Producer:
         fresh = [i for i in range(len(specs)) if results[i] is None]
         if not fresh:
             return [r for r in results if r is not None]
-        explicit = [i for i in fresh if requests[i].task_id]
+        explicit = [i for i in fresh if chosen[i]]
         if explicit:
             # Caller-chosen ids: claim them first, so a clash stores nothing.
             b = Batch()
@@ -193,7 +216,7 @@ class Producer:
         for n, i in enumerate(fresh, start=top - len(fresh) + 1):
             spec = specs[i] = attrs.evolve(specs[i], seq=n)
             spec_ops.append(len(b))
-            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not requests[i].task_id)
+            b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not chosen[i])
             b.set(self.keys.index(n), spec.id)
             if spec.depends_on:
                 b.set(self.keys.cur(spec.id), encode_cur(1, "waiting", now))
