@@ -12,7 +12,7 @@ share a server by prefix. ``R`` = the terminal retention (default 7 days).
 | ``prog:{id}`` | progress JSON | the running attempt's worker | R |
 | ``hook:{id}`` | webhook delivery records, JSON lines | the delivering worker (APPEND) | R |
 | ``mv:{id}:{a}`` | ``1`` | whoever moves attempt a into a lane (NX) | 1 day |
-| ``uniq:{key}`` | task id | enqueue (NX) | until terminal |
+| ``uniq:{key}`` | ``id|claimed_at`` | enqueue (NX) | until terminal |
 | ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCR) / consumers | none |
 | ``lane:{q}:{p}:s:{n}`` | ``id|a``, then ``~`` | producer (NX), consumer (XX GET) | none; 1 h once taken |
 | ``wheel:cursor`` | last claimed bucket | schedulers (INCR) | none |

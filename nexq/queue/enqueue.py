@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
+import trio
 
 from ..codec import encode_cur, encode_spec
 from ..errors import StoreFull
@@ -29,6 +30,13 @@ from .enqueue_group import MAX_JOIN, EnqueueGroup
 from .lanes import Push, Ref
 from .wheel import Entry
 from .workflow import check_parents, register
+
+# Seconds after a unique key was claimed before a holder whose task never
+# appeared counts as dead (its producer claimed the key, then died before
+# writing the task one round trip later). Longer than that round trip can
+# take (the store timeout is 5 s a command), short enough that an enqueue
+# waiting on a dead producer's key is not stuck for long.
+UNIQUE_GRACE = 15.0
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -182,7 +190,7 @@ class Producer:
         if uniq:
             b = Batch()
             for i in uniq:
-                b.set(self.keys.unique(specs[i].unique_key or ""), specs[i].id, nx=True)
+                b.set(self.keys.unique(specs[i].unique_key or ""), f"{specs[i].id}|{now:.3f}", nx=True)
             won = await self.store.execute(b)
             lost = [i for i, ok in zip(uniq, won) if not ok]
             if lost:
@@ -253,23 +261,45 @@ class Producer:
     async def _unique_holders(
         self, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]
     ) -> None:
-        """For unique keys already held: name the holder, unless the holder
-        never came to exist (its producer died between the two writes), in
-        which case the key is taken over with ``SET XX GET``."""
+        """For unique keys already held: name the holder once its task exists.
+
+        The key (``id|claimed_at``) is taken one round trip before the
+        holder's task is written, so a holder whose task is missing is
+        either being written right now (its producer is one round trip
+        behind: wait for it) or was never written because its producer died
+        in between: after ``UNIQUE_GRACE`` seconds from the claim the key is
+        taken over with ``SET XX GET``. Never two live tasks for one key.
+        """
         ukeys = [self.keys.unique(specs[i].unique_key or "") for i in lost]
-        holders = await self.store.mget(ukeys)
-        named = [h.decode() for h in holders if h is not None]
-        alive = dict(zip(named, await self.store.mget([self.keys.spec(h) for h in named]))) if named else {}
         ours = {s.id for s in specs}  # holders created by this very call
-        for i, key, holder in zip(lost, ukeys, holders):
-            if holder is not None and (holder.decode() in ours or alive.get(holder.decode()) is not None):
-                results[i] = Enqueued(holder.decode(), False)
-                continue
-            old = await self.store.set(key, specs[i].id, xx=True, get=True)
-            if old is not None and old != holder:
-                results[i] = Enqueued(old.decode(), False)  # someone else took it meanwhile
-            elif old is None and not await self.store.set(key, specs[i].id, nx=True):
-                results[i] = Enqueued((await self.store.get(key) or b"").decode(), False)
+        todo = list(zip(lost, ukeys))
+        delay = 0.002
+        while todo:
+            holders = [_holder(h) for h in await self.store.mget([k for _, k in todo])]
+            named = [h for h, _ in holders if h is not None and h not in ours]
+            alive = dict(zip(named, await self.store.mget([self.keys.spec(h) for h in named]))) if named else {}
+            now, waiting = self.clock(), []
+            for (i, key), (holder, claimed_at) in zip(todo, holders):
+                if holder is not None and (holder in ours or alive.get(holder) is not None):
+                    results[i] = Enqueued(holder, False)
+                elif holder is not None and now - claimed_at < UNIQUE_GRACE:
+                    waiting.append((i, key))  # its producer is writing it now
+                else:
+                    await self._take_over(specs[i], key, holder, results, i, now)
+            todo = waiting
+            if todo:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+    async def _take_over(self, spec: TaskSpec, key: str, holder: str | None,
+                         results: list[Enqueued | None], i: int, now: float) -> None:
+        """Claim a key whose holder never came to exist (or that vanished)."""
+        mine = f"{spec.id}|{now:.3f}"
+        old = await self.store.set(key, mine, xx=True, get=True)
+        if old is not None and _holder(old)[0] != holder:
+            results[i] = Enqueued(_holder(old)[0] or "", False)  # someone else took it meanwhile
+        elif old is None and not await self.store.set(key, mine, nx=True):
+            results[i] = Enqueued(_holder(await self.store.get(key))[0] or "", False)
 
     async def _register_queues(self, queues: set[str]) -> None:
         new = sorted(queues - self._known_queues)
@@ -286,3 +316,15 @@ class Producer:
         if len(b):
             await self.store.execute(b)
         self._known_queues.update(new)
+
+
+def _holder(raw: bytes | None) -> tuple[str | None, float]:
+    """A unique key's value -> (holder task id, when it was claimed); a value
+    without a time (written before times were kept) counts as long ago."""
+    if raw is None:
+        return None, 0.0
+    tid, _, at = raw.decode().partition("|")
+    try:
+        return tid, float(at)
+    except ValueError:
+        return tid, 0.0

@@ -371,12 +371,3 @@ async def test_a_refused_request_does_not_hold_its_unique_key(make_broker) -> No
         await br.enqueue("t", unique_key="k1", depends_on=["missing"])
     e = await br.enqueue("t", unique_key="k1")
     assert e.created
-
-
-async def test_a_unique_key_left_by_a_dead_producer_is_taken_over(make_broker) -> None:  # type: ignore[no-untyped-def]
-    br = make_broker()
-    await br.store.set(br.keys.unique("k2"), "never-created")  # producer died after SET NX
-    e = await br.enqueue("t", unique_key="k2")
-    assert e.created and e.task_id != "never-created"
-    again = await br.enqueue("t", unique_key="k2")
-    assert not again.created and again.task_id == e.task_id
