@@ -198,3 +198,27 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, every: float
         if progress:
             progress()
         time.sleep(every)
+
+
+class ResultsDbPeer:
+    """A peer whose broker is redis db 0 and whose workers store every
+    result in db 1, so results stored = tasks done (Celery, Dramatiq)."""
+
+    kind = "sync"
+
+    def __init__(self, url: str) -> None:
+        from redis import Redis
+
+        self.url = url
+        self.redis = Redis.from_url(url + "/0")
+        self.results = Redis.from_url(url + "/1")
+
+    def reset(self) -> None:
+        self.redis.flushall()
+
+    def done(self) -> int:
+        return int(self.results.dbsize())
+
+    def close(self) -> None:
+        self.redis.close()
+        self.results.close()

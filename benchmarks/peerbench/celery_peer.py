@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 from celery import Celery, group
 
-from .base import ENV_REDIS, record_start
+from .base import ENV_REDIS, ResultsDbPeer, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
 ROLE_WORKER = os.environ.get("PEERBENCH_ROLE") == "worker"
@@ -34,16 +34,11 @@ def mark(t):
     record_start(t)
 
 
-class Peer:
+class Peer(ResultsDbPeer):
     name = "celery"
-    kind = "sync"
 
     def __init__(self, url: str) -> None:
-        from redis import Redis
-
-        self.url = url
-        self.redis = Redis.from_url(url + "/0")
-        self.results = Redis.from_url(url + "/1")
+        super().__init__(url)
         self.settings = {
             "version": f"celery {version('celery')}, kombu {version('kombu')}, redis-py {version('redis')}",
             "workers": f"{PROCESSES} × `celery worker -P {POOL} -c {CONCURRENCY} --without-gossip --without-mingle "
@@ -52,9 +47,6 @@ class Peer:
             "bulk": "no bulk API: group(...).apply_async() per batch (one publish per task)",
             "done": "result backend (redis db 1): DBSIZE = results stored",
         }
-
-    def reset(self) -> None:
-        self.redis.flushall()
 
     def enqueue(self, i: int) -> None:
         noop.apply_async((i,))
@@ -72,10 +64,3 @@ class Peer:
             w.start([celery, "-A", "benchmarks.peerbench.celery_peer", "worker", "-P", POOL, "-c", str(CONCURRENCY),
                      "-n", f"w{k}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
                      "-l", "warning"], "celery")
-
-    def done(self) -> int:
-        return int(self.results.dbsize())
-
-    def close(self) -> None:
-        self.redis.close()
-        self.results.close()

@@ -12,7 +12,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends.redis import RedisBackend
 
-from .base import ENV_REDIS, record_start
+from .base import ENV_REDIS, ResultsDbPeer, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
 PROCESSES, THREADS = 2, 8
@@ -32,16 +32,11 @@ def mark(t):
     record_start(t)
 
 
-class Peer:
+class Peer(ResultsDbPeer):
     name = "dramatiq"
-    kind = "sync"
 
     def __init__(self, url: str) -> None:
-        from redis import Redis
-
-        self.url = url
-        self.redis = Redis.from_url(url + "/0")
-        self.results = Redis.from_url(url + "/1")
+        super().__init__(url)
         self.settings = {
             "version": f"dramatiq {version('dramatiq')}, redis-py {version('redis')}",
             "workers": f"`dramatiq -p {PROCESSES} -t {THREADS}` (defaults), Results middleware (store_results)",
@@ -49,9 +44,6 @@ class Peer:
             "bulk": "no bulk API: actor.send per message",
             "done": "Results backend (redis db 1): DBSIZE = results stored",
         }
-
-    def reset(self) -> None:
-        self.redis.flushall()
 
     def enqueue(self, i: int) -> None:
         noop.send(i)
@@ -67,10 +59,3 @@ class Peer:
         exe = os.path.join(os.path.dirname(sys.executable), "dramatiq")
         w.start([exe, "benchmarks.peerbench.dramatiq_peer", "-p", str(PROCESSES), "-t", str(THREADS),
                  "-Q", "peerbench"], "dramatiq")
-
-    def done(self) -> int:
-        return int(self.results.dbsize())
-
-    def close(self) -> None:
-        self.redis.close()
-        self.results.close()

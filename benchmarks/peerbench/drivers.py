@@ -141,11 +141,8 @@ def run_sync(peer: Any, sizes: Sizes, progress: Progress, logdir: str, latdir: s
             if name in scenarios:
                 progress(name, force=True)
                 _guard(results, name, fn, progress)
-    except Exception as exc:
-        for name in ("e2e", "latency"):
-            if name in scenarios:
-                results.setdefault(name, {"error": f"{type(exc).__name__}: {exc}"})
-        traceback.print_exc()
+    except Exception as exc:  # the workers did not start: both scenarios failed
+        _fail_rest(results, scenarios, exc)
     finally:
         workers.stop()
     return results
@@ -251,11 +248,16 @@ async def run_async(peer: Any, sizes: Sizes, progress: Progress, logdir: str, la
             if name in scenarios:
                 progress(name, force=True)
                 await _aguard(results, name, fn, progress)
-    except Exception as exc:
-        for name in ("e2e", "latency"):
-            if name in scenarios:
-                results.setdefault(name, {"error": f"{type(exc).__name__}: {exc}"})
-        traceback.print_exc()
+    except Exception as exc:  # the workers did not start: both scenarios failed
+        _fail_rest(results, scenarios, exc)
     finally:
         workers.stop()
     return results
+
+
+def _fail_rest(results: dict[str, Any], scenarios: Any, exc: Exception) -> None:
+    """Record ``exc`` for the worker scenarios that have no result yet."""
+    for name in ("e2e", "latency"):
+        if name in scenarios:
+            results.setdefault(name, {"error": f"{type(exc).__name__}: {exc}"})
+    traceback.print_exc()
