@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
@@ -14,6 +15,31 @@ from nexq.task import Status
 
 async def claim_all(br: Broker, queues: list[str] = ["default"], n: int = 100) -> list:  # noqa: B006
     return await br.claim(queues, n, "w1", LaneReader(br.store, br.keys))
+
+
+async def race_with_reaper(br: Broker, action: Callable[..., Any]) -> tuple[list[bool], int]:
+    """Claim everything, let every lease expire on the server, then run
+    ``action(claimed)`` for each attempt concurrently with the reaper
+    declaring them all lost; returns the actions' answers and the reaper's count."""
+    from nexq.queue.finish import reap
+    from nexq.queue.wheel import Entry
+
+    claimed = await claim_all(br)
+    await trio.sleep(0.4)
+    answers: list[bool] = []
+    lost: list[int] = []
+
+    async def act(c: Any) -> None:
+        answers.append(await action(c))
+
+    async def reaper() -> None:
+        lost.append(await reap(br, [Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
+
+    async with trio.open_nursery() as n:
+        n.start_soon(reaper)
+        for c in claimed:
+            n.start_soon(act, c)
+    return answers, lost[0]
 
 
 async def test_enqueue_claim_ack_records_result(make_broker: Callable[..., Broker]) -> None:
@@ -217,27 +243,10 @@ async def test_lost_lease_is_retried_and_late_ack_refused(make_broker) -> None: 
 
 
 async def test_reaper_and_ack_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
-    from nexq.queue.finish import reap
-    from nexq.queue.wheel import Entry
-
     br = make_broker(lease_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(30)])
-    claimed = await claim_all(br)
-    await trio.sleep(0.4)  # every lease has expired on the server
-    outcomes: list[bool] = []
-    lost: list[int] = []
-
-    async def ack(c) -> None:  # type: ignore[no-untyped-def]
-        outcomes.append(await br.ack(c, 1))
-
-    async def reaper() -> None:
-        lost.append(await reap(br, [Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
-
-    async with trio.open_nursery() as n:
-        n.start_soon(reaper)
-        for c in claimed:
-            n.start_soon(ack, c)
-    assert sum(outcomes) + lost[0] == 30
+    outcomes, lost = await race_with_reaper(br, lambda c: br.ack(c, 1))
+    assert sum(outcomes) + lost == 30
 
 
 async def test_progress_is_visible(make_broker) -> None:  # type: ignore[no-untyped-def]
@@ -339,30 +348,13 @@ async def test_weighted_queues_share_claims_by_weight(make_broker) -> None:  # t
 
 
 async def test_reaper_and_cancel_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
-    from nexq.queue.finish import reap
-    from nexq.queue.wheel import Entry
-
     br = make_broker(lease_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i, max_retries=0) for i in range(30)])
-    claimed = await claim_all(br)
-    await trio.sleep(0.4)  # every lease has expired on the server
-    cancels: list[bool] = []
-    lost: list[int] = []
-
-    async def cancel(c) -> None:  # type: ignore[no-untyped-def]
-        cancels.append(await br.cancel(c.spec.id))
-
-    async def reaper() -> None:
-        lost.append(await reap(br, [Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
-
-    async with trio.open_nursery() as n:
-        n.start_soon(reaper)
-        for c in claimed:
-            n.start_soon(cancel, c)
-    assert sum(cancels) + lost[0] == 30
+    cancels, lost = await race_with_reaper(br, lambda c: br.cancel(c.spec.id))
+    assert sum(cancels) + lost == 30
     statuses = [t.status for t in (await Inspector(br).list(limit=100)).tasks]
     assert statuses.count(Status.CANCELLED) == sum(cancels)
-    assert statuses.count(Status.DEAD) == lost[0]  # max_retries=0: a lost attempt is final
+    assert statuses.count(Status.DEAD) == lost  # max_retries=0: a lost attempt is final
 
 
 async def test_a_refused_request_does_not_hold_its_unique_key(make_broker) -> None:  # type: ignore[no-untyped-def]

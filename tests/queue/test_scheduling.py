@@ -22,17 +22,25 @@ async def claimer(br: Broker, seen: list, stop_after: int, interval: float = 0.0
         await trio.sleep(interval)
 
 
+async def schedule_and_claim(brokers: list[Broker], n: int, limit: float) -> list:  # type: ignore[type-arg]
+    """Run a Scheduler per broker and claim from the last one until ``n``
+    attempts started (or ``limit`` seconds pass); returns (start time, claimed)."""
+    seen: list = []  # type: ignore[type-arg]
+    async with trio.open_nursery() as nursery:
+        for br in brokers:
+            nursery.start_soon(Scheduler(br).run)
+        with trio.fail_after(limit):
+            await claimer(brokers[-1], seen, n)
+        nursery.cancel_scope.cancel()
+    return seen
+
+
 async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) -> None:  # type: ignore[no-untyped-def]
     br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     rng = random.Random(7)
     reqs = [EnqueueRequest("t", i, delay=rng.uniform(0.05, 5)) for i in range(300)]
     await br.enqueue_many(reqs)
-    seen: list = []  # type: ignore[type-arg]
-    async with trio.open_nursery() as n:
-        n.start_soon(Scheduler(br).run)
-        with trio.fail_after(30):
-            await claimer(br, seen, 300)
-        n.cancel_scope.cancel()
+    seen = await schedule_and_claim([br], 300, 30)
     assert len(seen) == 300
     for t, c in seen:
         assert t >= c.spec.run_at  # never early
@@ -78,12 +86,7 @@ async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # t
     br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i, delay=1 + i) for i in range(100)])
     await trio.sleep(3600)  # no scheduler for an hour
-    seen: list = []  # type: ignore[type-arg]
-    async with trio.open_nursery() as n:
-        n.start_soon(Scheduler(br).run)
-        with trio.fail_after(60):
-            await claimer(br, seen, 100)
-        n.cancel_scope.cancel()
+    seen = await schedule_and_claim([br], 100, 60)
     assert sorted(c.spec.payload for _, c in seen) == list(range(100))
 
 
@@ -107,13 +110,7 @@ async def test_three_schedulers_move_every_due_task_exactly_once(make_broker) ->
     await brokers[0].enqueue_many(
         [EnqueueRequest("t", i, delay=0.2 + (i % 100) / 100) for i in range(n_tasks)]
     )
-    seen: list = []  # type: ignore[type-arg]
-    async with trio.open_nursery() as n:
-        for br in brokers:
-            n.start_soon(Scheduler(br).run)
-        with trio.fail_after(30):
-            await claimer(brokers[1], seen, n_tasks)
-        n.cancel_scope.cancel()
+    seen = await schedule_and_claim(brokers, n_tasks, 30)
     assert sorted(c.spec.payload for _, c in seen) == list(range(n_tasks))
     assert all(t >= c.spec.run_at for t, c in seen)
     # A double move would have used a second lane slot: count them all.
