@@ -58,15 +58,14 @@ async def node_report(rt: Runtime) -> list[dict[str, Any]]:
             live = {"pending": s["pending"], "scheduled": s["scheduled"],
                     "running": running.get((names[i], q), 0)}
             entry["live"][q] = live
-            here = cluster is None or cluster.node_of(q) == i
-            if here:
-                entry["queues"].append(q)  # replaced below for a cluster
-            elif any(live.values()):
+            if cluster is None:
+                entry["queues"].append(q)
+            elif cluster.node_of(q) != i and any(live.values()):
                 entry["draining"].append(q)
+                entry.setdefault("placed_on", {})[q] = names[cluster.node_of(q)]
         return entry
 
-    entries: list[dict[str, Any]] = await gather(
-        [lambda i=i: one(i) for i in range(len(nodes))])  # type: ignore[misc]
+    entries = await gather(one, range(len(nodes)))
     if cluster is not None:
         # Placed queues come from every node's holdings, so a node lists a
         # queue the ring gives it before its first task lands there, and an
@@ -74,6 +73,4 @@ async def node_report(rt: Runtime) -> list[dict[str, Any]]:
         every = set().union(*await cluster.held(fresh=True))
         for i, e in enumerate(entries):
             e["queues"] = sorted(q for q in every if cluster.node_of(q) == i)
-            for q in e["draining"]:
-                e.setdefault("placed_on", {})[q] = names[cluster.node_of(q)]
     return entries

@@ -26,6 +26,7 @@ from .app import Context, Nexq, TaskDef
 from .context import Runtime
 from .doorbell import Doorbell, advertise_ip
 from .limits import Limiter
+from .nodes import node_names
 from .errors import Retry, StoreUnavailable, UnknownTaskType
 from .queue import Claimed
 from .task import Outcome
@@ -66,9 +67,7 @@ class Worker:
         self.doorbell: Doorbell | None = None
         self.limiter = Limiter(self.broker.store, self.broker.keys, self.broker.lease_ms)
         self.slots: dict[tuple[str, int], str] = {}  # limit slots held by running attempts
-        names = getattr(self.broker, "names", None)  # a ClusterBroker's node names
-        self._node_names: list[str] = list(names) if names else [
-            runtime.settings.store_nodes[0].node_name]
+        self._node_names = node_names(runtime)  # Claimed.node -> name, for the registry
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -126,5 +126,5 @@ async def nodes_down(rt: Runtime) -> list[str]:
                 return True
         return True
 
-    flags = await gather([lambda i=i: dead(i) for i in range(1, len(broker.nodes))])  # type: ignore[misc]
+    flags = await gather(dead, range(1, len(broker.nodes)))
     return [broker.names[i] for i, d in zip(range(1, len(broker.nodes)), flags) if d]

@@ -24,7 +24,7 @@ rate limits) live on the *home* node, the first one listed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -38,20 +38,23 @@ from .ring import Ring
 
 log = logging.getLogger("nexq.cluster")
 T = TypeVar("T")
+A = TypeVar("A")
 HELD_REFRESH = 1.0  # seconds between re-reads of which queues each node holds
 LOCATE_CACHE = 100_000  # task id -> node entries kept before the cache restarts
 
 
-async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Run ``calls`` concurrently; their results in order (the first error wins)."""
-    out: list[Any] = [None] * len(calls)
+async def gather(fn: Callable[[A], Awaitable[T]], items: Iterable[A]) -> list[T]:
+    """``fn(item)`` for every item, concurrently; the results in order (the
+    first error wins)."""
+    args = list(items)
+    out: list[Any] = [None] * len(args)
 
     async def one(i: int) -> None:
-        out[i] = await calls[i]()
+        out[i] = await fn(args[i])
 
     try:
         async with trio.open_nursery() as nursery:
-            for i in range(len(calls)):
+            for i in range(len(args)):
                 nursery.start_soon(one, i)
     except BaseExceptionGroup as group:
         # Callers handle StoreUnavailable & co. as if they had made the
@@ -127,7 +130,7 @@ class ClusterBroker(Broker):
                     return
                 self._held[i] = {q for q in raw.decode().split(",") if q}
 
-            await gather([lambda i=i: read(i) for i in range(len(self.nodes))])  # type: ignore[misc]
+            await gather(read, range(len(self.nodes)))
             self._held_at = trio.current_time()
         return self._held
 
@@ -154,7 +157,7 @@ class ClusterBroker(Broker):
         missing = sorted({t for t, n in zip(task_ids, out) if n is None})
         if missing:
             names = [self.keys.spec(t) for t in missing]
-            found = await gather([lambda n=n: n.store.mget(names) for n in self.nodes])  # type: ignore[misc]
+            found = await gather(lambda n: n.store.mget(names), self.nodes)
             for i, values in enumerate(found):
                 for t, v in zip(missing, values):
                     if v is not None:
@@ -172,12 +175,17 @@ class ClusterBroker(Broker):
         :meth:`Broker.enqueue_many`. Everything that can refuse the whole
         call (validation, a full node, a dependency on another node) is
         checked before any node is written."""
-        now = self.clock()
-        for r in requests:
-            self.make_spec(r, now)  # raises ValueError naming the bad field
         groups: dict[int, list[int]] = {}
         for j, r in enumerate(requests):
+            if not isinstance(r.queue, str):
+                self.make_spec(r, self.clock())  # raises ValueError naming the queue
             groups.setdefault(self.node_of(r.queue), []).append(j)
+        if len(groups) > 1:
+            # A node validates its own part; across nodes, validate all
+            # first so one bad request leaves every node unwritten.
+            now = self.clock()
+            for r in requests:
+                self.make_spec(r, now)  # raises ValueError naming the bad field
         for i in groups:
             if self.nodes[i].refusing:
                 raise StoreFull(f"node {self.names[i]}: {self.nodes[i].refusing}")
@@ -200,7 +208,7 @@ class ClusterBroker(Broker):
                 results[j] = e
                 self.remember(e.task_id, i)
 
-        await gather([lambda i=i, idx=idx: one(i, idx) for i, idx in groups.items()])  # type: ignore[misc]
+        await gather(lambda g: one(*g), groups.items())
         return [r for r in results if r is not None]
 
     async def announce(self) -> None:
@@ -261,7 +269,7 @@ class ClusterBroker(Broker):
             for j, st in zip(idx, states):
                 out[j] = st
 
-        await gather([lambda i=i, idx=idx: one(i, idx) for i, idx in by_node.items()])  # type: ignore[misc]
+        await gather(lambda g: one(*g), by_node.items())
         return out
 
     def watch_cancel(self, c: Claimed, hook: Callable[[], None] | None) -> None:
@@ -305,7 +313,7 @@ class ClusterBroker(Broker):
                 errors.append(exc)
                 return 0
 
-        total = sum(await gather([lambda n=n: one(n) for n in self.nodes]))  # type: ignore[misc]
+        total = sum(await gather(one, self.nodes))
         if len(errors) == len(self.nodes):
             raise errors[0]
         return total

@@ -45,7 +45,7 @@ class ClusterInspector(Inspector):
             for j, t in zip(idx, await self.parts[i].get_many([task_ids[j] for j in idx])):
                 out[j] = t
 
-        await gather([lambda i=i, idx=idx: one(i, idx) for i, idx in by_node.items()])  # type: ignore[misc]
+        await gather(lambda g: one(*g), by_node.items())
         return out
 
     async def list(
@@ -67,7 +67,7 @@ class ClusterInspector(Inspector):
             return await self.parts[i].list(status=status, type=type, queue=queue,
                                             limit=limit, cursor=starts[i])
 
-        pages = dict(zip(live, await gather([lambda i=i: page(i) for i in live])))  # type: ignore[misc]
+        pages = dict(zip(live, await gather(page, live)))
         # A k-way merge of the nodes' pages, newest head first: what it takes
         # from each node is a prefix of that node's page, so one position
         # per node is a correct cursor.
@@ -98,7 +98,7 @@ class ClusterInspector(Inspector):
         as its ring node says; ``nodes`` names where its tasks are."""
         names = list(names) if names is not None else await self.queues()
         held = await self.cluster.held()
-        per_node = await gather([lambda p=p: p.queue_stats(names) for p in self.parts])  # type: ignore[misc]
+        per_node = await gather(lambda p: p.queue_stats(names), self.parts)
         out = []
         for k, q in enumerate(names):
             home = self.cluster.node_of(q)
@@ -120,7 +120,7 @@ class ClusterInspector(Inspector):
         return out
 
     async def throughput(self, minutes: int = 60) -> builtins.list[dict[str, Any]]:
-        series = await gather([lambda p=p: p.throughput(minutes) for p in self.parts])  # type: ignore[misc]
+        series = await gather(lambda p: p.throughput(minutes), self.parts)
         out = [dict(row) for row in series[0]]
         for other in series[1:]:
             for row, more in zip(out, other):
@@ -130,10 +130,10 @@ class ClusterInspector(Inspector):
 
     async def pause(self, queue: str) -> None:
         """Paused on every node, so tasks still draining from an old node pause too."""
-        await gather([lambda p=p: p.pause(queue) for p in self.parts])  # type: ignore[misc]
+        await gather(lambda p: p.pause(queue), self.parts)
 
     async def resume(self, queue: str) -> None:
-        await gather([lambda p=p: p.resume(queue) for p in self.parts])  # type: ignore[misc]
+        await gather(lambda p: p.resume(queue), self.parts)
 
     async def requeue(self, task_id: str) -> bool:
         i = await self.cluster.locate(task_id)
@@ -144,10 +144,10 @@ class ClusterInspector(Inspector):
         return False if i is None else await self.parts[i].delete(task_id)
 
     async def purge_dead(self, queue: str | None = None) -> int:
-        return sum(await gather([lambda p=p: p.purge_dead(queue) for p in self.parts]))  # type: ignore[misc]
+        return sum(await gather(lambda p: p.purge_dead(queue), self.parts))
 
     async def requeue_dead(self, queue: str | None = None) -> int:
-        return sum(await gather([lambda p=p: p.requeue_dead(queue) for p in self.parts]))  # type: ignore[misc]
+        return sum(await gather(lambda p: p.requeue_dead(queue), self.parts))
 
 
 def _parse_cursor(cursor: int | str | None, n: int) -> builtins.list[int | None]:
