@@ -20,6 +20,7 @@ import trio
 
 from common import local_redis, machine_line
 from nexq.app import Nexq
+from nexq.bench import send_open_loop
 from nexq.config import Settings
 from nexq.context import Runtime
 from nexq.store import open_store
@@ -32,16 +33,6 @@ def summary(label: str, lat: list[float]) -> str:
     lat = sorted(lat)
     n = len(lat)
     return (f"| {label} | {n} | {lat[n // 2]:.2f} | {lat[int(n * 0.99)]:.2f} | {lat[-1]:.2f} |")
-
-
-async def produce(app: Nexq, rate: float, count: int) -> dict[str, float]:
-    sent: dict[str, float] = {}
-    t0 = time.time()
-    for i in range(count):
-        await trio.sleep(max(0.0, t0 + i / rate - time.time()))
-        s = time.time()
-        sent[(await app.enqueue("stamp", None)).id] = s
-    return sent
 
 
 async def in_process(url: str, rate: float, count: int) -> list[float]:
@@ -58,7 +49,7 @@ async def in_process(url: str, rate: float, count: int) -> list[float]:
         async with trio.open_nursery() as n:
             await n.start(Worker(rt, app, concurrency=10).run)
             await trio.sleep(0.5)
-            sent = await produce(app, rate, count)
+            sent = await send_open_loop(app, "stamp", rate, count)
             await trio.sleep(1)
             n.cancel_scope.cancel()
     return [(starts[k] - v) * 1000 for k, v in sent.items() if k in starts]
@@ -73,7 +64,7 @@ async def across(url: str, rate: float, count: int) -> list[float]:
         app = Nexq(url, namespace=ns)
         async with app.connect():
             await trio.sleep(2)  # the worker registers its doorbell
-            sent = await produce(app, rate, count)
+            sent = await send_open_loop(app, "stamp", rate, count)
             return [((await app.handle(k).result(timeout=30)) - v) * 1000 for k, v in sent.items()]
     finally:
         w.terminate()

@@ -41,14 +41,21 @@ async def _timed(fn: Callable[[], Any], count: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-async def pickup_latency(app: Nexq, starts: dict[str, float], rate: float, count: int) -> list[float]:
-    """Milliseconds from enqueue to handler start for ``count`` tasks sent at ``rate``/s."""
+async def send_open_loop(app: Nexq, type: str, rate: float, count: int) -> dict[str, float]:
+    """Enqueue ``count`` tasks of ``type`` at ``rate``/s on a fixed schedule
+    (open loop: a slow enqueue does not delay the next); task id -> send time."""
     sent: dict[str, float] = {}
     t0 = time.time()
     for i in range(count):
         await trio.sleep(max(0.0, t0 + i / rate - time.time()))
         s = time.time()
-        sent[(await app.enqueue("bench.stamp", None)).id] = s
+        sent[(await app.enqueue(type, None)).id] = s
+    return sent
+
+
+async def pickup_latency(app: Nexq, starts: dict[str, float], rate: float, count: int) -> list[float]:
+    """Milliseconds from enqueue to handler start for ``count`` tasks sent at ``rate``/s."""
+    sent = await send_open_loop(app, "bench.stamp", rate, count)
     with trio.move_on_after(10):
         while len(starts) < count:
             await trio.sleep(0.05)
