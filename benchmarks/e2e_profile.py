@@ -30,9 +30,9 @@ from common import Counting, machine_line, wait_port
 
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.worker import Worker
 from nexq.store import open_store
-from nexq.worker import Worker
 
 WARMUP = 50
 

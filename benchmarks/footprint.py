@@ -19,8 +19,8 @@ import time
 
 import redis
 import trio
-
 from common import local_redis, machine_line
+
 from nexq.app import Nexq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +42,7 @@ def rss_mb(pid: int) -> float:
 
 def worker(url: str, ns: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "nexq.cli", "worker", "--store", url, "--namespace", ns,
+        [sys.executable, "-m", "nexq.cli.main", "worker", "--store", url, "--namespace", ns,
          "--app", "benchmarks.nexq_app:app", "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
 

@@ -36,7 +36,7 @@ async def _serve(store_url: str, namespace: str) -> None:
     """Child process: serve the API and print the port on stdout."""
     from nexq.api import serve_api
     from nexq.config import Settings
-    from nexq.context import Runtime
+    from nexq.runtime.runtime import Runtime
     from nexq.store import open_store
 
     async with open_store(store_url) as store:

@@ -17,14 +17,14 @@ import sys
 import time
 
 import trio
-
 from common import local_redis, machine_line
+
 from nexq.app import Nexq
-from nexq.bench import send_open_loop
+from nexq.cli.bench import send_open_loop
 from nexq.config import Settings
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.worker import Worker
 from nexq.store import open_store
-from nexq.worker import Worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,7 +57,7 @@ async def in_process(url: str, rate: float, count: int) -> list[float]:
 
 async def across(url: str, rate: float, count: int) -> list[float]:
     ns = f"latx{os.getpid()}"
-    w = subprocess.Popen([sys.executable, "-m", "nexq.cli", "worker", "--store", url, "--namespace", ns,
+    w = subprocess.Popen([sys.executable, "-m", "nexq.cli.main", "worker", "--store", url, "--namespace", ns,
                           "--app", "tests.runtime.sample_app:app", "--log-level", "warning"],
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
     try:

@@ -14,8 +14,8 @@ import time
 import uuid
 
 import trio
-
 from common import Counting, local_redis, machine_line
+
 from nexq.queue import Broker, EnqueueRequest, LaneReader
 from nexq.store import open_store
 

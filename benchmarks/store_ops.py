@@ -26,9 +26,10 @@ import trio
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from common import wait_port  # noqa: E402
+
 from nexq.store import Batch, open_store  # noqa: E402
 from nexq.store.resp import RespStore  # noqa: E402
-from common import wait_port  # noqa: E402
 
 NKEYS = 1000
 VALUE = b"v" * 32
@@ -145,7 +146,6 @@ def redispy_pipelined(client: object, keys: list[str], seconds: float) -> int:
 
 def machine_line() -> str:
     import hiredis
-
     from common import machine_line as base
 
     return f"machine: {base()}, trio {trio.__version__}, hiredis {hiredis.__version__}"

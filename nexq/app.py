@@ -27,10 +27,10 @@ import attrs
 import trio
 
 from .config import Settings
-from .context import Runtime, open_runtime
 from .errors import NexqError, TaskNotFound
-from .limits import Limits, RateLimit
 from .queue import Broker, Claimed, EnqueueRequest
+from .runtime.limits import Limits, RateLimit
+from .runtime.runtime import Runtime, open_runtime
 from .task import RetryPolicy, Status, Task
 
 
@@ -202,7 +202,7 @@ class Nexq:
              tz: str = "UTC", **options: Any) -> None:
         """Enqueue ``type`` on a cron ``schedule`` (5 fields, or 6 with seconds
         last) in time zone ``tz``; each fire is enqueued once cluster-wide."""
-        from .cron import CronEntry
+        from .runtime.cron import CronEntry
 
         self.cron_entries.append(CronEntry.parse(name, schedule, type, payload, tz, options))
 

@@ -9,7 +9,7 @@ setting and where it came from.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,10 +28,29 @@ def _queues(value: Any) -> tuple[str, ...]:
     out = tuple(v for v in value if v)
     if not out:
         raise ValueError("at least one queue name (or '*')")
-    from .worker import parse_queues
-
     parse_queues(out)  # weights must be positive numbers
     return out
+
+
+def parse_queues(specs: Sequence[str]) -> tuple[tuple[str, ...], dict[str, float] | None]:
+    """``["mail:3", "reports:1"]`` -> names and weights (None when no weight
+    is given: strict priority across queues). Raises ValueError."""
+    names, weights = [], {}
+    for spec in specs:
+        name, _, weight = spec.partition(":")
+        names.append(name)
+        if weight:
+            try:
+                w = float(weight)
+            except ValueError:
+                w = 0.0
+            if w <= 0:
+                raise ValueError(f"queue weight in {spec!r} must be a positive number")
+            weights[name] = w
+    if weights and "*" in names:
+        raise ValueError("weights need named queues, not '*'")
+    return tuple(names), ({n: weights.get(n, 1.0) for n in names} if weights else None)
+
 
 
 def _bounded(convert: Any, ok: Any, message: str) -> Any:

@@ -103,7 +103,7 @@ class TaskSpec:
     run_at: float | None = None  # None: run as soon as possible
     seq: int = 0  # position in the listing index
     retry: RetryPolicy = RetryPolicy()
-    webhook: str | None = None  # URL notified when the task ends (see nexq.webhooks)
+    webhook: str | None = None  # URL notified when the task ends (see nexq.runtime.webhooks)
     expires_at: float | None = None  # cancelled ("Expired") if not started by then
     depends_on: tuple[str, ...] = ()  # parents that must succeed first
     on_parent_failure: str = "cancel"  # or "run": what a dead / cancelled parent does

@@ -25,8 +25,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .base import (Deadline, Progress, Sizes, Workers, check, clear_latencies, latency_stats, rate,
-                   read_latencies)
+from .base import (
+    Deadline,
+    Progress,
+    Sizes,
+    Workers,
+    check,
+    clear_latencies,
+    latency_stats,
+    rate,
+    read_latencies,
+)
 
 ENQUEUE_BUDGET = 90.0   # seconds any enqueue-only scenario may take
 E2E_BUDGET = 150.0      # seconds for all e2e tasks to finish

@@ -23,9 +23,18 @@ from typing import Any
 import trio
 
 from benchmarks.nexq_app import make_app
-from nexq.worker import Worker
+from nexq.runtime.worker import Worker
 
-from .base import (Progress, Sizes, Workers, check, clear_latencies, latency_stats, rate, read_latencies)
+from .base import (
+    Progress,
+    Sizes,
+    Workers,
+    check,
+    clear_latencies,
+    latency_stats,
+    rate,
+    read_latencies,
+)
 from .drivers import E2E_BUDGET, ENQUEUE_BUDGET, LAT_TAIL, READY_BUDGET
 
 CONCURRENCY = 50

@@ -102,7 +102,7 @@ def main() -> None:
         store = start_store(args, port, d)
         env = {**os.environ, "PYTHONPATH": ROOT}
         worker = subprocess.Popen(
-            [sys.executable, "-m", "nexq.cli", "worker", "--store", url, "--namespace", "crash",
+            [sys.executable, "-m", "nexq.cli.main", "worker", "--store", url, "--namespace", "crash",
              "--with-scheduler", "--save-interval", str(args.save_interval), "--concurrency", "1",
              "--app", "tests.runtime.sample_app:app"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,8 +13,8 @@ Routes (JSON; errors are ``{"error": {"code", "message", "details"}}``;
 - ``GET /metrics``: Prometheus text
 """
 
+from ..runtime.histogram import Histogram
 from .app import create_app
-from ..histogram import Histogram
 from .server import serve_api
 from .state import ApiState, api_state
 

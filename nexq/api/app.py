@@ -16,7 +16,7 @@ from quart_trio import QuartTrio
 from werkzeug.security import safe_join
 
 from .. import __version__
-from ..context import Runtime
+from ..runtime.runtime import Runtime
 from . import metrics, routes_admin, routes_tasks, sse
 from .errors import ApiError, install_error_handlers, json_response
 from .routing import Router

@@ -15,7 +15,7 @@ from typing import Any
 
 from quart import Response
 
-from ..context import Runtime
+from ..runtime.runtime import Runtime
 from .routing import Router
 from .state import ApiState
 from .stats import STATUS_KEYS, ping, queues, workers

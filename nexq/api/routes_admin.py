@@ -8,11 +8,18 @@ import trio
 from quart import Response
 
 from ..errors import StoreUnavailable
+from ..runtime.runtime import Runtime
 from .errors import ApiError, json_response, not_found
 from .routes_tasks import list_page
 from .routing import Router
-from .schemas import DEAD_LIST_QUERY, OBJECT, OBJECT_LIST, QUEUE_FILTER, STATS_QUERY, TASK_PAGE
-from ..context import Runtime
+from .schemas import (
+    DEAD_LIST_QUERY,
+    OBJECT,
+    OBJECT_LIST,
+    QUEUE_FILTER,
+    STATS_QUERY,
+    TASK_PAGE,
+)
 from .state import ApiState
 from .stats import PING_TIMEOUT, ping, queues, snapshot, workers
 
@@ -61,7 +68,7 @@ def register(router: Router, state: ApiState) -> None:
         return json_response({"cron": await rt.cron.status()})
 
     async def nodes() -> Response:
-        from ..nodes import node_report
+        from ..runtime.node_report import node_report
 
         return json_response({"nodes": await node_report(rt)})
 

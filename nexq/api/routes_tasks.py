@@ -13,7 +13,14 @@ from ..task import Task
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Router
 from .schemas import (
-    MAX_BATCH, OBJECT, TASK, TASK_BATCH, TASK_CREATE, TASK_LIST_QUERY, TASK_PAGE, parse_datetime,
+    MAX_BATCH,
+    OBJECT,
+    TASK,
+    TASK_BATCH,
+    TASK_CREATE,
+    TASK_LIST_QUERY,
+    TASK_PAGE,
+    parse_datetime,
 )
 from .state import ApiState
 

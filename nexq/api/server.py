@@ -10,7 +10,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from ..context import Runtime
+from ..runtime.runtime import Runtime
 from .app import create_app
 from .state import api_state
 

@@ -12,7 +12,7 @@ import attrs
 import trio
 from quart import Quart
 
-from ..context import Runtime
+from ..runtime.runtime import Runtime
 
 EXTENSION = "nexq"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import trio
 
-from ..context import Runtime
 from ..errors import StoreUnavailable
+from ..runtime.runtime import Runtime
 
 DEFAULT_HEARTBEAT = 5.0  # seconds, when a worker does not say
 PING_TIMEOUT = 5.0

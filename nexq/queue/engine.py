@@ -19,11 +19,11 @@ import attrs
 import trio
 
 from ..codec import dumps, encode_attempt
-from ..doorbell import Ringer
 from ..errors import StoreError
-from ..events import EventHub
 from ..keys import Keys
-from ..webhooks import WebhookSettings
+from ..runtime.doorbell import Ringer
+from ..runtime.events import EventHub
+from ..runtime.webhooks import WebhookSettings
 from ..store import Batch, Store
 from ..task import (
     Attempt,
@@ -82,7 +82,7 @@ class Broker(Producer):
         self._cancel_hooks: dict[tuple[str, int], Callable[[], None]] = {}
         self._wakeup = trio.Event()  # set by local enqueues to wake local claimers
         self.events = events or EventHub()
-        # Who to ring after pushing work (see nexq.doorbell): the runtime
+        # Who to ring after pushing work (see nexq.runtime.doorbell): the runtime
         # passes the worker registry's listing; None rings nobody.
         self._list_workers = doorbells
         self.ringer = Ringer()

@@ -16,6 +16,7 @@ import trio
 
 from ..codec import encode_cur, encode_spec
 from ..errors import StoreFull
+from ..runtime.webhooks import check_url
 from ..store import Batch
 from ..task import (
     DEFAULT_PRIORITY,
@@ -25,7 +26,6 @@ from ..task import (
     new_task_id,
     parse_priority,
 )
-from ..webhooks import check_url
 from .enqueue_group import MAX_JOIN, EnqueueGroup
 from .lanes import Push, Ref
 from .wheel import Entry
@@ -41,12 +41,11 @@ UNIQUE_GRACE = 15.0
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .engine import Broker
-
-    from ..events import EventHub
     from ..keys import Keys
+    from ..runtime.events import EventHub
+    from ..runtime.webhooks import WebhookSettings
     from ..store import Store
-    from ..webhooks import WebhookSettings
+    from .engine import Broker
     from .wheel import Wheel
 
 

@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
+from ..codec import (
+    decode_attempt,
+    decode_cur,
+    decode_follow_up,
+    decode_spec,
+    encode_cur,
+)
 from ..keys import Keys
+from ..runtime.webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from ..store import Batch
 from ..task import Attempt, Outcome, RetryPolicy, TaskSpec
-from ..webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .lanes import Ref, push
 from .wheel import Entry
 from .workflow import kids_key, parent_ended

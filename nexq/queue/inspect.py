@@ -14,7 +14,14 @@ from typing import Any
 
 import attrs
 
-from ..codec import decode_attempt, decode_cur, decode_spec, encode_cur, encode_spec, loads
+from ..codec import (
+    decode_attempt,
+    decode_cur,
+    decode_spec,
+    encode_cur,
+    encode_spec,
+    loads,
+)
 from ..store import Batch
 from ..task import Attempt, Outcome, Status, Task
 from .engine import Broker

@@ -13,8 +13,8 @@ from quart_trio import QuartTrio
 
 from nexq.api import create_app
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.queue import LaneReader
+from nexq.runtime.runtime import Runtime
 from nexq.store import Store
 
 

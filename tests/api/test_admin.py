@@ -10,9 +10,9 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from nexq.api import create_app
-from nexq.histogram import Histogram
 from nexq.api.metrics import Exposition, _durations
-from nexq.context import Runtime
+from nexq.runtime.histogram import Histogram
+from nexq.runtime.runtime import Runtime
 
 from .conftest import error_of, run_to_end
 

@@ -11,7 +11,7 @@ from quart.typing import TestClientProtocol as Client
 
 from nexq.api import create_app
 from nexq.config import Settings
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
 from nexq.store import open_store
 from tests.servers import free_port
 

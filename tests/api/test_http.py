@@ -12,7 +12,7 @@ from quart.typing import TestClientProtocol as Client
 from nexq.api import create_app
 from nexq.api.app import find_static_dir
 from nexq.api.schemas import TASK_BATCH, TASK_CREATE, TASK_LIST_QUERY
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
 
 from .conftest import error_of
 

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from nexq.api import serve_api
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
 
 
 class Server:

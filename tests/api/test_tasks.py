@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
-from nexq.context import Runtime
+from nexq.runtime.runtime import Runtime
 
 from .conftest import error_of, run_to_end
 

@@ -16,14 +16,14 @@ import trio
 from nexq.api import create_app
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.errors import StoreUnavailable
-from nexq.nodes import node_report
 from nexq.queue.cluster import ClusterBroker
-from nexq.scheduler import Scheduler
+from nexq.runtime.node_report import node_report
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.worker import Worker
 from nexq.store import Store, open_stores
 from nexq.task import Status
-from nexq.worker import Worker
 
 NAMES = ["n1:9401", "n2:9401", "n3:9401"]
 QUEUES = [f"q{i}" for i in range(12)]

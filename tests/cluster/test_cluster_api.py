@@ -9,8 +9,8 @@ import pytest
 
 from nexq.api import create_app
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.queue.cluster import ClusterBroker
+from nexq.runtime.runtime import Runtime
 from nexq.store import open_stores
 
 NAMES = ["n1:1", "n2:1", "n3:1"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.runtime.procs import stop, spawn, wait_http
+from tests.runtime.procs import spawn, stop, wait_http
 from tests.servers import free_port
 
 CHROMIUM = os.environ.get("NEXQ_CHROMIUM", "/usr/bin/chromium")

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import new_page
 from tests.runtime.procs import spawn
 
+from .conftest import new_page
 from .helpers import APP, Server, nexq_server
 
 ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/new"]

@@ -9,12 +9,12 @@ import trio
 
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.context import Runtime
-from nexq.limits import RateLimit
-from nexq.scheduler import Scheduler
+from nexq.runtime.limits import RateLimit
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.worker import Worker
 from nexq.store.memory import MemoryStore
 from nexq.task import Status
-from nexq.worker import Worker
 from tests.queue.conftest import trio_clock
 
 

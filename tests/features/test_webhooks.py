@@ -13,12 +13,12 @@ import trio
 
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.queue import Broker
-from nexq.scheduler import Scheduler
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.webhooks import WebhookRefused, check_resolved, check_url, verify
+from nexq.runtime.worker import Worker
 from nexq.store import Store
-from nexq.webhooks import WebhookRefused, check_resolved, check_url, verify
-from nexq.worker import Worker
 
 SECRET = "hook-secret"
 

@@ -9,11 +9,11 @@ import trio
 
 from nexq.app import Nexq, TaskFailed
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.queue import Broker, Inspector, LaneReader
-from nexq.scheduler import Scheduler
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.worker import Worker
 from nexq.task import Status
-from nexq.worker import Worker
 
 
 def make_app() -> Nexq:

@@ -10,7 +10,7 @@ import trio
 
 from nexq.codec import encode_attempt
 from nexq.queue import Broker, Inspector, LaneReader
-from nexq.scheduler import Scheduler
+from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import Attempt, Outcome, Status
 from tests.queue.conftest import trio_clock

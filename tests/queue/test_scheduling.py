@@ -8,7 +8,7 @@ import trio
 
 from nexq.queue import Broker, EnqueueRequest, Inspector, LaneReader
 from nexq.queue.lanes import PRIORITIES
-from nexq.scheduler import Scheduler
+from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import RetryPolicy, Status
 from tests.queue.conftest import trio_clock

@@ -11,9 +11,9 @@ import trio
 
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.context import Runtime
-from nexq.scheduler import Scheduler
-from nexq.worker import Worker
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.worker import Worker
 from tests.runtime.procs import api, nexq_run, spawn, stop
 from tests.servers import redis_server
 

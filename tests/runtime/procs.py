@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def nexq_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nexq.cli", *args]
+    return [sys.executable, "-m", "nexq.cli.main", *args]
 
 
 def spawn(*args: str, env: dict[str, str] | None = None, log: str | None = None) -> subprocess.Popen[bytes]:

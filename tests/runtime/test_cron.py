@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from nexq.cron import CronEntry, CronScheduler
 from nexq.queue import Broker, Inspector
+from nexq.runtime.cron import CronEntry, CronScheduler
 from nexq.store.memory import MemoryStore
 from tests.queue.conftest import trio_clock
 

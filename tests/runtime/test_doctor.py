@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexq.cli import main
+from nexq.cli.main import main
 from tests.servers import redis_server
 
 

@@ -7,8 +7,8 @@ import trio
 
 from nexq.config import ConfigError, Settings
 from nexq.errors import StoreFull
-from nexq.guard import StoreGuard
 from nexq.queue import Broker
+from nexq.runtime.guard import StoreGuard
 from nexq.store.memory import MemoryStore
 
 

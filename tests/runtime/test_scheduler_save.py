@@ -7,7 +7,7 @@ import os
 import trio
 
 from nexq.queue import Broker
-from nexq.scheduler import Scheduler
+from nexq.runtime.scheduler import Scheduler
 from nexq.store import open_store
 
 

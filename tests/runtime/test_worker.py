@@ -11,12 +11,12 @@ import trio
 
 from nexq.app import Nexq, TaskFailed
 from nexq.config import Settings
-from nexq.context import Runtime
 from nexq.errors import Retry
-from nexq.scheduler import Scheduler
+from nexq.runtime.runtime import Runtime
+from nexq.runtime.scheduler import Scheduler
+from nexq.runtime.worker import Worker
 from nexq.store import Store
 from nexq.task import Status
-from nexq.worker import Worker
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def redis_argv(binary: str, host: Host, port: int, workdir: str) -> list[str]:
 
 def nexq_argv(*args: str) -> list[str]:
     """``nexq ARGS`` run from this checkout with the current interpreter."""
-    return [sys.executable, "-m", "nexq.cli", *args]
+    return [sys.executable, "-m", "nexq.cli.main", *args]
 
 
 def nexq_env(**extra: str) -> dict[str, str]:

@@ -24,7 +24,14 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.scaleout.cluster import ROOT, Driver, nexq_argv, nexq_env, redis_argv, wait_for
+from tests.scaleout.cluster import (
+    ROOT,
+    Driver,
+    nexq_argv,
+    nexq_env,
+    redis_argv,
+    wait_for,
+)
 from tests.scaleout.netbed import NetBed, ip, unreachable_from
 from tests.servers import find_redis_server
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import trio
 
-from .errors import StoreError
-from .queue import Broker
+from ..errors import StoreError
+from ..queue import Broker
 
 log = logging.getLogger("nexq.guard")
 

@@ -22,14 +22,15 @@ from typing import Any
 
 import trio
 
-from .app import Context, Nexq, TaskDef
-from .context import Runtime
+from ..app import Context, Nexq, TaskDef
+from ..config import parse_queues
+from ..errors import Retry, StoreUnavailable, UnknownTaskType
+from ..queue import Claimed
+from ..task import Outcome
 from .doorbell import Doorbell, advertise_ip
 from .limits import Limiter
-from .nodes import node_names
-from .errors import Retry, StoreUnavailable, UnknownTaskType
-from .queue import Claimed
-from .task import Outcome
+from .node_report import node_names
+from .runtime import Runtime
 from .webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE, run_delivery
 
 log = logging.getLogger("nexq.worker")
@@ -287,26 +288,6 @@ class Worker:
             "stopping": self._stopping.is_set(),
             "wake": list(self.doorbell.address) if self.doorbell and self.doorbell.address else None,
         }
-
-
-def parse_queues(specs: Sequence[str]) -> tuple[tuple[str, ...], dict[str, float] | None]:
-    """``["mail:3", "reports:1"]`` -> names and weights (None when no weight
-    is given: strict priority across queues). Raises ValueError."""
-    names, weights = [], {}
-    for spec in specs:
-        name, _, weight = spec.partition(":")
-        names.append(name)
-        if weight:
-            try:
-                w = float(weight)
-            except ValueError:
-                w = 0.0
-            if w <= 0:
-                raise ValueError(f"queue weight in {spec!r} must be a positive number")
-            weights[name] = w
-    if weights and "*" in names:
-        raise ValueError("weights need named queues, not '*'")
-    return tuple(names), ({n: weights.get(n, 1.0) for n in names} if weights else None)
 
 
 async def _first(*fns: Any) -> None:

@@ -20,11 +20,11 @@ from typing import Any
 import attrs
 import trio
 
-from . import __version__
-from .app import Nexq
-from .config import ConfigError, Settings
-from .errors import InvalidStoreURL, NexqError, StoreUnavailable
-from .logs import setup_logging
+from .. import __version__
+from ..app import Nexq
+from ..config import ConfigError, Settings
+from ..errors import InvalidStoreURL, NexqError, StoreUnavailable
+from ..logs import setup_logging
 
 log = logging.getLogger("nexq")
 
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bench)
     bench.add_argument("--tasks", type=int, default=10_000, help="tasks per enqueue scenario (default 10000)")
 
-    from .cli_cluster import add_parser as add_cluster
+    from .cluster import add_parser as add_cluster
 
     add_cluster(sub, _common)
 
@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
             "process. Pass --store pogocache://HOST:9401 (or set NEXQ_STORE)."
         )
     app = load_app(settings.app)
-    from .service import run_service
+    from ..runtime.service import run_service
 
     if not worker_only:
         where = f"http://{settings.host}:{settings.port}/"
@@ -170,7 +170,7 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
 
 
 def _mask(url: str | None) -> str:
-    from .store.url import split_store_urls
+    from ..store.url import split_store_urls
 
     try:
         return ",".join(str(n) for n in split_store_urls(url or "memory://"))
@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "enqueue":
             return cmd_enqueue(args)
         if args.command == "cluster":
-            from .cli_cluster import run_cluster
+            from .cluster import run_cluster
 
             settings = settings_from(args)
             _ = settings.store_nodes

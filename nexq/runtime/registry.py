@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import dumps, loads
-from .keys import Keys
-from .store import Batch, Store
+from ..codec import dumps, loads
+from ..keys import Keys
+from ..store import Batch, Store
 
 MAX_SLOTS = 10_000
 

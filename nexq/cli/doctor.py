@@ -14,11 +14,11 @@ from typing import Any
 
 import attrs
 
-from .errors import StoreAuthError, StoreError, StoreUnavailable
-from .guard import memory_used
-from .keys import Keys
-from .registry import WorkerRegistry
-from .store import Batch, Store, StoreURL, open_store
+from ..errors import StoreAuthError, StoreError, StoreUnavailable
+from ..keys import Keys
+from ..runtime.guard import memory_used
+from ..runtime.registry import WorkerRegistry
+from ..store import Batch, Store, StoreURL, open_store
 
 
 @attrs.frozen

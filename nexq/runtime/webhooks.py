@@ -137,7 +137,7 @@ async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     Records each try on the task; a refused target is recorded and not
     retried, any other failure raises so the delivery is retried with backoff.
     """
-    from .codec import dumps
+    from ..codec import dumps
 
     broker = ctx.broker
     settings: WebhookSettings = broker.webhook
@@ -157,8 +157,8 @@ async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     finally:
         rec = delivery_record(payload["event"], payload["url"], ctx.attempt, error is None, status, error)
         key = broker.keys.hooks(payload["task"])
-        from .queue.cluster import nodes_of
-        from .store import Batch
+        from ..queue.cluster import nodes_of
+        from ..store import Batch
 
         # The delivery task was enqueued on the node of the task it reports
         # on (its follow-up wrote it there): the record goes beside the task.

@@ -14,11 +14,11 @@ from typing import Any
 
 import trio
 
-from .app import Context, Nexq
-from .config import Settings
-from .context import Runtime
-from .store import open_store
-from .worker import Worker
+from ..app import Context, Nexq
+from ..config import Settings
+from ..runtime.runtime import Runtime
+from ..runtime.worker import Worker
+from ..store import open_store
 
 
 def _app(starts: dict[str, float]) -> Nexq:

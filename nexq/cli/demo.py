@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from .app import Context, Nexq
+from ..app import Context, Nexq
 
 
 def demo_app() -> Nexq:

@@ -12,12 +12,12 @@ import argparse
 import json
 from typing import Any
 
-from .config import Settings
-from .errors import StoreUnavailable
-from .context import open_runtime
-from .nodes import node_report
-from .queue.ring import Ring
-from .store.url import split_store_urls
+from ..config import Settings
+from ..errors import StoreUnavailable
+from ..queue.ring import Ring
+from ..runtime.node_report import node_report
+from ..runtime.runtime import open_runtime
+from ..store.url import split_store_urls
 
 
 def add_parser(sub: Any, common: Any) -> None:

@@ -17,8 +17,8 @@ import attrs
 import trio
 from croniter import croniter
 
-from .errors import StoreUnavailable
-from .queue import Broker, EnqueueRequest
+from ..errors import StoreUnavailable
+from ..queue import Broker, EnqueueRequest
 
 log = logging.getLogger("nexq.cron")
 MARKER_MS = 86_400_000

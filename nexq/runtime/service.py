@@ -16,13 +16,13 @@ from typing import Any
 import attrs
 import trio
 
-from .app import Nexq
-from .config import Settings
-from .context import Runtime, open_runtime
+from ..app import Nexq
+from ..config import Settings
+from ..queue.cluster import nodes_of
 from .cron import CronScheduler
 from .guard import StoreGuard
+from .runtime import Runtime, open_runtime
 from .scheduler import Scheduler
-from .queue.cluster import nodes_of
 from .worker import Worker
 
 log = logging.getLogger("nexq.service")
@@ -69,7 +69,7 @@ async def run_service(
                 await nursery.start(Scheduler(rt.broker, cron, save_interval=save).run)
             port = None
             if api:
-                from .api.server import serve_api
+                from ..api.server import serve_api
 
                 port = await nursery.start(serve_api, rt, settings.host, settings.port)
             w = None

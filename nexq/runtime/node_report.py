@@ -13,10 +13,10 @@ from typing import Any
 
 import trio
 
-from .context import Runtime
-from .errors import StoreUnavailable
-from .queue import Inspector
-from .queue.cluster import ClusterBroker, gather, nodes_of
+from ..errors import StoreUnavailable
+from ..queue import Inspector
+from ..queue.cluster import ClusterBroker, gather, nodes_of
+from .runtime import Runtime
 
 
 def node_names(rt: Runtime) -> list[str]:

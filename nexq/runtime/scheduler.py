@@ -12,10 +12,10 @@ from typing import Any
 
 import trio
 
+from ..errors import StoreError, StoreUnavailable
+from ..queue import Broker
+from ..queue.cluster import nodes_of
 from .cron import CronScheduler
-from .errors import StoreError, StoreUnavailable
-from .queue import Broker
-from .queue.cluster import nodes_of
 
 log = logging.getLogger("nexq.scheduler")
 

@@ -21,8 +21,8 @@ import re
 
 import attrs
 
-from .keys import Keys
-from .store import Batch, Store
+from ..keys import Keys
+from ..store import Batch, Store
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}

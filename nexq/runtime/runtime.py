@@ -13,14 +13,14 @@ from typing import Any, Protocol
 
 import attrs
 
-from .config import Settings
+from ..config import Settings
+from ..keys import Keys
+from ..queue import Broker, Inspector
+from ..queue.cluster import ClusterBroker
+from ..store import Store, open_stores
 from .events import EventHub
 from .histogram import Histogram
-from .keys import Keys
-from .queue import Broker, Inspector
-from .queue.cluster import ClusterBroker
 from .registry import WorkerRegistry
-from .store import Store, open_stores
 
 
 class CronStatus(Protocol):
