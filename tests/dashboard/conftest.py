@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import CHROMIUM, Server, launch, nexq_server
+from .helpers import CHROMIUM, Server, launch, new_page, nexq_server
 
 _CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -24,8 +24,6 @@ except ImportError:
         raise  # the test extra installs it: missing in CI is a setup bug
     sync_api = None
     collect_ignore_glob = ["test_*.py"]  # `make test` installs playwright
-
-TIMEOUT_MS = 10_000
 
 
 def _require_chromium() -> None:
@@ -48,33 +46,6 @@ def browser() -> Iterator[Any]:
 def server() -> Iterator[Server]:
     with nexq_server() as s:
         yield s
-
-
-class Watch:
-    """What a page did that a test may want to assert never happened."""
-
-    def __init__(self) -> None:
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []  # uncaught page errors
-        self.console: list[str] = []  # console errors (CSP violations land here)
-
-    def attach(self, page: Any) -> None:
-        def on_dialog(d: Any) -> None:
-            self.dialogs.append(f"{d.type}: {d.message}")
-            d.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
-
-
-def new_page(browser: Any, **context_options: Any) -> tuple[Any, Any, Watch]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
-    ctx.set_default_timeout(TIMEOUT_MS)
-    page = ctx.new_page()
-    watch = Watch()
-    watch.attach(page)
-    return ctx, page, watch
 
 
 @pytest.fixture

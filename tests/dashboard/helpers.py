@@ -21,6 +21,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 APP = "tests.dashboard.dash_app:app"
+TIMEOUT_MS = 10_000  # how long any Playwright wait or expect on our pages may take
 
 
 class Server:
@@ -89,3 +90,32 @@ def nexq_server(*extra: str, token: str | None = None) -> Iterator[Server]:
 
 def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+class Watch:
+    """What a page did that a test may want to assert never happened."""
+
+    def __init__(self) -> None:
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []  # uncaught page errors
+        self.console: list[str] = []  # console errors (CSP violations land here)
+
+    def attach(self, page: Any) -> None:
+        def on_dialog(d: Any) -> None:
+            self.dialogs.append(f"{d.type}: {d.message}")
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
+
+
+def new_page(browser: Any, **context_options: Any) -> tuple[Any, Any, Watch]:
+    """A page in a fresh browser context (closed by the caller) and the Watch
+    recording its dialogs and errors."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, **context_options)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    page = ctx.new_page()
+    watch = Watch()
+    watch.attach(page)
+    return ctx, page, watch

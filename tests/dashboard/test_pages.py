@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 
 from tests.runtime.procs import spawn
 
-from .conftest import new_page
-from .helpers import APP, Server, nexq_server
+from .helpers import APP, Server, new_page, nexq_server
 
 ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/new"]
 

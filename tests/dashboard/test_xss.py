@@ -16,8 +16,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from .conftest import new_page
-from .helpers import Server
+from .helpers import Server, new_page
 
 M = "window.__xss=1"
 PAYLOADS = [

@@ -15,7 +15,7 @@ from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
 from nexq.store.memory import MemoryStore
 from nexq.task import Status
-from tests.queue.conftest import trio_clock
+from tests.clocks import trio_clock
 
 
 async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from nexq.queue import Broker, Inspector, LaneReader
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import Attempt, Outcome, Status
-from tests.queue.conftest import trio_clock
+from tests.clocks import trio_clock
 
 
 def broker(store: MemoryStore) -> Broker:

@@ -11,7 +11,7 @@ from nexq.queue.lanes import PRIORITIES
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import RetryPolicy, Status
-from tests.queue.conftest import trio_clock
+from tests.clocks import trio_clock
 
 
 async def claimer(br: Broker, seen: list, stop_after: int, interval: float = 0.01) -> None:  # type: ignore[type-arg]

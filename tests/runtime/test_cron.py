@@ -8,7 +8,7 @@ import trio
 from nexq.queue import Broker, Inspector
 from nexq.runtime.cron import CronEntry, CronScheduler
 from nexq.store.memory import MemoryStore
-from tests.queue.conftest import trio_clock
+from tests.clocks import trio_clock
 
 
 async def test_two_schedulers_fire_every_second_exactly_once(autojump_clock) -> None:  # type: ignore[no-untyped-def]
