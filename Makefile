@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := redis-server chromium iproute2 nftables
 
-.PHONY: run test install install-test system-deps bench bench-peers bench-peers-install clean
+.PHONY: run test test-fast install install-test system-deps bench bench-peers bench-peers-install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ system-deps:
 
 test: system-deps install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast subset (under a minute): everything but the tests marked slow
+# (processes, Chromium, network namespaces, multi-second runs).
+test-fast: system-deps install-test
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 run: install
 	$(VENV)/bin/nexq run $(ARGS)

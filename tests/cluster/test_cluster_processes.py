@@ -19,6 +19,8 @@ from nexq.task import Status
 from tests.runtime.procs import ROOT, api, nexq_cmd, nexq_run, spawn, stop
 from tests.servers import RedisServer, redis_server
 
+pytestmark = pytest.mark.slow
+
 APP = "tests.runtime.sample_app:app"
 QUEUES = [f"mail{i}" for i in range(10)]
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from nexq.queue.ring import Ring
 from tests.servers import redis_server
 
 from .helpers import Server, nexq_server
+
+pytestmark = pytest.mark.slow
 
 CANDIDATES = [f"q{i}" for i in range(64)]
 

@@ -15,6 +15,8 @@ from tests.runtime.procs import spawn
 
 from .helpers import APP, Server, new_page, nexq_server
 
+pytestmark = pytest.mark.slow
+
 ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/new"]
 
 

@@ -14,9 +14,12 @@ import json
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from .helpers import Server, new_page
+
+pytestmark = pytest.mark.slow
 
 M = "window.__xss=1"
 PAYLOADS = [

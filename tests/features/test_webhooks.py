@@ -46,7 +46,8 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def __enter__(self) -> Receiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # shutdown() waits up to one poll interval (0.5 s by default) for the loop
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -98,6 +99,7 @@ async def test_success_is_posted_signed_and_recorded(store, prefix, receiver) ->
     assert not verify("other", headers["x-nexq-timestamp"], req["body"], headers["x-nexq-signature"])
 
 
+@pytest.mark.slow  # waits out real webhook backoff (base 2 s, jittered): seconds
 async def test_failed_deliveries_are_retried_with_backoff(store, prefix) -> None:  # type: ignore[no-untyped-def]
     rt = make_runtime(store, prefix)
     app = Nexq()

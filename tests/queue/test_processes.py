@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import redis
+
+pytestmark = pytest.mark.slow
 
 
 def test_two_producers_eight_claimers_ten_thousand_tasks(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,11 +7,14 @@ JSON while the store cannot be reached.
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from tests.faultproxy import FaultProxy
 from tests.runtime.procs import spawn, stop, wait_http
 from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
 
 APP = "tests.runtime.sample_app:app"
 

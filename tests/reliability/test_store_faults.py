@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import pytest
 import trio
 
 from nexq.app import Nexq
@@ -16,6 +17,8 @@ from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
 from tests.runtime.procs import api, nexq_run, spawn, stop
 from tests.servers import redis_server
+
+pytestmark = pytest.mark.slow
 
 APP = "tests.runtime.sample_app:app"
 

@@ -12,11 +12,14 @@ import signal
 import subprocess
 import time
 
+import pytest
 import trio
 
 from nexq.app import Nexq
 from nexq.task import Status
 from tests.runtime.procs import spawn, stop
+
+pytestmark = pytest.mark.slow
 
 APP = "tests.runtime.sample_app:app"
 # benchmarks/soak/run.sh sets NEXQ_SOAK=1 for the long forms of these tests.

@@ -51,6 +51,7 @@ def test_bad_queue_weight_is_a_clear_cli_error(capsys) -> None:  # type: ignore[
     assert "--queues" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # runs the benchmark: seconds of work
 def test_nexq_bench_reports_every_measurement(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["bench", "--tasks", "1000"]) == 0
     out = capsys.readouterr().out

@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 import trio
 
 from nexq.app import Nexq
 from nexq.task import Status
 from tests.runtime.procs import api, nexq_run, spawn, stop
+
+pytestmark = pytest.mark.slow
 
 APP = "tests.runtime.sample_app:app"
 

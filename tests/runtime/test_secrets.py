@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.runtime.procs import nexq_run, spawn, stop
 from tests.servers import redis_server
+
+pytestmark = pytest.mark.slow
 
 
 def test_token_and_store_password_are_never_logged(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,10 @@ import pytest
 from tests.scaleout.cluster import wait_for
 from tests.scaleout.netbed import NetBed, ip, unreachable_from
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the test bed creates network namespaces")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the test bed creates network namespaces"),
+    pytest.mark.slow,
+]
 
 
 def _alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a writer process, killed with SIGKILL
 def test_every_acknowledged_write_survives_sigkill(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = str(tmp_path / "data")
     proc = subprocess.Popen(
