@@ -119,3 +119,35 @@ def new_page(browser: Any, **context_options: Any) -> tuple[Any, Any, Watch]:
     watch = Watch()
     watch.attach(page)
     return ctx, page, watch
+
+
+# What each page shows once its data has been fetched and drawn (for servers
+# with something on every page: a worker, cron entries, a dead task).
+SHOWN = {
+    "#/": ".depth tbody tr",
+    "#/tasks": "#tasks-table tbody tr[data-id]",
+    "#/queues": "#queues-table tbody tr[data-queue]",
+    "#/workers": "#workers-table tbody tr[data-worker]",
+    "#/nodes": "#nodes section.node",
+    "#/dead": "#dead-table tbody tr[data-id]",
+    "#/cron": "#cron-table tbody tr[data-cron]",
+    "#/new": "#nt-submit",
+}
+
+
+def wait_shown(page: Any, route: str) -> None:
+    """Return once ``route`` (a hash route, or ``#/tasks/<id>``) shows its data;
+    raises after the page's default timeout."""
+    path = route.split("?")[0]
+    selector = ".task-status .badge" if path.startswith("#/tasks/") else SHOWN[path]
+    page.locator(selector).first.wait_for(state="visible")
+
+
+def wait_stats_events(page: Any, count: int = 2) -> None:
+    """Return once the overview has drawn ``count`` more stats events: its
+    server-uptime line changes with each (they come once a second)."""
+    from playwright.sync_api import expect
+
+    uptime = page.locator("xpath=//dt[normalize-space()='Server uptime']/following-sibling::dd[1]")
+    for _ in range(count):
+        expect(uptime).not_to_have_text(uptime.text_content() or "")

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.runtime.procs import spawn
 
-from .helpers import APP, Server, new_page, nexq_server
+from .helpers import APP, Server, new_page, nexq_server, wait_shown
 
 pytestmark = pytest.mark.slow
 
@@ -249,8 +249,7 @@ def test_phone_width_has_no_horizontal_overflow(server: Server, browser: Any) ->
     try:
         for route in [*ROUTES, f"#/tasks/{tid}"]:
             page.goto(server.url + "/" + route)
-            expect(page.locator("main h1")).to_be_visible()
-            page.wait_for_timeout(300)
+            wait_shown(page, route)
             width = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]")
             assert width[0] <= width[2] and width[1] <= width[2], (route, width)
         # The navigation stays reachable: it scrolls within itself.
@@ -334,9 +333,10 @@ def test_live_updates_are_debounced_not_a_polling_storm(server: Server, page: An
     # 300 tasks in a few seconds: hundreds of task events reach the page.
     started = time.monotonic()
     for _ in range(15):
-        server.api("POST", "/api/tasks/batch", json={"tasks": [{"type": "noop", "payload": i} for i in range(20)]})
-        page.wait_for_timeout(200)
-    page.wait_for_timeout(1200)
+        made = server.api("POST", "/api/tasks/batch", json={"tasks": [{"type": "noop", "payload": i} for i in range(20)]})
+        page.wait_for_timeout(200)  # pacing, not waiting: the events keep coming for ~3 s
+    # The refresh after the last batch shows it (newest first).
+    expect(page.locator(f'#tasks-table tr[data-id="{made[-1]["id"]}"]')).to_have_count(1)
     elapsed = time.monotonic() - started
     assert 1 <= len(calls) <= elapsed + 1, (elapsed, calls)  # at most one refresh a second
     expect(page.locator("#tasks-table tbody tr[data-id]")).to_have_count(50)

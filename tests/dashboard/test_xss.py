@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import Server, new_page
+from .helpers import Server, new_page, wait_shown, wait_stats_events
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
         page.goto(server.url + "/")
         expect(page.locator("#conn")).to_have_text("live")
         expect(page.locator(".depth tbody tr").first).to_be_visible()
-        page.wait_for_timeout(1200)  # a couple of stats events re-render the overview
+        wait_stats_events(page, 2)  # live updates re-render the overview
         assert page.evaluate(SCAN) == []
 
         go(page, "#/tasks?limit=200")
@@ -138,8 +138,7 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
 
         for route in ("#/queues", "#/nodes", "#/dead", "#/workers", "#/cron"):
             go(page, route)
-            expect(page.locator("main h1")).to_be_visible()
-            page.wait_for_timeout(300)
+            wait_shown(page, route)
             assert page.evaluate(SCAN) == [], route
         go(page, "#/queues")
         expect(page.locator("#queues-table tbody tr").first).to_be_visible()
@@ -181,10 +180,14 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
         go(page, "#/new")
         page.fill("#nt-type", PAYLOADS[1])
         page.fill("#nt-payload", '{"html": "<script>window.__xss=1</script>"}')
+        page.locator("details.advanced summary").click()
+        page.fill("#nt-retries", "0")  # dead at its first attempt, with an error naming the type
         page.click("#nt-submit")
         expect(page.locator(".task-title")).to_have_text(PAYLOADS[1])
         expect(page.locator("pre.json").first).to_contain_text("<script>window.__xss=1</script>")
-        page.wait_for_timeout(500)
+        # No handler has that name: the page follows the task to dead and shows the error.
+        expect(page.locator(".task-status .badge")).to_have_text("dead")
+        expect(page.locator(".error-message")).to_contain_text(PAYLOADS[1])
         assert page.evaluate(SCAN) == []
 
         assert watch.dialogs == []
