@@ -13,9 +13,8 @@ Routes (JSON; errors are ``{"error": {"code", "message", "details"}}``;
 - ``GET /metrics``: Prometheus text
 """
 
-from ..runtime.histogram import Histogram
 from .app import create_app
 from .server import serve_api
 from .state import ApiState, api_state
 
-__all__ = ["ApiState", "Histogram", "api_state", "create_app", "serve_api"]
+__all__ = ["ApiState", "api_state", "create_app", "serve_api"]

@@ -1,13 +1,15 @@
 """``create_app(runtime)``: the QuartTrio app of the REST API and dashboard.
 
-Routes live in the ``routes_*``, ``sse`` and ``metrics`` modules; this one
-wires them up with authentication, security headers, the static dashboard
+Routes live in the ``routes_*``, ``sse`` and ``metrics`` modules, each a
+:class:`~nexq.api.routing.Routes` table of module-level handlers; this one
+serves them with authentication, security headers, the static dashboard
 and the JSON error handlers. State lives on the app (``app.extensions``).
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,8 +21,8 @@ from .. import __version__
 from ..runtime.runtime import Runtime
 from . import metrics, routes_admin, routes_tasks, sse
 from .errors import ApiError, install_error_handlers, json_response
-from .routing import Router
-from .state import EXTENSION, ApiState
+from .routing import install, openapi_document
+from .state import EXTENSION, ApiState, current_runtime, current_state
 
 PLACEHOLDER = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Nexq</title></head>
@@ -29,20 +31,25 @@ PLACEHOLDER = b"""<!doctype html>
 """
 HTML_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ROUTES = (routes_tasks.routes, routes_admin.routes, sse.routes, metrics.routes)
 
 
 def find_static_dir() -> Path | None:
-    """The dashboard's files: ``static/`` of a source checkout, else the
-    copy inside the installed package (``nexq/static``); None if neither."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "static", here.parents[1] / "static"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _needs_token(path: str) -> bool:
-    return path.startswith("/api/") or path == "/api" or path == "/metrics"
+    """The dashboard's files: the installed package data ``nexq.static``
+    (the project's ``static/``); None when it is not installed."""
+    # static/__init__.py makes nexq.static a regular package. As a namespace
+    # package (no __init__.py) a wheel would still find it, but an editable
+    # install would not: setuptools' editable finder maps only packages with
+    # an __init__.py to another folder (pypa/setuptools#4943). Reading the
+    # project folder from the install record (PEP 610 direct_url.json)
+    # instead is fragile: run from the checkout, its nexq.egg-info shadows
+    # the record.
+    try:
+        root = importlib.resources.files("nexq.static")
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(root))  # a folder for both installs (imported from a zip: none)
+    return path if path.is_dir() else None
 
 
 def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio:
@@ -56,58 +63,63 @@ def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio
     # No redirects (werkzeug answers them with an HTML body): "//" is not
     # merged and no rule ends in "/", so a near-miss path is a JSON 404.
     app.url_map.merge_slashes = False
-    settings = runtime.settings
     # The batch route accepts the largest bodies; each route checks its own
     # smaller limit while reading (see routing.read_json).
-    app.config["MAX_CONTENT_LENGTH"] = max(16 * settings.max_payload_bytes, 32 << 20)
+    app.config["MAX_CONTENT_LENGTH"] = routes_tasks.batch_body_limit(runtime.settings)
     app.config["JSON_SORT_KEYS"] = False
-    state = ApiState(runtime=runtime, static_dir=static_dir or find_static_dir())
-    app.extensions[EXTENSION] = state
+    app.extensions[EXTENSION] = ApiState(runtime=runtime, static_dir=static_dir or find_static_dir())
     install_error_handlers(app)
-    token = settings.api_token.encode() if settings.api_token else None
-
-    @app.before_request
-    async def _guard() -> None:
-        if token is not None and _needs_token(request.path):
-            given = request.headers.get("Authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
-                raise ApiError(401, "unauthorized", "missing or wrong bearer token",
-                               headers={"WWW-Authenticate": 'Bearer realm="nexq"'})
-        if request.method in UNSAFE_METHODS:
-            _refuse_cross_site()
-
-    @app.after_request
-    async def _headers(resp: Response) -> Response:
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        if resp.mimetype == "text/html":
-            resp.headers["Content-Security-Policy"] = HTML_CSP
-            resp.headers["X-Frame-Options"] = "DENY"
-            resp.headers["Referrer-Policy"] = "no-referrer"
-        elif request.path.startswith("/api/"):
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
-
-    router = Router(app, title="Nexq API", version=__version__, secured=token is not None)
-    routes_tasks.register(router, state)
-    routes_admin.register(router, state)
-    sse.register(router, state)
-    metrics.register(router, state)
-    document = router.openapi()
-
-    async def openapi() -> Response:
-        return json_response(document)
-
-    async def index() -> Response:
-        return await _static(state, "index.html", placeholder=True)
-
-    async def static(path: str) -> Response:
-        return await _static(state, path)
-
+    app.before_request(_guard)
+    app.after_request(_headers)
+    install(app, *ROUTES)
     app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
     app.add_url_rule("/", "index", index, methods=["GET"])
     app.add_url_rule("/static/<path:path>", "static", static, methods=["GET"])
     return app
+
+
+async def openapi() -> Response:
+    """The OpenAPI document of every route in :data:`ROUTES`."""
+    secured = bool(current_runtime().settings.api_token)
+    return json_response(openapi_document(ROUTES, title="Nexq API", version=__version__, secured=secured))
+
+
+async def index() -> Response:
+    """The dashboard's index.html, or a placeholder page without a dashboard."""
+    return await _static(current_state(), "index.html", placeholder=True)
+
+
+async def static(path: str) -> Response:
+    """A file of the dashboard; a JSON 404 for anything else."""
+    return await _static(current_state(), path)
+
+
+def _needs_token(path: str) -> bool:
+    return path.startswith("/api/") or path == "/api" or path == "/metrics"
+
+
+async def _guard() -> None:
+    """401 without the bearer token where one is needed; 403 cross-site."""
+    token = current_runtime().settings.api_token
+    if token and _needs_token(request.path):
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong bearer token",
+                           headers={"WWW-Authenticate": 'Bearer realm="nexq"'})
+    if request.method in UNSAFE_METHODS:
+        _refuse_cross_site()
+
+
+async def _headers(resp: Response) -> Response:
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    if resp.mimetype == "text/html":
+        resp.headers["Content-Security-Policy"] = HTML_CSP
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+    elif request.path.startswith("/api/"):
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
 
 
 def _refuse_cross_site() -> None:

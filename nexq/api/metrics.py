@@ -3,25 +3,28 @@
 Everything is read from the store at scrape time, so any API process shows
 the whole deployment. Counters are only exposed where the store keeps a
 monotonic count; rolling per-minute sums are exposed as gauges with their
-window in the name, and the handler-duration histogram is a true histogram
-only when the runtime keeps one (see :class:`Histogram`).
+window in the name. Handler durations are a true histogram when this
+process has run attempts (its runtime's :class:`Histogram`), else gauges
+of a sample of the newest finished attempts.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from quart import Response
 
+from ..runtime.histogram import Histogram
 from ..runtime.runtime import Runtime
-from .routing import Router
-from .state import ApiState
+from .routing import Routes
+from .state import current_runtime
 from .stats import STATUS_KEYS, ping, queues, workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RECENT_TASKS = 200  # tasks sampled for recent durations when no histogram is kept
+
+routes = Routes()
 
 
 def _esc(value: str) -> str:
@@ -103,13 +106,12 @@ async def render(rt: Runtime) -> str:
               [({}, rt.events.subscribers)])
     ex.family("nexq_events_dropped_total", "counter",
               "Events this process dropped for slow subscribers.", [({}, rt.events.dropped)])
-    _durations(ex, rt, await _recent_durations(rt))
+    _durations(ex, rt.handler_durations, await _recent_durations(rt))
     return ex.text()
 
 
-def _durations(ex: Exposition, rt: Runtime, recent: list[float]) -> None:
-    hist: Any = getattr(rt, "handler_durations", None)
-    if hist is not None and getattr(hist, "count", 0) > 0:
+def _durations(ex: Exposition, hist: Histogram, recent: list[float]) -> None:
+    if hist.count > 0:
         name = "nexq_handler_duration_seconds"
         ex.lines += [f"# HELP {name} Handler run time of attempts run by this process.",
                      f"# TYPE {name} histogram"]
@@ -130,12 +132,7 @@ def _durations(ex: Exposition, rt: Runtime, recent: list[float]) -> None:
               [({}, len(recent))])
 
 
-def register(router: Router, state: ApiState) -> None:
-    """Add ``/metrics`` to ``router``."""
-
-    async def metrics() -> Response:
-        return Response(await render(state.runtime), mimetype="text/plain",
-                        content_type=CONTENT_TYPE)
-
-    router.add("GET", "/metrics", metrics, summary="Prometheus metrics", tag="metrics",
-               content_type="text/plain", responses={200: {"type": "string"}})
+@routes.route("GET", "/metrics", summary="Prometheus metrics", tag="metrics",
+              content_type="text/plain", responses={200: {"type": "string"}})
+async def scrape() -> Response:
+    return Response(await render(current_runtime()), mimetype="text/plain", content_type=CONTENT_TYPE)

@@ -8,10 +8,12 @@ from typing import Any
 import orjson
 from quart import Response
 
+from ..config import Settings
 from ..queue import EnqueueRequest
+from ..runtime.runtime import Runtime
 from ..task import Task
 from .errors import ApiError, invalid, json_response, not_found
-from .routing import Router
+from .routing import Routes
 from .schemas import (
     MAX_BATCH,
     OBJECT,
@@ -22,10 +24,12 @@ from .schemas import (
     TASK_PAGE,
     parse_datetime,
 )
-from .state import ApiState
+from .state import current_runtime
 
 ENVELOPE = 64 * 1024  # room for a task's other fields around its payload
 READ_CHUNK = 1_000  # tasks read back per round trip after a batch
+
+routes = Routes()
 
 
 def to_request(
@@ -80,114 +84,129 @@ def check_task_id(task_id: str) -> None:
         raise not_found("task", task_id)
 
 
-def register(router: Router, state: ApiState) -> None:
-    """Add the task routes to ``router``."""
-    rt = state.runtime
-    max_payload = rt.settings.max_payload_bytes
+def single_body_limit(settings: Settings) -> int:
+    """Largest body of ``POST /api/tasks``: one payload and its envelope."""
+    return settings.max_payload_bytes + ENVELOPE
 
-    def validated(requests: list[EnqueueRequest], prefix: str) -> None:
-        # The broker's own checks, run before anything is written so a bad
-        # item in a batch stores nothing.
-        now = rt.broker.clock()
-        for i, req in enumerate(requests):
-            try:
-                rt.broker.make_spec(req, now)
-            except ValueError as exc:
-                field = f"{prefix}[{i}]" if prefix else "body"
-                raise invalid(field, str(exc)) from None
 
-    async def load(task_id: str) -> Task:
-        check_task_id(task_id)
-        task = await rt.inspector.get(task_id)
-        if task is None:
-            raise not_found("task", task_id)
-        return task
+def batch_body_limit(settings: Settings) -> int:
+    """Largest body of ``POST /api/tasks/batch`` (the largest the API takes):
+    a batch may carry many payloads; each is still capped at max_payload."""
+    return max(16 * settings.max_payload_bytes, 32 << 20)
 
-    async def enqueue(requests: list[EnqueueRequest], field: str) -> list[Any]:
+
+def _validated(rt: Runtime, requests: list[EnqueueRequest], prefix: str) -> None:
+    # The broker's own checks, run before anything is written so a bad
+    # item in a batch stores nothing.
+    now = rt.broker.clock()
+    for i, req in enumerate(requests):
         try:
-            return await rt.broker.enqueue_many(requests)
-        except ValueError as exc:  # checks that need the store: parents exist, ids free
-            raise invalid(field or "task", str(exc)) from None
-
-    async def create(body: dict[str, Any]) -> Response:
-        req = to_request(body, max_payload, defaults=rt.task_defaults)
-        validated([req], "")
-        [done] = await enqueue([req], "")
-        task = await rt.inspector.get(done.task_id)
-        if task is None:  # the unique_key holder ended and expired meanwhile
-            raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
-                           {"id": done.task_id})
-        return json_response(task.to_json(), 201 if done.created else 200)
-
-    async def create_batch(body: dict[str, Any]) -> Response:
-        items = body["tasks"]
-        requests = [to_request(item, max_payload, f"tasks[{i}].", rt.task_defaults)
-                    for i, item in enumerate(items)]
-        validated(requests, "tasks")
-        results = await enqueue(requests, "tasks") if requests else []
-        out: list[dict[str, Any]] = []
-        for lo in range(0, len(results), READ_CHUNK):
-            chunk = results[lo : lo + READ_CHUNK]
-            tasks = await rt.inspector.get_many([r.task_id for r in chunk])
-            for r, task in zip(chunk, tasks):
-                data: dict[str, Any] = task.to_json() if task is not None else {"id": r.task_id}
-                data["created"] = r.created
-                out.append(data)
-        return json_response(out, 201)
-
-    async def list_tasks(query: dict[str, Any]) -> Response:
-        return await list_page(rt, status=query.get("status"), type=query.get("type"),
-                               queue=query.get("queue"), limit=query["limit"], cursor=query.get("cursor"))
-
-    async def get_task(id: str) -> Response:
-        return json_response((await load(id)).to_json())
-
-    async def cancel(id: str) -> Response:
-        task = await load(id)
-        if task.status.terminal or not await rt.broker.cancel(id):
-            task = await load(id)
-            raise ApiError(409, "conflict", f"task {id!r} already {task.status.value}",
-                           {"id": id, "status": task.status.value})
-        return json_response((await load(id)).to_json())
-
-    async def retry(id: str) -> Response:
-        task = await load(id)
-        if task.status.value not in ("dead", "cancelled") or not await rt.inspector.requeue(id):
-            task = await load(id)
-            raise ApiError(409, "conflict",
-                           f"only dead or cancelled tasks can be retried; task {id!r} is {task.status.value}",
-                           {"id": id, "status": task.status.value})
-        return json_response((await load(id)).to_json())
-
-    async def delete(id: str) -> Response:
-        check_task_id(id)
-        if not await rt.inspector.delete(id):
-            raise not_found("task", id)
-        return json_response({"id": id, "deleted": True})
-
-    single_limit = max_payload + ENVELOPE
-    # A batch may carry many payloads; each is still capped at max_payload.
-    batch_limit = max(16 * max_payload, 32 << 20)
-    router.add("POST", "/api/tasks", create, summary="Enqueue a task", tag="tasks",
-               body=TASK_CREATE, body_limit=lambda: single_limit,
-               responses={201: TASK, 200: TASK, 409: None})
-    router.add("POST", "/api/tasks/batch", create_batch, tag="tasks",
-               summary=f"Enqueue up to {MAX_BATCH} tasks at once (all or none are validated first)",
-               body=TASK_BATCH, body_limit=lambda: batch_limit,
-               responses={201: {"type": "array", "items": TASK}})
-    router.add("GET", "/api/tasks", list_tasks, summary="List tasks, newest first", tag="tasks",
-               query=TASK_LIST_QUERY, responses={200: TASK_PAGE})
-    router.add("GET", "/api/tasks/{id}", get_task, summary="One task with its attempts", tag="tasks",
-               responses={200: TASK, 404: None})
-    router.add("POST", "/api/tasks/{id}/cancel", cancel, summary="Cancel a task that has not ended",
-               tag="tasks", responses={200: TASK, 404: None, 409: None})
-    router.add("POST", "/api/tasks/{id}/retry", retry, summary="Run a dead or cancelled task again",
-               tag="tasks", responses={200: TASK, 404: None, 409: None})
-    router.add("DELETE", "/api/tasks/{id}", delete, summary="Delete a task (cancelling it if live)",
-               tag="tasks", responses={200: OBJECT, 404: None})
+            rt.broker.make_spec(req, now)
+        except ValueError as exc:
+            field = f"{prefix}[{i}]" if prefix else "body"
+            raise invalid(field, str(exc)) from None
 
 
-async def list_page(rt: Any, **filters: Any) -> Response:
+async def _load(rt: Runtime, task_id: str) -> Task:
+    check_task_id(task_id)
+    task = await rt.inspector.get(task_id)
+    if task is None:
+        raise not_found("task", task_id)
+    return task
+
+
+async def _enqueue(rt: Runtime, requests: list[EnqueueRequest], field: str) -> list[Any]:
+    try:
+        return await rt.broker.enqueue_many(requests)
+    except ValueError as exc:  # checks that need the store: parents exist, ids free
+        raise invalid(field or "task", str(exc)) from None
+
+
+@routes.route("POST", "/api/tasks", summary="Enqueue a task", tag="tasks",
+              body=TASK_CREATE, body_limit=single_body_limit,
+              responses={201: TASK, 200: TASK, 409: None})
+async def create(body: dict[str, Any]) -> Response:
+    rt = current_runtime()
+    req = to_request(body, rt.settings.max_payload_bytes, defaults=rt.task_defaults)
+    _validated(rt, [req], "")
+    [done] = await _enqueue(rt, [req], "")
+    task = await rt.inspector.get(done.task_id)
+    if task is None:  # the unique_key holder ended and expired meanwhile
+        raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
+                       {"id": done.task_id})
+    return json_response(task.to_json(), 201 if done.created else 200)
+
+
+@routes.route("POST", "/api/tasks/batch", tag="tasks",
+              summary=f"Enqueue up to {MAX_BATCH} tasks at once (all or none are validated first)",
+              body=TASK_BATCH, body_limit=batch_body_limit,
+              responses={201: {"type": "array", "items": TASK}})
+async def create_batch(body: dict[str, Any]) -> Response:
+    rt = current_runtime()
+    max_payload = rt.settings.max_payload_bytes
+    requests = [to_request(item, max_payload, f"tasks[{i}].", rt.task_defaults)
+                for i, item in enumerate(body["tasks"])]
+    _validated(rt, requests, "tasks")
+    results = await _enqueue(rt, requests, "tasks") if requests else []
+    out: list[dict[str, Any]] = []
+    for lo in range(0, len(results), READ_CHUNK):
+        chunk = results[lo : lo + READ_CHUNK]
+        tasks = await rt.inspector.get_many([r.task_id for r in chunk])
+        for r, task in zip(chunk, tasks):
+            data: dict[str, Any] = task.to_json() if task is not None else {"id": r.task_id}
+            data["created"] = r.created
+            out.append(data)
+    return json_response(out, 201)
+
+
+@routes.route("GET", "/api/tasks", summary="List tasks, newest first", tag="tasks",
+              query=TASK_LIST_QUERY, responses={200: TASK_PAGE})
+async def list_tasks(query: dict[str, Any]) -> Response:
+    return await list_page(current_runtime(), status=query.get("status"), type=query.get("type"),
+                           queue=query.get("queue"), limit=query["limit"], cursor=query.get("cursor"))
+
+
+@routes.route("GET", "/api/tasks/{id}", summary="One task with its attempts", tag="tasks",
+              responses={200: TASK, 404: None})
+async def get_task(id: str) -> Response:
+    return json_response((await _load(current_runtime(), id)).to_json())
+
+
+@routes.route("POST", "/api/tasks/{id}/cancel", summary="Cancel a task that has not ended",
+              tag="tasks", responses={200: TASK, 404: None, 409: None})
+async def cancel(id: str) -> Response:
+    rt = current_runtime()
+    task = await _load(rt, id)
+    if task.status.terminal or not await rt.broker.cancel(id):
+        task = await _load(rt, id)
+        raise ApiError(409, "conflict", f"task {id!r} already {task.status.value}",
+                       {"id": id, "status": task.status.value})
+    return json_response((await _load(rt, id)).to_json())
+
+
+@routes.route("POST", "/api/tasks/{id}/retry", summary="Run a dead or cancelled task again",
+              tag="tasks", responses={200: TASK, 404: None, 409: None})
+async def retry(id: str) -> Response:
+    rt = current_runtime()
+    task = await _load(rt, id)
+    if task.status.value not in ("dead", "cancelled") or not await rt.inspector.requeue(id):
+        task = await _load(rt, id)
+        raise ApiError(409, "conflict",
+                       f"only dead or cancelled tasks can be retried; task {id!r} is {task.status.value}",
+                       {"id": id, "status": task.status.value})
+    return json_response((await _load(rt, id)).to_json())
+
+
+@routes.route("DELETE", "/api/tasks/{id}", summary="Delete a task (cancelling it if live)",
+              tag="tasks", responses={200: OBJECT, 404: None})
+async def delete(id: str) -> Response:
+    check_task_id(id)
+    if not await current_runtime().inspector.delete(id):
+        raise not_found("task", id)
+    return json_response({"id": id, "deleted": True})
+
+
+async def list_page(rt: Runtime, **filters: Any) -> Response:
     """One page of ``rt.inspector.list``; a foreign cursor is a 400 naming it."""
     try:
         page = await rt.inspector.list(**filters)

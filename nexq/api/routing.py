@@ -1,26 +1,34 @@
 """Routes declared once: validation and the OpenAPI document from one table.
 
-``Router.add`` registers a Quart view that parses the query string and JSON
-body against the given schemas before the handler runs, and records the
-same schemas as an OpenAPI operation; ``Router.openapi()`` renders them.
+Each route module keeps a :class:`Routes` table and declares its handlers,
+plain module-level async functions, with ``@routes.route(...)``: method,
+path, the schemas of its query string and JSON body, and what it answers.
+:func:`install` serves a table on an app (parsing the query string and body
+against those schemas before the handler runs); :func:`openapi_document`
+renders the same tables as OpenAPI, so documentation and validation cannot
+drift. Handlers find the runtime through the app
+(:func:`nexq.api.state.current_runtime`), so a table can be served alone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import attrs
 import orjson
 import trio
-from quart import Response, request
-from quart_trio import QuartTrio
+from quart import Quart, Response, request
 
+from ..config import Settings
 from .errors import ERROR_SCHEMA_REF, ApiError, invalid
 from .schemas import ERROR, Issue, JsonSchema, parse_query, validate
+from .state import current_runtime
 
 Handler = Callable[..., Awaitable[Response]]
+H = TypeVar("H", bound=Handler)
+BodyLimit = Callable[[Settings], int]
 SMALL_BODY = 64 * 1024  # bodies of admin calls: a queue name at most
 
 _STATUS_TEXT = {
@@ -32,129 +40,150 @@ _STATUS_TEXT = {
 
 @attrs.frozen
 class Operation:
-    """One documented, validated route."""
+    """One documented, validated route and the handler that serves it."""
 
     method: str
     path: str  # OpenAPI style: /api/tasks/{id}
+    handler: Handler
     summary: str
     tag: str
     body: JsonSchema | None = None
     body_required: bool = True
+    body_limit: BodyLimit | None = None
     query: dict[str, JsonSchema] | None = None
     responses: dict[int, JsonSchema | None] = attrs.field(factory=dict)
     content_type: str = "application/json"
     secured: bool = True
 
 
-class Router:
-    """Registers views on ``app`` and remembers them for the OpenAPI document."""
+class Routes:
+    """The routes of one module, in declaration order (like a blueprint)."""
 
-    def __init__(self, app: QuartTrio, *, title: str, version: str, secured: bool) -> None:
-        self.app, self.title, self.version, self.secured = app, title, version, secured
+    def __init__(self) -> None:
         self.operations: list[Operation] = []
 
-    def add(
+    def route(
         self,
         method: str,
         path: str,
-        handler: Handler,
         *,
         summary: str,
         tag: str,
         body: JsonSchema | None = None,
         body_required: bool = True,
-        body_limit: Callable[[], int] | None = None,
+        body_limit: BodyLimit | None = None,
         query: dict[str, JsonSchema] | None = None,
         responses: dict[int, JsonSchema | None] | None = None,
         content_type: str = "application/json",
         secured: bool = True,
-    ) -> None:
-        """Serve ``handler`` at ``method path``.
+    ) -> Callable[[H], H]:
+        """Declare the decorated handler as ``method path``; it is returned unchanged.
 
         The handler gets the path parameters as keyword arguments, plus
         ``query`` (typed, validated dict) when ``query`` is given and
         ``body`` (validated JSON) when ``body`` is given. ``body_limit``
-        returns the largest body accepted (bytes); more is a 413.
+        gives the largest body accepted (bytes) under the runtime's
+        settings (default :data:`SMALL_BODY`); more is a 413.
         """
-        op = Operation(method, path, summary, tag, body, body_required, query,
-                       dict(responses or {}), content_type, secured)
-        self.operations.append(op)
-        limit = body_limit or (lambda: SMALL_BODY)
 
-        async def view(**params: Any) -> Response:
-            if query is not None:
-                try:
-                    params["query"] = parse_query(query, request.args)
-                except Issue as issue:
-                    raise invalid(issue.field, issue.message) from None
-            if body is not None:
-                params["body"] = await read_json(body, limit(), required=body_required)
-            return await handler(**params)
+        def declare(handler: H) -> H:
+            self.operations.append(Operation(
+                method, path, handler, summary, tag, body, body_required, body_limit, query,
+                dict(responses or {}), content_type, secured))
+            return handler
 
-        rule = re.sub(r"\{(\w+)\}", r"<\1>", path)
-        endpoint = f"{method.lower()}:{path}"
-        self.app.add_url_rule(rule, endpoint, view, methods=[method])
+        return declare
 
-    def openapi(self) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of every added operation."""
-        paths: dict[str, dict[str, Any]] = {}
-        for op in self.operations:
-            item = paths.setdefault(op.path, {})
-            params = [
-                {"name": name, "in": "path", "required": True,
-                 "schema": {"type": "string", "minLength": 1}}
-                for name in re.findall(r"\{(\w+)\}", op.path)
-            ]
-            params += [
-                {"name": name, "in": "query", "required": False, "allowEmptyValue": True, "schema": schema}
-                for name, schema in (op.query or {}).items()
-            ]
-            doc: dict[str, Any] = {
-                "summary": op.summary,
-                "tags": [op.tag],
-                "operationId": re.sub(r"\W+", "_", f"{op.method.lower()}{op.path}").strip("_"),
-                "responses": self._responses(op),
-            }
-            if params:
-                doc["parameters"] = params
-            if op.body is not None:
-                doc["requestBody"] = {
-                    "required": op.body_required,
-                    "content": {"application/json": {"schema": op.body}},
-                }
-            if op.secured and self.secured:
-                doc["security"] = [{"bearer": []}]
-            item[op.method.lower()] = doc
-        return {
-            "openapi": "3.1.0",
-            "info": {"title": self.title, "version": self.version},
-            "paths": paths,
-            "components": {
-                "schemas": {"Error": ERROR},
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            },
-        }
 
-    def _responses(self, op: Operation) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        codes = dict(op.responses)
-        if op.body is not None or op.query:
-            codes.setdefault(400, None)
+def install(app: Quart, *tables: Routes) -> None:
+    """Serve every operation of ``tables`` on ``app``, validating first.
+
+    The app needs an ApiState (``app.extensions["nexq"]``) by the time it
+    serves a request: handlers and body limits read the runtime from it.
+    """
+    for table in tables:
+        for op in table.operations:
+            rule = re.sub(r"\{(\w+)\}", r"<\1>", op.path)
+            app.add_url_rule(rule, f"{op.method.lower()}:{op.path}", _view(op), methods=[op.method])
+
+
+def _view(op: Operation) -> Handler:
+    async def view(**params: Any) -> Response:
+        if op.query is not None:
+            try:
+                params["query"] = parse_query(op.query, request.args)
+            except Issue as issue:
+                raise invalid(issue.field, issue.message) from None
         if op.body is not None:
-            codes.setdefault(413, None)
-            codes.setdefault(415, None)
-        if op.secured and self.secured:
-            codes.setdefault(401, None)
-        codes.setdefault(503, None)
-        for code in sorted(codes):
-            schema = codes[code]
-            entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, "OK")}
-            if code >= 400:
-                entry["content"] = {"application/json": {"schema": ERROR_SCHEMA_REF}}
-            elif schema is not None:
-                entry["content"] = {op.content_type: {"schema": schema}}
-            out[str(code)] = entry
-        return out
+            limit = op.body_limit(current_runtime().settings) if op.body_limit else SMALL_BODY
+            params["body"] = await read_json(op.body, limit, required=op.body_required)
+        return await op.handler(**params)
+
+    return view
+
+
+def openapi_document(tables: Iterable[Routes], *, title: str, version: str, secured: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every operation in ``tables``; ``secured``:
+    the API asks for a bearer token."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in (op for table in tables for op in table.operations):
+        item = paths.setdefault(op.path, {})
+        params = [
+            {"name": name, "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1}}
+            for name in re.findall(r"\{(\w+)\}", op.path)
+        ]
+        params += [
+            {"name": name, "in": "query", "required": False, "allowEmptyValue": True, "schema": schema}
+            for name, schema in (op.query or {}).items()
+        ]
+        doc: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": [op.tag],
+            "operationId": re.sub(r"\W+", "_", f"{op.method.lower()}{op.path}").strip("_"),
+            "responses": _responses(op, secured),
+        }
+        if params:
+            doc["parameters"] = params
+        if op.body is not None:
+            doc["requestBody"] = {
+                "required": op.body_required,
+                "content": {"application/json": {"schema": op.body}},
+            }
+        if op.secured and secured:
+            doc["security"] = [{"bearer": []}]
+        item[op.method.lower()] = doc
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _responses(op: Operation, secured: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    codes = dict(op.responses)
+    if op.body is not None or op.query:
+        codes.setdefault(400, None)
+    if op.body is not None:
+        codes.setdefault(413, None)
+        codes.setdefault(415, None)
+    if op.secured and secured:
+        codes.setdefault(401, None)
+    codes.setdefault(503, None)
+    for code in sorted(codes):
+        schema = codes[code]
+        entry: dict[str, Any] = {"description": _STATUS_TEXT.get(code, "OK")}
+        if code >= 400:
+            entry["content"] = {"application/json": {"schema": ERROR_SCHEMA_REF}}
+        elif schema is not None:
+            entry["content"] = {op.content_type: {"schema": schema}}
+        out[str(code)] = entry
+    return out
 
 
 async def read_json(schema: JsonSchema, limit: int, *, required: bool = True) -> Any:

@@ -1,7 +1,7 @@
 """JSON Schemas of the API and the validator that enforces them.
 
 The same dicts validate requests (:func:`validate`) and document them in
-``/openapi.json`` (:meth:`nexq.api.routing.Router.openapi`), so the two
+``/openapi.json`` (:func:`nexq.api.routing.openapi_document`), so the two
 cannot drift. The
 validator implements the subset of JSON Schema 2020-12 these schemas use:
 ``type``, ``enum``, ``minimum``/``maximum``, ``exclusiveMinimum``, ``minLength``/
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..task import Status
@@ -178,9 +178,6 @@ def validate(schema: JsonSchema, value: Any, field: str = "body") -> list[Issue]
     return out
 
 
-_JSON_TYPES = ("null", "boolean", "object", "array", "integer", "number", "string")
-
-
 def json_type(value: Any) -> str:
     """The JSON type name of a decoded JSON value (integral floats are integers)."""
     if value is None:
@@ -321,7 +318,7 @@ def parse_datetime(text: str) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
         return dt.timestamp()
     except (OverflowError, ValueError):
@@ -339,7 +336,7 @@ def parse_query(
     take their schema's ``default`` if it has one.
     """
     out: dict[str, Any] = {}
-    for name in args.keys():
+    for name in args:
         if name not in schemas:
             raise Issue(name, "is not a known query parameter")
         values = args.getlist(name)

@@ -17,8 +17,8 @@ import trio
 from quart import Response, current_app, request
 
 from ..errors import StoreUnavailable
-from .routing import Router
-from .state import ApiState
+from .routing import Routes
+from .state import ApiState, current_state
 from .stats import snapshot
 
 STATS_INTERVAL = 1.0
@@ -26,6 +26,8 @@ STATS_MINUTES = 15  # the stats events' throughput window: enough for a live cha
 RETRY_MS = 3000
 
 T = TypeVar("T")
+
+routes = Routes()
 
 
 class _Stopped(Exception):
@@ -89,18 +91,14 @@ async def stream(state: ApiState) -> AsyncIterator[bytes]:
                 yield frame(str(data.pop("kind", "message")), data, n)
 
 
-def register(router: Router, state: ApiState) -> None:
-    """Add ``/api/events`` to ``router``."""
-
-    async def events() -> Response:
-        # HEAD would otherwise run the endless stream just to discard it.
-        body: Any = b"" if request.method == "HEAD" else stream(state)
-        resp: Response = current_app.response_class(body, mimetype="text/event-stream")
-        resp.timeout = None  # an event stream is meant to stay open
-        resp.headers["Cache-Control"] = "no-cache"
-        resp.headers["X-Accel-Buffering"] = "no"  # proxies: pass events through at once
-        return resp
-
-    router.add("GET", "/api/events", events, tag="events",
-               summary="Server-Sent Events: task, attempt and (every second) stats",
-               content_type="text/event-stream", responses={200: {"type": "string"}})
+@routes.route("GET", "/api/events", tag="events",
+              summary="Server-Sent Events: task, attempt and (every second) stats",
+              content_type="text/event-stream", responses={200: {"type": "string"}})
+async def event_stream() -> Response:
+    # HEAD would otherwise run the endless stream just to discard it.
+    body: Any = b"" if request.method == "HEAD" else stream(current_state())
+    resp: Response = current_app.response_class(body, mimetype="text/event-stream")
+    resp.timeout = None  # an event stream is meant to stay open
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"  # proxies: pass events through at once
+    return resp

@@ -2,6 +2,7 @@
 
 Stored on the app (``app.extensions["nexq"]``), never in module globals, so
 several apps (tests, several runtimes) live side by side in one process.
+Handlers reach it through :func:`current_state` / :func:`current_runtime`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import attrs
 import trio
-from quart import Quart
+from quart import Quart, current_app
 
 from ..runtime.runtime import Runtime
 
@@ -36,6 +37,17 @@ class ApiState:
 
 
 def api_state(app: Quart) -> ApiState:
-    """The ApiState of an app made by :func:`nexq.api.create_app`."""
+    """The ApiState of an app made by :func:`nexq.api.create_app` (or of any
+    app given one under ``app.extensions["nexq"]``)."""
     state: ApiState = app.extensions[EXTENSION]
     return state
+
+
+def current_state() -> ApiState:
+    """The ApiState of the app serving the current request (or app context)."""
+    return api_state(current_app)
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the app serving the current request (or app context)."""
+    return current_state().runtime

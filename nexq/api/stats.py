@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import trio
@@ -10,43 +11,17 @@ import trio
 from ..errors import StoreUnavailable
 from ..runtime.runtime import Runtime
 
-DEFAULT_HEARTBEAT = 5.0  # seconds, when a worker does not say
 PING_TIMEOUT = 5.0
 STATUS_KEYS = ("scheduled", "pending", "running", "succeeded", "dead", "cancelled")
 
-
-def running_by_queue(info: dict[str, Any]) -> dict[str, int]:
-    """Attempts a worker is running, per queue, from its registry facts.
-
-    Understands ``running_by_queue`` ({queue: n}) or ``running`` as a list
-    of ``{"queue": ...}`` entries; a bare count has no queue and is filed
-    under ``""`` (it still counts in totals).
-    """
-    by_q = info.get("running_by_queue")
-    if isinstance(by_q, dict):
-        return {str(q): int(n) for q, n in by_q.items() if isinstance(n, int) and not isinstance(n, bool)}
-    running = info.get("running")
-    out: dict[str, int] = {}
-    if isinstance(running, list):
-        for item in running:
-            q = item.get("queue", "") if isinstance(item, dict) else ""
-            out[str(q)] = out.get(str(q), 0) + 1
-    elif isinstance(running, int) and not isinstance(running, bool):
-        out[""] = running
-    return out
+# Worker facts are what Worker.info() publishes in the registry: among them
+# ``last_heartbeat`` (unix seconds), ``heartbeat_interval`` (seconds) and
+# ``running`` (one {"id", "type", "queue", ...} per attempt in progress).
 
 
 def mark_stale(workers: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """Copies of ``workers`` with ``stale``: no heartbeat for 2 intervals."""
-    out = []
-    for info in workers:
-        beat = info.get("last_heartbeat")
-        interval = info.get("heartbeat_interval")
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
-            interval = DEFAULT_HEARTBEAT
-        stale = isinstance(beat, (int, float)) and not isinstance(beat, bool) and now - beat > 2 * interval
-        out.append({**info, "stale": stale})
-    return out
+    return [{**w, "stale": now - w["last_heartbeat"] > 2 * w["heartbeat_interval"]} for w in workers]
 
 
 async def workers(rt: Runtime) -> list[dict[str, Any]]:
@@ -59,10 +34,7 @@ async def queues(rt: Runtime, live: list[dict[str, Any]] | None = None) -> list[
     stats = await rt.inspector.queue_stats()
     if live is None:
         live = [w for w in await workers(rt) if not w["stale"]]
-    running: dict[str, int] = {}
-    for w in live:
-        for q, n in running_by_queue(w).items():
-            running[q] = running.get(q, 0) + n
+    running = Counter(attempt["queue"] for w in live for attempt in w["running"])
     for entry in stats:
         entry["running"] = running.get(entry["name"], 0)
     return stats
@@ -89,8 +61,6 @@ async def snapshot(rt: Runtime, minutes: int = 60) -> dict[str, Any]:
     for q in per_queue:
         for k in STATUS_KEYS:
             counts[k] += int(q.get(k, 0))
-    # Running attempts whose worker did not say which queue still count.
-    counts["running"] += sum(running_by_queue(w).get("", 0) for w in live)
     series = await rt.inspector.throughput(minutes)
     return {
         "time": rt.broker.clock(),

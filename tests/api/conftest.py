@@ -55,6 +55,20 @@ async def run_to_end(rt: Runtime, *, fail: bool, queue: str = "default") -> list
     return [c.spec.id for c in claimed]
 
 
+def worker_facts(worker_id: str, last_heartbeat: float, *, heartbeat_interval: float = 5.0,
+                 running_in: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Registry facts of the shape Worker.info() publishes; one running
+    attempt per entry of ``running_in`` (its queue)."""
+    return {
+        "id": worker_id, "host": "test", "pid": 1, "queues": sorted(set(running_in)) or ["default"],
+        "concurrency": 10, "started_at": last_heartbeat, "last_heartbeat": last_heartbeat,
+        "heartbeat_interval": heartbeat_interval,
+        "running": [{"id": f"{worker_id}-{i}", "type": "t", "queue": q, "attempt": 1,
+                     "started_at": last_heartbeat, "node": "node0"} for i, q in enumerate(running_in)],
+        "processed": 0, "failed": 0, "stopping": False, "wake": None,
+    }
+
+
 def error_of(body: Any) -> dict[str, Any]:
     """The error object of an error body, asserting the documented shape."""
     assert isinstance(body, dict) and set(body) == {"error"}, body

@@ -6,15 +6,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
+import trio
 from quart.typing import TestClientProtocol as Client
 
 from nexq.api import create_app
 from nexq.api.metrics import Exposition, _durations
+from nexq.app import Nexq
 from nexq.runtime.histogram import Histogram
 from nexq.runtime.runtime import Runtime
+from nexq.runtime.worker import Worker
 
-from .conftest import error_of, run_to_end
+from .conftest import error_of, run_to_end, worker_facts
 
 
 async def enqueue(client: Client, **body: Any) -> dict[str, Any]:
@@ -30,8 +34,7 @@ async def test_queues_show_depth_counts_and_running_from_workers(
     await enqueue(client, queue="mail", priority=0)
     await enqueue(client, queue="mail", schedule_in=60)
     await enqueue(client, queue="img")
-    await runtime.registry.register({"id": "w1", "last_heartbeat": time.time(),
-                                     "running": [{"id": "x", "queue": "img"}, {"id": "y", "queue": "img"}]})
+    await runtime.registry.register(worker_facts("w1", time.time(), running_in=("img", "img")))
     body = await (await client.get("/api/queues")).get_json()
     by_name = {q["name"]: q for q in body["queues"]}
     assert set(by_name) == {"mail", "img"}
@@ -39,6 +42,31 @@ async def test_queues_show_depth_counts_and_running_from_workers(
     assert mail["pending"] == 2 and mail["scheduled"] == 1 and mail["paused"] is False
     assert mail["depth_by_priority"]["9"] == 1 and mail["depth_by_priority"]["0"] == 1
     assert mail["running"] == 0 and by_name["img"]["running"] == 2
+
+
+async def test_running_counts_read_what_a_real_worker_publishes(client: Client, runtime: Runtime) -> None:
+    app, release = Nexq(), trio.Event()
+
+    @app.task("hold")
+    async def hold(payload: Any) -> None:
+        await release.wait()
+
+    app.bind(runtime)
+    await enqueue(client, type="hold", queue="mail")
+    await enqueue(client, type="hold", queue="mail")
+    async with trio.open_nursery() as nursery:
+        worker = Worker(runtime, app, concurrency=2, queues=["mail"], heartbeat=0.05)
+        await nursery.start(worker.run)
+        with trio.fail_after(10):
+            while (await (await client.get("/api/stats")).get_json())["counts"]["running"] != 2:
+                await trio.sleep(0.02)
+        queues = (await (await client.get("/api/queues")).get_json())["queues"]
+        assert {q["name"]: q["running"] for q in queues} == {"mail": 2}
+        listed = (await (await client.get("/api/workers")).get_json())["workers"]
+        assert [(w["id"], w["stale"]) for w in listed] == [(worker.id, False)]
+        release.set()
+        worker.stop()
+    assert (await (await client.get("/api/stats")).get_json())["counts"]["succeeded"] == 2
 
 
 async def test_pause_and_resume_a_queue(client: Client) -> None:
@@ -89,9 +117,9 @@ async def test_dead_requeue_all_and_bad_filter(client: Client, runtime: Runtime)
 async def test_workers_are_listed_and_stale_ones_flagged(client: Client, runtime: Runtime) -> None:
     now = time.time()
     fresh, old, slow = (runtime.registry.__class__(runtime.store, runtime.broker.keys) for _ in range(3))
-    await fresh.register({"id": "fresh", "last_heartbeat": now - 1})
-    await old.register({"id": "old", "last_heartbeat": now - 11})  # > 2 x 5 s default
-    await slow.register({"id": "slow", "last_heartbeat": now - 11, "heartbeat_interval": 10})
+    await fresh.register(worker_facts("fresh", now - 1))
+    await old.register(worker_facts("old", now - 11, heartbeat_interval=5))  # > 2 x 5 s
+    await slow.register(worker_facts("slow", now - 11, heartbeat_interval=10))
     workers = (await (await client.get("/api/workers")).get_json())["workers"]
     assert {w["id"]: w["stale"] for w in workers} == {"fresh": False, "old": True, "slow": False}
     stats = await (await client.get("/api/stats")).get_json()
@@ -127,8 +155,7 @@ async def test_cron_lists_the_runtime_schedule(make_runtime: Callable[..., Runti
             return [{"name": "nightly", "schedule": "0 3 * * *", "timezone": "UTC", "type": "report",
                      "last_fire": None, "next_fire": 1.0}]
 
-    rt.cron = Cron()
-    body = await (await create_app(rt).test_client().get("/api/cron")).get_json()
+    body = await (await create_app(attrs.evolve(rt, cron=Cron())).test_client().get("/api/cron")).get_json()
     assert body["cron"][0]["name"] == "nightly"
 
 
@@ -155,8 +182,7 @@ async def test_metrics_expose_queue_state_in_prometheus_text(
     await enqueue(client, queue="mail", max_retries=0)
     await run_to_end(runtime, fail=False, queue="mail")
     await enqueue(client, queue="mail", priority=9)
-    await runtime.registry.register({"id": "w1", "last_heartbeat": time.time(),
-                                     "running_by_queue": {"mail": 3}})
+    await runtime.registry.register(worker_facts("w1", time.time(), running_in=("mail",) * 3))
     resp = await client.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -180,14 +206,11 @@ async def test_metrics_expose_queue_state_in_prometheus_text(
 
 
 def test_metrics_expose_a_runtime_histogram_when_kept() -> None:
-    class RuntimeWithHistogram:
-        handler_durations = Histogram(bounds=(0.1, 1.0))
-
-    rt = RuntimeWithHistogram()
+    hist = Histogram(bounds=(0.1, 1.0))
     for v in (0.05, 0.5, 0.7, 3.0):
-        rt.handler_durations.observe(v)
+        hist.observe(v)
     ex = Exposition()
-    _durations(ex, rt, [])  # type: ignore[arg-type]
+    _durations(ex, hist, [])
     m = parse_metrics(ex.text())
     assert m['nexq_handler_duration_seconds_bucket{le="0.1"}'] == 1
     assert m['nexq_handler_duration_seconds_bucket{le="1"}'] == 3
