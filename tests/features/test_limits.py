@@ -28,7 +28,7 @@ async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  #
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await trio.sleep(0.1)
+        await trio.sleep(0.1)  # the work: long enough for the others to want a turn
         running -= 1
 
     app.bind(rt)

@@ -25,7 +25,10 @@ async def race_with_reaper(br: Broker, action: Callable[..., Any]) -> tuple[list
     from nexq.queue.wheel import Entry
 
     claimed = await claim_all(br)
-    await trio.sleep(0.4)
+    leases = [br.keys.lease(c.spec.id, c.attempt) for c in claimed]
+    with trio.fail_after(10):
+        while any(await br.store.mget(leases)):
+            await trio.sleep(0.02)
     answers: list[bool] = []
     lost: list[int] = []
 
@@ -325,7 +328,10 @@ async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_bro
 async def test_an_expired_task_reached_by_a_worker_is_not_run(make_broker) -> None:  # type: ignore[no-untyped-def]
     br = make_broker()
     e = await br.enqueue("t", expires_in=0.1)
-    await trio.sleep(0.3)  # no scheduler: the claim itself notices the deadline
+    deadline = (await Inspector(br).get(e.task_id)).spec.expires_at
+    with trio.fail_after(5):  # past it (no scheduler: the claim itself notices the deadline)
+        while br.clock() <= deadline:
+            await trio.sleep(0.01)
     assert await claim_all(br) == []
     t = await Inspector(br).get(e.task_id)
     assert t.status is Status.CANCELLED and t.attempts[0].error_type == "Expired"

@@ -92,12 +92,12 @@ async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # t
 
 async def test_sweep_repairs_a_bucket_its_scheduler_abandoned(make_broker) -> None:  # type: ignore[no-untyped-def]
     br = make_broker(bucket_ms=50)
-    await br.enqueue("t", "x", delay=0.05)
-    with trio.fail_after(5):
-        while not (claimed := await br.wheel.claim_ended()) or br.wheel.bucket_of(br.clock() - 0.1) < claimed[-1]:
-            await trio.sleep(0.05)
-    # this "scheduler" dies here, its buckets unread
-    await trio.sleep(0.1)
+    e = await br.enqueue("t", "x", delay=0.05)
+    due = br.wheel.bucket_of((await Inspector(br).get(e.task_id)).spec.run_at)
+    with trio.fail_after(5):  # a "scheduler" claims buckets up to the task's...
+        while not (claimed := await br.wheel.claim_ended()) or claimed[-1] < due:
+            await trio.sleep(0.01)
+    # ...and dies here, its buckets unread
     assert await br.sweep(older_than=0) >= 1
     [c] = await br.claim(["default"], 10, "w", LaneReader(br.store, br.keys))
     assert c.spec.payload == "x"

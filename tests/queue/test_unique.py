@@ -32,7 +32,7 @@ async def test_a_holder_still_being_written_is_waited_for(make_broker) -> None: 
     await br.store.set(br.keys.unique("k4"), f"{first.task_id}|{time.time():.3f}")
 
     async def write_late() -> None:
-        await trio.sleep(0.3)
+        await trio.sleep(0.3)  # the slow producer itself: the second enqueue must wait for it
         await br.store.set(br.keys.spec(first.task_id), spec)
 
     async with trio.open_nursery() as n:

@@ -67,7 +67,7 @@ async def test_latency_resets_and_blackhole_lose_nothing(own_redis, tmp_path) ->
                 assert r.status_code == 503 and r.json()["status"] != "ok"
                 with trio.fail_after(8):
                     assert await post_task(client, -1) is None
-                await trio.sleep(6)  # the store stays unreachable for 10 s in all
+                await trio.sleep(6)  # the outage itself: the store stays unreachable for 10 s in all
                 proxy.blackhole = False
                 proxy.reset_all()  # the held connections are gone for good
                 await produce(50)

@@ -33,7 +33,10 @@ def test_embedded_store_killed_ten_times_loses_no_acknowledged_task(tmp_path) ->
                 t = api(port, "POST", "/api/tasks",
                         json={"type": "sleep", "payload": {"seconds": 0.02 * (i % 5), "i": i}})
                 acked.append(t["id"])
-            time.sleep(0.2)  # some tasks running, some pending, some done
+            deadline = time.monotonic() + 10  # kill it mid-work: once one of them started
+            while all(api(port, "GET", f"/api/tasks/{tid}")["status"] == "pending" for tid in acked[-20:]):
+                assert time.monotonic() < deadline, "no task started within 10 s"
+                time.sleep(0.02)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
     with nexq_run(*args, log=str(tmp_path / "final.log")) as (proc, port):
@@ -62,7 +65,7 @@ async def test_redis_restart_with_aof_loses_nothing_and_clients_reconnect(tmp_pa
                 for i in range(100):
                     acked.append((await app.enqueue("sleep", {"seconds": 0.05, "i": i})).id)
                 server.stop(kill=True)  # kill -9 the store mid-run
-                await trio.sleep(1)
+                await trio.sleep(1)  # the outage itself: the store stays down a second
                 server.start()  # same port, replays the append-only file
                 with trio.fail_after(10):
                     while True:  # the producer's client reconnects by itself

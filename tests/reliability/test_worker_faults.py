@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import time
+from typing import Any
 
 import pytest
 import trio
@@ -39,6 +40,17 @@ async def statuses(app: Nexq, ids: list[str]) -> collections.Counter[str]:
     return counts
 
 
+async def let_go(app: Nexq, pid: int, since: float, limit: float = 30) -> dict[str, Any]:
+    """The registry record of worker process ``pid`` once it has beaten after
+    ``since`` with nothing running (its handler ended); TimeoutError after ``limit`` s."""
+    with trio.fail_after(limit):
+        while True:
+            for w in await app._runtime.registry.list():  # type: ignore[union-attr]
+                if w["pid"] == pid and w["last_heartbeat"] > since and not w["running"]:
+                    return dict(w)
+            await trio.sleep(0.1)
+
+
 async def test_random_sigkill_every_two_seconds_loses_nothing(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
     ns = prefix.rstrip(":")
     record = tmp_path / "runs.txt"
@@ -56,7 +68,7 @@ async def test_random_sigkill_every_two_seconds_loses_nothing(resp_url, prefix, 
             ids = [h.id for h in handles]
             chaos_end = time.monotonic() + (60 if SOAK else 16)
             while time.monotonic() < chaos_end:
-                await trio.sleep(2)
+                await trio.sleep(2)  # the chaos itself: a kill every 2 s
                 victim = rng.randrange(len(procs))
                 procs[victim].send_signal(signal.SIGKILL)
                 procs[victim].wait()
@@ -95,7 +107,8 @@ async def test_frozen_worker_loses_its_tasks_and_its_late_ack_is_refused(resp_ur
                 result = await h.result(timeout=60)
                 assert result["pid"] == other.pid
                 frozen.send_signal(signal.SIGCONT)  # wakes up with a stale lease
-                await trio.sleep(4)  # its handler finishes and tries to ack
+                record = await let_go(app, frozen.pid, since=time.time())
+                assert record["processed"] == 0  # its late ack counted for nothing
                 t = await h.info()
                 assert [a.outcome.value for a in t.attempts] == ["lost", "succeeded"]
                 assert t.result["pid"] == other.pid  # the stale ack was refused

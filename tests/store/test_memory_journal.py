@@ -70,7 +70,7 @@ async def test_ttl_and_deletes_survive_reopen(tmp_path) -> None:  # type: ignore
     await store.delete("gone")
     await store.set("short", b"s", px=1)
     await store.aclose()
-    await trio.sleep(0.01)
+    await trio.sleep(0.01)  # past "short"'s 1 ms TTL: the reopened store must not bring it back
     store = MemoryStore(data)
     assert await store.get("lease") == b"w"
     assert 0 < await store.pttl("lease") <= 60_000
