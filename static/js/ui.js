@@ -1,7 +1,7 @@
 // Shared widgets: the token form, confirmation dialog, toasts, badges,
 // panels and the page header. All text goes in as text.
 
-import { h, fill } from './dom.js';
+import { h, fill, shortId } from './dom.js';
 
 /** A modal <dialog> built from `content`; resolves with what `done` gets. */
 function modal(build) {
@@ -77,6 +77,8 @@ export function toast(message, kind = 'info') {
 }
 
 export const STATUSES = ['waiting', 'scheduled', 'pending', 'running', 'retrying', 'succeeded', 'dead', 'cancelled'];
+/** The statuses a task does not leave by itself. */
+export const TERMINAL = new Set(['succeeded', 'dead', 'cancelled']);
 
 export function statusBadge(status) {
   const s = String(status ?? 'unknown');
@@ -108,13 +110,13 @@ export function errorBox(err) {
     err && err.status === 401 ? h('button', { type: 'button', class: 'btn btn-small', dataset: { action: 'token' }, text: 'Enter token' }) : null);
 }
 
-export function emptyRow(cols, text) {
-  return h('tr', { class: 'empty' }, h('td', { colspan: cols, text }));
-}
+/** The dashboard route of a task. */
+export const taskHref = (id) => `#/tasks/${encodeURIComponent(id)}`;
 
-/** Wrap a table so that only it scrolls sideways on narrow screens. */
-export function tableWrap(table) {
-  return h('div', { class: 'table-wrap' }, table);
+/** A task id linking to its page: whole, or shortened where the CSS hides the whole. */
+export function taskIdLink(id) {
+  return h('a', { href: taskHref(id), title: String(id) },
+    h('span', { class: 'id-full', text: id }), h('span', { class: 'id-short', text: shortId(id) }));
 }
 
 /** Run an action from a button: disable it meanwhile, toast the outcome. */

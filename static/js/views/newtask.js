@@ -5,7 +5,7 @@
 import { get, post } from '../api.js';
 import { fill, h } from '../dom.js';
 import * as live from '../live.js';
-import { pageHeader, panel, toast } from '../ui.js';
+import { pageHeader, panel, taskHref, toast } from '../ui.js';
 
 const QUEUE_RE = /^[^\s\u001c-\u001f\u0085\ufeff:|,*]+$/;
 const SOLID_RE = /[^\s\u001c-\u001f\u0085\ufeff]/;
@@ -165,7 +165,7 @@ export function mount(main) {
       if (!alive) return;
       toast(task.created_at && Date.now() / 1000 - task.created_at > 5 && body.unique_key
         ? 'A live task already holds this unique key: showing it' : 'Task enqueued', 'ok');
-      location.hash = `#/tasks/${encodeURIComponent(task.id)}`;
+      location.hash = taskHref(task.id);
     } catch (err) {
       if (!alive) return;
       formError.hidden = false;

@@ -5,12 +5,12 @@
 // report is fetched again every few seconds.
 
 import { get } from '../api.js';
-import { fill, fmtNumber, h, keyedFill, setText } from '../dom.js';
+import { fill, fmtNumber, h, setText } from '../dom.js';
 import * as live from '../live.js';
-import { emptyRow, errorBox, pageHeader, tableWrap } from '../ui.js';
+import { listPage, tableView } from '../table.js';
+import { pageHeader } from '../ui.js';
 
 const EVERY_MS = 3000;
-const COLS = 4;
 
 function fmtLatency(ms) {
   if (typeof ms !== 'number' || !Number.isFinite(ms)) return '—';
@@ -19,54 +19,46 @@ function fmtLatency(ms) {
 
 const plural = (n, one, many) => `${fmtNumber(n)} ${n === 1 ? one : many}`;
 
+const isDraining = (it) => it.drainingTo !== undefined;
+const count = (key) => (it) => fmtNumber(Number(it.counts[key]) || 0);
+
+// A queue the node holds: placed there, or draining there (drainingTo: where it is placed now).
+const QUEUE_COLUMNS = [
+  { title: 'Queue', cell: (it) => [
+    h('a', { href: `#/tasks?queue=${encodeURIComponent(it.q)}`, class: 'queue-name', text: it.q }),
+    isDraining(it) ? [' ', h('span', { class: 'badge badge-draining', text: 'draining' }),
+      h('div', { class: 'muted small drain-note', text: `placed on ${it.drainingTo || 'another node'}; workers finish these here` })] : null] },
+  { title: 'Pending', class: 'num', td: 'num strong', cell: count('pending') },
+  { title: 'Scheduled', class: 'num', cell: count('scheduled') },
+  { title: 'Running', class: 'num', cell: count('running') },
+];
+
 export function mount(main) {
-  let alive = true;
-  const errorSlot = h('div');
   const summary = h('p', { class: 'subtitle', id: 'nodes-summary' });
   const list = h('div', { class: 'stack nodes', id: 'nodes' });
   const cards = new Map(); // node name -> its card (kept across refreshes)
-
-  fill(main,
-    pageHeader('Nodes', 'Store nodes; each queue is placed on one node by consistent hashing'),
-    summary, errorSlot, list);
 
   function card(name) {
     const badges = h('span', { class: 'node-badges' });
     const latency = h('dd', { class: 'mono', dataset: { fact: 'latency' }, text: '—' });
     const placed = h('dd', { dataset: { fact: 'placed' }, text: '0' });
-    const draining = h('dd', { dataset: { fact: 'draining' }, text: '0' });
+    const drains = h('dd', { dataset: { fact: 'draining' }, text: '0' });
     const note = h('p', { class: 'node-down', role: 'alert', hidden: true });
-    const tbody = h('tbody');
-    const table = h('table', { class: 'table node-queues' },
-      h('thead', {}, h('tr', {},
-        h('th', { text: 'Queue' }), h('th', { class: 'num', text: 'Pending' }),
-        h('th', { class: 'num', text: 'Scheduled' }), h('th', { class: 'num', text: 'Running' }))),
-      tbody);
+    const table = tableView({
+      class: 'node-queues',
+      columns: QUEUE_COLUMNS,
+      key: (it) => `${isDraining(it) ? 'd' : 'p'}:${it.q}`,
+      row: (it) => ({ class: isDraining(it) ? 'row-draining' : '', dataset: { queue: it.q, draining: String(isDraining(it)) } }),
+    });
     const el = h('section', { class: 'panel node', dataset: { node: name } },
       h('div', { class: 'panel-head' },
         h('div', { class: 'title-row' }, h('h2', { class: 'panel-title node-name mono', text: name }), badges),
         h('dl', { class: 'node-facts' },
           h('div', {}, h('dt', { text: 'Latency' }), latency),
           h('div', {}, h('dt', { text: 'Queues placed' }), placed),
-          h('div', {}, h('dt', { text: 'Draining' }), draining))),
-      note, tableWrap(table));
-    return { el, badges, badgeSig: null, latency, placed, draining, note, tbody, rows: new Map() };
-  }
-
-  function queueRow(item) {
-    const { q, counts, drainingTo } = item;
-    const href = `#/tasks?queue=${encodeURIComponent(q)}`;
-    const name = h('td', {}, h('a', { href, class: 'queue-name', text: q }));
-    if (drainingTo !== undefined) {
-      name.append(' ', h('span', { class: 'badge badge-draining', text: 'draining' }),
-        h('div', { class: 'muted small drain-note',
-          text: `placed on ${drainingTo || 'another node'}; workers finish these here` }));
-    }
-    return h('tr', { class: drainingTo !== undefined ? 'row-draining' : '', dataset: { queue: q, draining: String(drainingTo !== undefined) } },
-      name,
-      h('td', { class: 'num strong', text: fmtNumber(Number(counts.pending) || 0) }),
-      h('td', { class: 'num', text: fmtNumber(Number(counts.scheduled) || 0) }),
-      h('td', { class: 'num', text: fmtNumber(Number(counts.running) || 0) }));
+          h('div', {}, h('dt', { text: 'Draining' }), drains))),
+      note, table.el);
+    return { el, badges, badgeSig: null, latency, placed, draining: drains, note, table };
   }
 
   // Where the ring places a queue: a node listing it, else the stream's
@@ -103,23 +95,16 @@ export function mount(main) {
     c.note.hidden = reachable;
     setText(c.note, reachable ? '' : 'This node does not answer. The queues placed on it and their counts are unknown until it is back.');
     if (!reachable) {
-      c.rows.clear();
-      fill(c.tbody, emptyRow(COLS, 'Unknown while the node does not answer.'));
+      c.table.show([], 'Unknown while the node does not answer.');
       return;
     }
-    const items = [
+    c.table.show([
       ...queues.map((q) => ({ q: String(q), counts: counts[q] || {} })),
       ...drains.map((q) => {
         const to = where.get(String(q));
         return { q: String(q), counts: counts[q] || {}, drainingTo: to && to !== n.name ? to : '' };
       }),
-    ];
-    if (!items.length) {
-      c.rows.clear();
-      fill(c.tbody, emptyRow(COLS, 'No queue is placed on this node yet.'));
-      return;
-    }
-    keyedFill(c.tbody, c.rows, items, (it) => `${it.drainingTo !== undefined ? 'd' : 'p'}:${it.q}`, queueRow);
+    ], 'No queue is placed on this node yet.');
   }
 
   function show(nodes) {
@@ -150,25 +135,10 @@ export function mount(main) {
     summary.classList.toggle('stale-text', down > 0);
   }
 
-  async function load() {
-    let out;
-    try {
-      out = await get('/api/nodes');
-    } catch (err) {
-      if (alive) fill(errorSlot, errorBox(err));
-      return;
-    }
-    if (!alive) return;
-    fill(errorSlot);
-    show(Array.isArray(out.nodes) ? out.nodes : []);
-  }
-
-  const refresh = live.refresher(load);
-  const timer = setInterval(refresh, EVERY_MS);
-  load();
-  return () => {
-    alive = false;
-    refresh.stop();
-    clearInterval(timer);
-  };
+  const page = listPage(() => get('/api/nodes'), (out) => show(Array.isArray(out.nodes) ? out.nodes : []));
+  fill(main,
+    pageHeader('Nodes', 'Store nodes; each queue is placed on one node by consistent hashing'),
+    summary, page.errorSlot, list);
+  page.every(EVERY_MS, page.refresh);
+  return page.start();
 }

@@ -6,7 +6,8 @@ import { get } from '../api.js';
 import { barChart, lineChart } from '../chart.js';
 import { fill, fmtDuration, fmtNumber, fmtRate, h, setText } from '../dom.js';
 import * as live from '../live.js';
-import { errorBox, pageHeader, panel, statusBadge, tableWrap } from '../ui.js';
+import { tableView } from '../table.js';
+import { errorBox, pageHeader, panel, statusBadge } from '../ui.js';
 
 const CARDS = [
   ['scheduled', 'Scheduled', 'waiting for their time or a retry'],
@@ -18,6 +19,8 @@ const CARDS = [
 ];
 const PRIORITIES = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
 const WINDOW = 120; // seconds in the live chart
+
+const depthAt = (q, p) => Number(q.depth_by_priority?.[p]) || 0;
 
 export function mount(main) {
   let alive = true;
@@ -36,13 +39,25 @@ export function mount(main) {
   const barCanvas = h('canvas', { class: 'chart chart-small', id: 'chart-minutes', role: 'img', 'aria-label': 'Processed and failed per minute' });
   const minuteTotals = h('span', { class: 'muted' });
 
-  const depthBody = h('tbody');
-  const depthTable = h('table', { class: 'table depth' },
-    h('thead', {}, h('tr', {},
-      h('th', { text: 'Queue' }),
-      PRIORITIES.map((p) => h('th', { class: 'num', text: `P${p}`, title: `priority ${p}` })),
-      h('th', { class: 'num', text: 'Total' }))),
-    depthBody);
+  // Each row's heat is its counts against the largest (max rides in the item, so a new max redraws every row).
+  const depthTable = tableView({
+    class: 'depth',
+    key: (it) => it.q.name,
+    columns: [
+      { title: 'Queue', cell: ({ q }) => [
+        h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}`, class: 'queue-name', text: q.name }),
+        q.paused ? [' ', statusBadge('paused')] : null] },
+      ...PRIORITIES.map((p) => ({
+        title: `P${p}`, class: 'num', th: { title: `priority ${p}` },
+        td: ({ q, max }) => {
+          const n = depthAt(q, p);
+          return `num heat heat-${n === 0 ? 0 : Math.min(4, 1 + Math.floor((n / max) * 3.999))}`;
+        },
+        cell: ({ q }) => (depthAt(q, p) ? fmtNumber(depthAt(q, p)) : '·'),
+      })),
+      { title: 'Total', class: 'num', td: 'num strong', cell: ({ q }) => fmtNumber(Number(q.pending) || 0) },
+    ],
+  });
 
   const workerLive = h('span', { class: 'big', text: '—' });
   const workerStale = h('span', { class: 'muted', text: '' });
@@ -71,7 +86,7 @@ export function mount(main) {
           minuteTotals),
         barCanvas)),
     h('div', { class: 'grid-2 grid-wide-left' },
-      panel('Queue depth by priority', tableWrap(depthTable)),
+      panel('Queue depth by priority', depthTable.el),
       h('div', { class: 'stack' },
         panel('Workers',
           h('div', { class: 'worker-summary' },
@@ -134,21 +149,8 @@ export function mount(main) {
     if (sig === depthSig) return;
     depthSig = sig;
     let max = 0;
-    for (const q of queues) for (const p of PRIORITIES) max = Math.max(max, Number(q.depth_by_priority?.[p]) || 0);
-    const rows = queues.map((q) => {
-      const cells = PRIORITIES.map((p) => {
-        const n = Number(q.depth_by_priority?.[p]) || 0;
-        const level = n === 0 ? 0 : Math.min(4, 1 + Math.floor((n / max) * 3.999));
-        return h('td', { class: `num heat heat-${level}`, text: n ? fmtNumber(n) : '·' });
-      });
-      return h('tr', {},
-        h('td', {},
-          h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}`, class: 'queue-name', text: q.name }),
-          q.paused ? [' ', statusBadge('paused')] : null),
-        cells,
-        h('td', { class: 'num strong', text: fmtNumber(Number(q.pending) || 0) }));
-    });
-    fill(depthBody, rows.length ? rows : h('tr', { class: 'empty' }, h('td', { colspan: 12, text: 'No queues yet: enqueue a task to create one.' })));
+    for (const q of queues) for (const p of PRIORITIES) max = Math.max(max, depthAt(q, p));
+    depthTable.show(queues.map((q) => ({ q, max })), 'No queues yet: enqueue a task to create one.');
   }
 
   const offStats = live.on('stats', show);

@@ -6,10 +6,8 @@
 import { del, get, post, taskPath } from '../api.js';
 import { fill, fmtDuration, fmtRelative, fmtTime, h, jsonView, setText, shortId } from '../dom.js';
 import * as live from '../live.js';
-import { confirmAction, errorBox, panel, runAction, statusBadge, toast } from '../ui.js';
+import { TERMINAL, confirmAction, errorBox, panel, runAction, statusBadge, taskHref, toast } from '../ui.js';
 import { progressBar } from './tasks.js';
-
-const TERMINAL = new Set(['succeeded', 'dead', 'cancelled']);
 
 export function mount(main, route) {
   let alive = true;
@@ -69,7 +67,7 @@ export function mount(main, route) {
   function taskLinks(label, ids) {
     if (!Array.isArray(ids) || !ids.length) return null;
     return [h('dt', { text: label }), h('dd', { class: 'mono task-links' },
-      ...ids.map((id) => h('a', { href: `#/tasks/${encodeURIComponent(String(id))}`, title: String(id), text: shortId(String(id)) })))];
+      ...ids.map((id) => h('a', { href: taskHref(String(id)), title: String(id), text: shortId(String(id)) })))];
   }
 
   function show(t) {

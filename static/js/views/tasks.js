@@ -2,18 +2,19 @@
 // (#/tasks?status=dead&queue=emails&cursor=50) so a view can be linked.
 
 import { get, taskPath, withQuery } from '../api.js';
-import { fill, h, keyedFill, relTime, shortId } from '../dom.js';
+import { fill, h, relTime } from '../dom.js';
 import * as live from '../live.js';
-import { STATUSES, emptyRow, errorBox, pageHeader, statusBadge, tableWrap } from '../ui.js';
+import { listPage, pager, tableView } from '../table.js';
+import { STATUSES, TERMINAL, pageHeader, statusBadge, taskHref, taskIdLink } from '../ui.js';
 
 const LIMITS = [25, 50, 100, 200];
 
-function hashFor(params) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
-  const s = q.toString();
-  return `#/tasks${s ? `?${s}` : ''}`;
-}
+/** The columns that lead every table of tasks (here and on the dead letters). */
+export const TASK_COLUMNS = [
+  { title: 'Id', td: 'mono', cell: (t) => taskIdLink(t.id) },
+  { title: 'Type', td: 'type-cell', cell: (t) => t.type },
+  { title: 'Queue', cell: (t) => t.queue },
+];
 
 /** A progress bar for a task's {fraction, message}, or null. */
 export function progressBar(progress, compact = false) {
@@ -28,7 +29,6 @@ export function progressBar(progress, compact = false) {
 }
 
 export function mount(main, route) {
-  let alive = true;
   const p = route.params;
   const filters = {
     status: p.get('status') || '',
@@ -36,9 +36,7 @@ export function mount(main, route) {
     queue: p.get('queue') || '',
     limit: LIMITS.includes(Number(p.get('limit'))) ? Number(p.get('limit')) : 50,
   };
-  const cursor = p.get('cursor') || '';
-  // Previous pages' cursors ride along in the hash too, so Back works.
-  const trail = (p.get('trail') || '').split('.').filter((c) => /^\d+$/.test(c));
+  const hasFilters = Boolean(filters.status || filters.type || filters.queue);
 
   const statusSel = h('select', { name: 'status', id: 'f-status' },
     h('option', { value: '', text: 'All statuses' }),
@@ -62,7 +60,7 @@ export function mount(main, route) {
   setQueues((live.state.stats?.queues || []).map((q) => q.name));
 
   const apply = () => {
-    location.hash = hashFor({
+    location.hash = withQuery('#/tasks', {
       status: statusSel.value, type: typeInput.value.trim(), queue: queueSel.value,
       limit: Number(limitSel.value) === 50 ? '' : limitSel.value,
     });
@@ -74,8 +72,7 @@ export function mount(main, route) {
     h('label', {}, h('span', { text: 'Queue' }), queueSel),
     h('label', {}, h('span', { text: 'Rows' }), limitSel),
     h('button', { type: 'submit', class: 'btn', text: 'Apply' }),
-    filters.status || filters.type || filters.queue
-      ? h('a', { class: 'btn btn-ghost', href: '#/tasks', text: 'Clear' }) : null);
+    hasFilters ? h('a', { class: 'btn btn-ghost', href: '#/tasks', text: 'Clear' }) : null);
   filterForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
     apply();
@@ -91,101 +88,65 @@ export function mount(main, route) {
     if (!id) return;
     try {
       await get(taskPath(id));
-      location.hash = `#/tasks/${encodeURIComponent(id)}`;
+      location.hash = taskHref(id);
     } catch (err) {
       idError.textContent = err.status === 404 ? `No task with id “${id}”.` : err.message;
       idError.hidden = false;
     }
   });
 
-  const tbody = h('tbody');
-  const rowCache = new Map();
-  const table = h('table', { class: 'table tasks-table', id: 'tasks-table' },
-    h('thead', {}, h('tr', {},
-      ['Id', 'Type', 'Queue', 'Priority', 'Status', 'Attempt', 'Progress', 'Created'].map((t, i) =>
-        h('th', { text: t, class: i === 3 || i === 5 ? 'num hide-narrow' : i === 6 ? 'hide-narrow' : '' })))),
-    tbody);
-  const pager = h('div', { class: 'pager' });
-  const errorSlot = h('div');
+  const pages = pager('#/tasks', p, {
+    status: filters.status, type: filters.type, queue: filters.queue, limit: filters.limit === 50 ? '' : filters.limit,
+  });
+  const table = tableView({
+    id: 'tasks-table',
+    class: 'tasks-table',
+    key: (t) => t.id,
+    row: (t) => ({ dataset: { id: String(t.id), status: String(t.status) } }),
+    columns: [
+      ...TASK_COLUMNS,
+      { title: 'Priority', class: 'num hide-narrow', cell: (t) => t.priority },
+      { title: 'Status', cell: (t) => statusBadge(t.status) },
+      { title: 'Attempt', class: 'num hide-narrow', cell: (t) => `${t.attempt}/${(Number(t.max_retries) || 0) + 1}` },
+      { title: 'Progress', class: 'hide-narrow', cell: (t) => (TERMINAL.has(t.status) ? null : progressBar(t.progress, true)) },
+      { title: 'Created', td: 'nowrap', cell: (t) => relTime(t.created_at) },
+    ],
+  });
   const summary = h('span', { class: 'muted', 'aria-live': 'polite' });
+
+  const page = listPage(() => get(withQuery('/api/tasks', {
+    status: filters.status, type: filters.type, queue: filters.queue, limit: filters.limit, cursor: pages.cursor,
+  })), (out) => {
+    table.show(out.tasks, hasFilters ? 'No task matches these filters.' : 'No tasks yet.');
+    const types = new Set([...typeList.options].map((o) => o.value));
+    for (const t of out.tasks) if (!types.has(t.type)) {
+      types.add(t.type);
+      typeList.append(h('option', { value: t.type }));
+    }
+    setQueues(out.tasks.map((t) => t.queue));
+    const n = out.tasks.length;
+    summary.textContent = `${n} task${n === 1 ? '' : 's'} on this page`;
+    pages.show(out.next_cursor);
+  });
 
   fill(main,
     pageHeader('Tasks', 'Newest first', h('a', { class: 'btn btn-primary', href: '#/new', text: 'New task' })),
     h('div', { class: 'toolbar' }, filterForm, h('div', { class: 'id-box' }, idForm, idError)),
-    errorSlot,
-    tableWrap(table),
-    h('div', { class: 'table-foot' }, summary, pager));
+    page.errorSlot,
+    table.el,
+    h('div', { class: 'table-foot' }, summary, pages.el));
 
-  function row(t) {
-    const link = `#/tasks/${encodeURIComponent(t.id)}`;
-    return h('tr', { dataset: { id: String(t.id), status: String(t.status) } },
-      h('td', { class: 'mono' }, h('a', { href: link, title: String(t.id) },
-        h('span', { class: 'id-full', text: t.id }), h('span', { class: 'id-short', text: shortId(t.id) }))),
-      h('td', { class: 'type-cell', text: t.type }),
-      h('td', { text: t.queue }),
-      h('td', { class: 'num hide-narrow', text: t.priority }),
-      h('td', {}, statusBadge(t.status)),
-      h('td', { class: 'num hide-narrow', text: `${t.attempt}/${(Number(t.max_retries) || 0) + 1}` }),
-      h('td', { class: 'hide-narrow' }, ['succeeded', 'dead', 'cancelled'].includes(t.status) ? null : progressBar(t.progress, true)),
-      h('td', { class: 'nowrap' }, relTime(t.created_at)));
-  }
-
-  async function load() {
-    let page;
-    try {
-      page = await get(withQuery('/api/tasks', {
-        status: filters.status, type: filters.type, queue: filters.queue, limit: filters.limit, cursor,
-      }));
-    } catch (err) {
-      if (alive) fill(errorSlot, errorBox(err));
-      return;
-    }
-    if (!alive) return;
-    fill(errorSlot);
-    if (page.tasks.length) keyedFill(tbody, rowCache, page.tasks, (t) => t.id, row);
-    else {
-      rowCache.clear();
-      fill(tbody, emptyRow(8, filters.status || filters.type || filters.queue
-        ? 'No task matches these filters.' : 'No tasks yet.'));
-    }
-    const types = new Set([...typeList.options].map((o) => o.value));
-    for (const t of page.tasks) if (!types.has(t.type)) {
-      types.add(t.type);
-      typeList.append(h('option', { value: t.type }));
-    }
-    setQueues(page.tasks.map((t) => t.queue));
-    const n = page.tasks.length;
-    summary.textContent = `${n} task${n === 1 ? '' : 's'} on this page`;
-    const base = { status: filters.status, type: filters.type, queue: filters.queue, limit: filters.limit === 50 ? '' : filters.limit };
-    const prevTrail = trail.slice(0, -1);
-    fill(pager,
-      cursor ? h('a', { class: 'btn', href: hashFor(base), text: '« First' }) : null,
-      cursor ? h('a', { class: 'btn', href: hashFor({ ...base, cursor: trail[trail.length - 1] === '0' ? '' : trail[trail.length - 1], trail: prevTrail.join('.') }), text: '‹ Newer' }) : null,
-      page.next_cursor !== null && page.next_cursor !== undefined
-        ? h('a', { class: 'btn', id: 'next-page', href: hashFor({ ...base, cursor: page.next_cursor, trail: [...trail, cursor || '0'].join('.') }), text: 'Older ›' })
-        : null);
-  }
-
-  const refresh = live.refresher(load);
   let lastCounts = JSON.stringify(live.state.stats?.counts ?? null);
-  const offTask = live.on('task', refresh);
-  const offAttempt = live.on('attempt', refresh);
-  const offStats = live.on('stats', (stats) => {
+  page.on('task', page.refresh);
+  page.on('attempt', page.refresh);
+  page.on('stats', (stats) => {
     setQueues((stats.queues || []).map((q) => q.name));
     // Changes made by other processes only show in the counts.
     const counts = JSON.stringify(stats.counts);
     if (counts !== lastCounts) {
       lastCounts = counts;
-      refresh();
-    } else if (tbody.querySelector('[data-status="running"]')) refresh();
+      page.refresh();
+    } else if (table.tbody.querySelector('[data-status="running"]')) page.refresh();
   });
-  load();
-
-  return () => {
-    alive = false;
-    refresh.stop();
-    offTask();
-    offAttempt();
-    offStats();
-  };
+  return page.start();
 }
