@@ -50,26 +50,40 @@ async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) ->
 
 
 async def test_retry_delays_follow_jittered_exponential_backoff(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+    """Each failure schedules its retry after a backoff drawn under the capped
+    exponential ceiling, and the retry starts no earlier than that (nor much later)."""
     policy = RetryPolicy(base=1.0, cap=8.0)
     br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=50)
-    await br.enqueue("t", None, max_retries=6, retry=policy)
-    gaps: list[float] = []
+    e = await br.enqueue("t", None, max_retries=6, retry=policy)
+    ins = Inspector(br)
+    waits: list[float] = []  # the backoff each failure scheduled (cur keeps ms)
+    starts: list[float] = []  # when the retry after each failure started, from that failure
     reader = LaneReader(br.store, br.keys)
-    async with trio.open_nursery() as n:
-        n.start_soon(Scheduler(br).run)
-        failed_at = None
-        with trio.fail_after(120):
-            while len(gaps) < 6:
-                for c in await br.claim(["default"], 1, "w", reader):
-                    if failed_at is not None:
-                        gaps.append(br.clock() - failed_at)
-                    await br.fail(c, RuntimeError("x"))
-                    failed_at = br.clock()
-                await trio.sleep(0.005)
-        n.cancel_scope.cancel()
-    for n_failed, gap in enumerate(gaps, start=1):
+    saved = random.getstate()
+    random.seed(11)  # RetryPolicy.delay draws from the module's generator: the same draws each run
+    try:
+        async with trio.open_nursery() as n:
+            n.start_soon(Scheduler(br).run)
+            failed_at = 0.0
+            with trio.fail_after(120):
+                while len(starts) < 6:
+                    for c in await br.claim(["default"], 1, "w", reader):
+                        if c.attempt > 1:
+                            starts.append(br.clock() - failed_at)
+                        await br.fail(c, RuntimeError("x"))
+                        failed_at = br.clock()
+                        if c.attempt <= 6:  # a retry is left: this failure scheduled it
+                            t = await ins.get(e.task_id)
+                            assert t.status is Status.RETRYING and t.scheduled_at is not None, t.status
+                            waits.append(t.scheduled_at - failed_at)
+                    await trio.sleep(0.005)
+            n.cancel_scope.cancel()
+    finally:
+        random.setstate(saved)
+    for n_failed, (wait, start) in enumerate(zip(waits, starts, strict=True), start=1):
         ceiling = min(8.0, 2 ** (n_failed - 1))
-        assert 0 <= gap <= ceiling + 0.15, (n_failed, gap)
+        assert 0.001 < wait <= ceiling + 0.001, (n_failed, wait)  # a real backoff, capped
+        assert wait - 0.001 <= start <= wait + 0.15, (n_failed, wait, start)  # never early
 
 
 def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
