@@ -39,7 +39,7 @@ async def fail_with(ctx: Context, payload: Any) -> None:
     raise ValueError(message)
 
 
-# -- realistic handlers for the screenshots ------------------------------------------
+# -- realistic handlers for the screenshots (their sleeps stand for the work) ---------
 
 
 @app.task("send_email", max_retries=3)

@@ -37,7 +37,7 @@ async def test_an_evicted_canary_is_detected(autojump_clock) -> None:  # type: i
     [(_, first)] = guard._canaries
     await store.delete(first)  # what a full cache does to a cold key
     for _ in range(10):
-        await trio.sleep(10)
+        await trio.sleep(10)  # time passing (autojump) is what ages the canary
         await guard.check()
     assert guard.evicted == 1
     assert await store.get(first) is None

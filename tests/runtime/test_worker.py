@@ -95,7 +95,7 @@ async def test_timeout_cancels_the_handler(rt: Runtime) -> None:
 
     @app.task("slow", timeout=0.2, max_retries=0)
     async def slow(payload: Any) -> None:
-        await trio.sleep(30)
+        await trio.sleep(30)  # the work: far past its timeout
 
     async with trio.open_nursery() as n:
         await start(n, rt, app)
@@ -113,7 +113,7 @@ async def test_cancel_stops_a_running_handler_at_once(rt: Runtime) -> None:
     @app.task("long")
     async def long(payload: Any) -> None:
         started.set()
-        await trio.sleep(60)
+        await trio.sleep(60)  # the work: still running when cancelled
         finished.append(True)
 
     async with trio.open_nursery() as n:
@@ -135,12 +135,12 @@ async def test_graceful_stop_hands_unfinished_attempts_back_at_once(rt: Runtime)
     @app.task("long")
     async def long(payload: Any) -> None:
         started.set()
-        await trio.sleep(60)
+        await trio.sleep(60)  # the work: longer than the grace period
 
     @app.task("short")
     async def short(payload: Any) -> str:
         await started.wait()
-        await trio.sleep(0.1)
+        await trio.sleep(0.1)  # the work: done within the grace period
         return "done"
 
     app.bind(rt)

@@ -120,7 +120,7 @@ async def test_a_data_dir_serves_one_process_at_a_time(tmp_path) -> None:  # typ
 async def test_ttls_follow_the_trio_clock(autojump_clock) -> None:  # type: ignore[no-untyped-def]
     store = MemoryStore()
     await store.set("k", b"v", px=10_000)
-    await trio.sleep(9.9)
+    await trio.sleep(9.9)  # time passing (autojump) is the behaviour: just before the TTL...
     assert await store.get("k") == b"v"
-    await trio.sleep(0.2)
+    await trio.sleep(0.2)  # ...and just after
     assert await store.get("k") is None
