@@ -24,6 +24,7 @@ from trio.lowlevel import wait_task_rescheduled
 from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailable
 from . import resp_commands
 from .base import Batch, Key, Store, Value, as_bytes
+from .nursery import background_nursery
 from .resp_commands import (
     ALLOWED_COMMANDS,
     BatchPlan,
@@ -361,7 +362,8 @@ async def open_resp_store(
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     ssl_context = _ssl_context(url)  # before the nursery: a bad CA file raises plainly
-    async with trio.open_nursery() as nursery:
+    # The caller's own exception leaves unwrapped, as it does from the embedded store.
+    async with background_nursery() as nursery:
         store = RespStore(
             url,
             nursery,

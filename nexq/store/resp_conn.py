@@ -23,6 +23,7 @@ stream in step.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections import deque
@@ -106,9 +107,23 @@ async def open_stream(
         if isinstance(exc, trio.TooSlowError):
             raise StoreUnavailable(f"connecting to {url} timed out after {timeout:g} s") from None
         if isinstance(exc, TRANSPORT_ERRORS):
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            raise StoreUnavailable(f"cannot connect to {url}: {cause}") from exc
+            raise StoreUnavailable(f"cannot connect to {url}: {_reason(exc)}") from exc
         raise
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connect failed, in words: trio's "all attempts failed" OSError
+    carries the per-address errors as an ExceptionGroup cause, whose str()
+    would end in "(1 sub-exception)"; name the errors themselves instead."""
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        reasons = [os.strerror(e.errno) if e.errno else str(e) for e in cause.exceptions
+                   if isinstance(e, OSError)]
+        if reasons:
+            return ", ".join(dict.fromkeys(reasons))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(cause if cause is not None else exc)
 
 
 class _Multi:
