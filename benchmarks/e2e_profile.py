@@ -72,7 +72,7 @@ async def run_once(url: str, n: int, concurrency: int, batch: int, pid: int | No
     async with open_store(url) as raw:
         store = Counting(raw)
         settings = Settings(store=url, namespace="e2e" + uuid.uuid4().hex[:8], retention=600)
-        rt = Runtime.build(settings, store)
+        rt = Runtime.build(settings, store, app=app)
         app.bind(rt)
         worker = Worker(rt, app, concurrency=concurrency)
         async with trio.open_nursery() as nursery:

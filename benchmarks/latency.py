@@ -37,7 +37,6 @@ def summary(label: str, lat: list[float]) -> str:
 
 async def in_process(url: str, rate: float, count: int) -> list[float]:
     async with open_store(url) as store:
-        rt = Runtime.build(Settings(namespace=f"lat{os.getpid()}"), store)
         app = Nexq()
         starts: dict[str, float] = {}
 
@@ -45,6 +44,7 @@ async def in_process(url: str, rate: float, count: int) -> list[float]:
         async def stamp(ctx: object, payload: object) -> None:
             starts[ctx.id] = time.time()  # type: ignore[attr-defined]
 
+        rt = Runtime.build(Settings(namespace=f"lat{os.getpid()}"), store, app=app)
         app.bind(rt)
         async with trio.open_nursery() as n:
             await n.start(Worker(rt, app, concurrency=10).run)

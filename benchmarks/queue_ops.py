@@ -16,7 +16,7 @@ import uuid
 import trio
 from common import Counting, local_redis, machine_line
 
-from nexq.queue import Broker, EnqueueRequest, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, LaneReader
 from nexq.store import open_store
 
 
@@ -25,7 +25,7 @@ async def measure(url: str, n: int) -> list[tuple[str, float, float, float]]:
     async with open_store(url) as raw:
         store = Counting(raw)
         ns = "bench" + uuid.uuid4().hex[:6]
-        br = Broker(store, namespace=ns)
+        br = NodeBroker(store, namespace=ns)
 
         async def phase(name: str, count: int, fn) -> None:  # type: ignore[no-untyped-def]
             store.round_trips = store.commands = 0

@@ -81,7 +81,6 @@ async def _produce(args: argparse.Namespace) -> None:
     import trio
 
     from nexq import Nexq
-    from nexq.queue.cluster import ClusterBroker
 
     queues = [f"q{i:02d}" for i in range(args.queues)]
     app = Nexq(args.store)
@@ -100,7 +99,7 @@ async def _produce(args: argparse.Namespace) -> None:
             await trio.sleep(1.5)  # workers re-read the queue list every second
         base = await succeeded()
         placement = {}  # queue -> node name (host:port); empty for a single store
-        if isinstance(rt.broker, ClusterBroker):
+        if len(rt.broker.nodes) > 1:
             placement = {q: rt.broker.names[rt.broker.node_of(q)] for q in queues}
         _write_state(args.state, {"phase": "ready", "placement": placement})
         while not os.path.exists(args.go):

@@ -1,30 +1,57 @@
-"""Nexq: a distributed background-task queue on trio and Pogocache."""
+"""Nexq: a distributed background-task queue on trio and Pogocache.
 
-from .app import Context, Nexq, TaskFailed, TaskHandle
-from .errors import NexqError, Retry, StoreError, StoreUnavailable
-from .queue import Broker, EnqueueRequest, Inspector
-from .store import open_store
-from .task import Outcome, RetryPolicy, Status, Task, TaskSpec
+What a user writes: an app with handlers (``Nexq``, ``@app.task``), the
+handler's ``Context``, the ``TaskHandle`` an enqueue returns, the signals a
+handler may raise (``Retry``, ``Defer``), middleware (``Middleware``) and
+every error a user can catch. The engine's types live in ``nexq.lowlevel``.
+"""
+
+from .app import Context, Nexq, TaskDef, TaskFailed, TaskHandle
+from .errors import (
+    CommandNotAllowed,
+    Defer,
+    InvalidStoreURL,
+    NexqError,
+    Retry,
+    StoreAuthError,
+    StoreError,
+    StoreFull,
+    StoreResponseError,
+    StoreUnavailable,
+    TaskNotFound,
+    UnknownTaskType,
+)
+from .hooks import Middleware, Terminal
+from .task import Attempt, Outcome, RetryPolicy, Status, Task
+from .webhook_url import WebhookRefused
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Broker",
+    "Attempt",
+    "CommandNotAllowed",
     "Context",
+    "Defer",
+    "InvalidStoreURL",
+    "Middleware",
     "Nexq",
-    "Retry",
-    "TaskFailed",
-    "TaskHandle",
-    "EnqueueRequest",
-    "Inspector",
     "NexqError",
     "Outcome",
+    "Retry",
     "RetryPolicy",
     "Status",
+    "StoreAuthError",
     "StoreError",
+    "StoreFull",
+    "StoreResponseError",
     "StoreUnavailable",
     "Task",
-    "TaskSpec",
+    "TaskDef",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskNotFound",
+    "Terminal",
+    "UnknownTaskType",
+    "WebhookRefused",
     "__version__",
-    "open_store",
 ]

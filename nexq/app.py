@@ -28,7 +28,8 @@ import trio
 
 from .config import Settings
 from .errors import NexqError, TaskNotFound
-from .queue import Broker, Claimed, EnqueueRequest
+from .hooks import Middleware
+from .queue import Claimed, EnqueueRequest, NodeBroker, QueueBackend
 from .runtime.limits import Limits, RateLimit
 from .runtime.runtime import Runtime, open_runtime
 from .task import RetryPolicy, Status, Task
@@ -70,13 +71,18 @@ class TaskDef:
         return self.fn(*args, **kwargs)
 
 
-@attrs.define
+@attrs.frozen
 class Context:
     """What a handler gets besides its payload."""
 
     task: Claimed
-    broker: Broker
+    broker: QueueBackend
     app: Nexq
+
+    @property
+    def node(self) -> NodeBroker:
+        """The store node the attempt was claimed from."""
+        return self.broker.nodes[self.task.node]
 
     @property
     def id(self) -> str:
@@ -102,13 +108,13 @@ class Context:
 
     async def parent_results(self) -> list[Any]:
         """The results of the tasks this one depends on, in ``depends_on`` order."""
-        tasks = await self.broker.inspector().get_many(list(self.task.spec.depends_on))
+        tasks = await self.node.inspector().get_many(list(self.task.spec.depends_on))
         return [t.result if t is not None else None for t in tasks]
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue a follow-up task from inside a handler."""
-        e = await self.broker.enqueue(type, payload, **options)
-        return TaskHandle(e.task_id, self.app, self.broker)
+        [e] = await self.broker.enqueue_many([self.app.request(type, payload, options)])
+        return TaskHandle(e.task_id, self.broker, e.created)
 
 
 @attrs.define
@@ -116,8 +122,7 @@ class TaskHandle:
     """A task you enqueued: ask its status, wait for its result, cancel it."""
 
     id: str
-    app: Nexq
-    broker: Broker = attrs.field(repr=False)
+    broker: QueueBackend = attrs.field(repr=False)
     created: bool = True
 
     async def info(self) -> Task:
@@ -171,9 +176,11 @@ class _never:
 class Nexq:
     """A Nexq application: handlers, cron entries and a store URL."""
 
-    def __init__(self, store: str | None = None, *, namespace: str = "nexq") -> None:
+    def __init__(self, store: str | None = None, *, namespace: str = "nexq",
+                 middleware: Sequence[Middleware] = ()) -> None:
         self.store_url = store
         self.namespace = namespace
+        self.middleware = tuple(middleware)  # hooks around enqueue and processing (nexq.hooks)
         self.handlers: dict[str, TaskDef] = {}
         self.cron_entries: list[Any] = []
         self._runtime: Runtime | None = None
@@ -214,9 +221,15 @@ class Nexq:
 
     @asynccontextmanager
     async def connect(self, store: str | None = None) -> AsyncIterator[Nexq]:
-        """Open the store for producing (and inspecting) from this process."""
-        settings = Settings.load({"store": store or self.store_url, "namespace": self.namespace})
-        async with open_runtime(settings) as rt:
+        """Open the store for producing (and inspecting) from this process.
+
+        The store is ``store`` if given, else ``NEXQ_STORE``, else the app's
+        own, else the embedded store; the namespace ``NEXQ_NAMESPACE``, else
+        the app's: the same layering as ``nexq run`` / ``nexq worker``. An
+        exception raised inside the block leaves it unchanged on every store.
+        """
+        settings = Settings.load({"store": store}, app={"store": self.store_url, "namespace": self.namespace})
+        async with open_runtime(settings, self) as rt:
             self.bind(rt)
             try:
                 yield self
@@ -224,7 +237,7 @@ class Nexq:
                 self.bind(None)
 
     @property
-    def broker(self) -> Broker:
+    def broker(self) -> QueueBackend:
         if self._runtime is None:
             raise NexqError("the app is not connected: use `async with app.connect():`")
         return self._runtime.broker
@@ -243,12 +256,12 @@ class Nexq:
         """Enqueue one task. Options: queue, priority, delay, run_at,
         max_retries, timeout, unique_key, task_id, retry."""
         [e] = await self.broker.enqueue_many([self.request(type, payload, options)])
-        return TaskHandle(e.task_id, self, self.broker, e.created)
+        return TaskHandle(e.task_id, self.broker, e.created)
 
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
         reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]
-        return [TaskHandle(e.task_id, self, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
+        return [TaskHandle(e.task_id, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
     async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
         """Run steps one after another: each (type, payload[, options])
@@ -275,4 +288,4 @@ class Nexq:
         return members, join
 
     def handle(self, task_id: str) -> TaskHandle:
-        return TaskHandle(task_id, self, self.broker)
+        return TaskHandle(task_id, self.broker)

@@ -65,3 +65,14 @@ class StoreFull(NexqError):
     Pogocache evicts keys silently once full, pending tasks included, so
     Nexq stops accepting work before that point (see README).
     """
+
+
+class Defer(NexqError):
+    """Raise from a handler or a ``before_process`` hook to run this attempt
+    again after ``delay`` seconds without counting it against the retries
+    (concurrency and rate limits use it)."""
+
+    def __init__(self, delay: float, reason: str = "deferred") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason

@@ -2,35 +2,65 @@
 
 All keys live under a namespace (default ``nexq``) so deployments and tests
 share a server by prefix. ``R`` = the terminal retention (default 7 days).
+Values of ``cur`` use the stored states of :class:`State`.
 
 | family | value | written by | TTL |
 |---|---|---|---|
 | ``spec:{id}`` | TaskSpec JSON | enqueue (NX) | none; R once terminal |
-| ``cur:{id}`` | ``attempt|state|time`` | enqueue, then the winner of each ``fin`` | none; R once terminal |
-| ``fin:{id}:{a}`` | outcome record JSON | first of ack / reaper / cancel (NX) | none; R once terminal |
+| ``cur:{id}`` | ``attempt|state|time|free`` | enqueue, then the winner of each ``fin`` | none; R once terminal |
+| ``fin:{id}:{a}`` | outcome record JSON | first of ack / reaper / cancel (NX) | none; R (+1 h) once terminal |
 | ``lease:{id}:{a}`` | ``worker|started`` | claimer (NX), heartbeats (XX) | lease (30 s) |
 | ``prog:{id}`` | progress JSON | the running attempt's worker | R |
 | ``hook:{id}`` | webhook delivery records, JSON lines | the delivering worker (APPEND) | R |
 | ``mv:{id}:{a}`` | ``1`` | whoever moves attempt a into a lane (NX) | 1 day |
+| ``rq:{id}:{a}`` | ``1`` | whoever requeues dead / cancelled attempt a (NX) | 1 day |
 | ``uniq:{key}`` | ``id|claimed_at`` | enqueue (NX) | until terminal |
-| ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCR) / consumers | none |
+| ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCRBY) / consumers | none |
 | ``lane:{q}:{p}:s:{n}`` | ``id|a``, then ``~`` | producer (NX), consumer (XX GET) | none; 1 h once taken |
 | ``wheel:cursor`` | last claimed bucket | schedulers (INCR) | none |
-| ``wheel:{b}`` | ``kind|id|a|extra,`` append-list | producers, reaper | deleted once read |
+| ``wheel:{b}`` | ``kind|id|a|extra,`` append-list | producers, claimers, reaper | deleted once read |
 | ``seq`` / ``idx:{n}`` | counter / task id | enqueue | idx: R once terminal |
 | ``queues`` / ``qreg:{q}`` | ``name,`` append-list / marker | first enqueue to a queue | none |
 | ``paused:{q}`` | ``1`` | pause / resume | none |
 | ``cnt:{q}:{state}`` | integer | each state change's single writer | none |
-| ``m:{minute}:{kind}`` | integer (processed / failed) | winners of ``fin`` | 2 days |
-| ``wseq`` / ``wslot:{n}`` / ``worker:{wid}`` | counter / worker id / JSON | worker registry | heartbeat TTL |
+| ``m:{minute}:{kind}`` | integer (processed / failed) | winners of ``fin`` (SET NX PX, then INCRBY) | 2 days |
+| ``deps:{child}`` | unresolved parents (integer) | the child's enqueue, then DECR per edge | none; R with the child |
+| ``kids:{parent}`` | ``child,`` append-list | each child's enqueue | R once the parent ends |
+| ``edge:{child}:{parent}`` | ``1`` | whoever resolves the edge first (NX) | 7 days |
+| ``rel:{child}`` | ``1`` | whoever releases the child (NX) | 7 days |
+| ``wseq`` / ``wlow`` / ``wslot:{n}`` / ``worker:{wid}`` | counter / lowest live slot / worker id / JSON | worker registry | heartbeat TTL |
 | ``cron:{name}:{t}`` | ``1`` | the scheduler that fires slot t (NX) | 1 day |
+| ``cronlast:{name}`` | last fire time | that scheduler | none |
+| ``limit:{type}:slot:{i}`` | ``worker`` | a worker starting a limited attempt (NX) | lease |
+| ``limit:{type}:rate:{w}`` | integer | workers starting attempts (INCR) | two windows |
+| ``canary:{id}`` | ``1`` | the store guard | canary age + 1 h |
 """
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 
 DEFAULT_NAMESPACE = "nexq"
+MARKER_MS = 86_400_000  # once-only markers (mv, rq, cron fires) outlive any retry of their step
+EDGE_MARKER_MS = 7 * 86_400_000  # workflow markers outlive the longest-waiting child we expect
+
+
+class State(enum.StrEnum):
+    """The states stored in ``cur:{id}`` (``running`` is never stored: a
+    live lease on the current attempt shows it)."""
+
+    WAITING = "waiting"
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({State.SUCCEEDED.value, State.DEAD.value, State.CANCELLED.value})
 
 
 @attrs.frozen
@@ -121,6 +151,31 @@ class Keys:
     def cron_last(self, name: str) -> str:
         return f"{self.ns}:cronlast:{name}"
 
-    @property
-    def save_marker(self) -> str:
-        return f"{self.ns}:saved"
+    def deps(self, child: str) -> str:
+        return f"{self.ns}:deps:{child}"
+
+    def kids(self, parent: str) -> str:
+        return f"{self.ns}:kids:{parent}"
+
+    def edge(self, child: str, parent: str) -> str:
+        return f"{self.ns}:edge:{child}:{parent}"
+
+    def released(self, child: str) -> str:
+        return f"{self.ns}:rel:{child}"
+
+    def limit(self, type: str, part: str) -> str:
+        """``limit:{type}:slot:{i}`` or ``limit:{type}:rate:{w}`` (``part``
+        is ``slot:{i}`` / ``rate:{w}``)."""
+        return f"{self.ns}:limit:{type}:{part}"
+
+    def canary(self, name: str) -> str:
+        return f"{self.ns}:canary:{name}"
+
+    def lane_tail(self, queue: str, priority: int) -> str:
+        return f"{self.lane(queue, priority)}:tail"
+
+    def lane_head(self, queue: str, priority: int) -> str:
+        return f"{self.lane(queue, priority)}:head"
+
+    def lane_slot(self, queue: str, priority: int, n: int) -> str:
+        return f"{self.lane(queue, priority)}:s:{n}"

@@ -41,6 +41,7 @@ class Outcome(str, enum.Enum):
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
     DEFERRED = "deferred"  # not run: a concurrency or rate limit was reached
+    HANDED_BACK = "handed_back"  # its worker shut down and gave it back: not counted
 
 
 def parse_priority(value: Any) -> int:

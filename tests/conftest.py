@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from nexq.queue import Broker
+from nexq.queue import NodeBroker
 from nexq.store import Store, open_store
 from tests.servers import redis_server
 
@@ -72,11 +72,11 @@ def checker(resp_url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def make_broker(store: Store, prefix: str) -> Callable[..., Broker]:
+def make_broker(store: Store, prefix: str) -> Callable[..., NodeBroker]:
     """Brokers on the parametrised store, isolated by this test's prefix."""
 
-    def make(**options: object) -> Broker:
+    def make(**options: object) -> NodeBroker:
         options.setdefault("bucket_ms", 50)
-        return Broker(store, namespace=prefix.rstrip(":"), **options)  # type: ignore[arg-type]
+        return NodeBroker(store, namespace=prefix.rstrip(":"), **options)  # type: ignore[arg-type]
 
     return make

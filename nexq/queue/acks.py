@@ -25,13 +25,13 @@ import trio
 
 from ..codec import encode_attempt
 from ..errors import StoreError
+from ..keys import State
 from ..store import Batch
 from ..task import Attempt, TaskSpec
-from .finish import FIN_GRACE, terminal_done, terminal_ops
-from .workflow import kids_key
+from .context import FIN_GRACE
 
 if TYPE_CHECKING:
-    from .engine import Broker
+    from .outcomes import Outcomes
 
 
 MAX_GROUP = 256  # a leader stops waiting for joiners at this size
@@ -51,8 +51,8 @@ class _Ack:
 class AckGroup:
     """Shares the round trips of concurrent successful acks (see module doc)."""
 
-    def __init__(self, broker: Broker) -> None:
-        self._br = broker
+    def __init__(self, outcomes: Outcomes) -> None:
+        self._outcomes = outcomes
         self._joining: list[_Ack] = []
 
     async def ack(self, spec: TaskSpec, attempt: Attempt, result: Any) -> bool:
@@ -77,7 +77,7 @@ class AckGroup:
         try:
             # Shielded: followers depend on it (the store's command timeout bounds it).
             with trio.CancelScope(shield=True):
-                await record(self._br, group)
+                await record(self._outcomes, group)
         except BaseException as exc:
             for w in group[1:]:
                 w.error = type(exc)(str(exc)) if isinstance(exc, StoreError) else exc
@@ -88,17 +88,18 @@ class AckGroup:
         return me.won
 
 
-async def record(br: Broker, group: list[_Ack]) -> None:
+async def record(outcomes: Outcomes, group: list[_Ack]) -> None:
     """Decide and follow up every attempt of ``group`` (sets ``won``)."""
-    k = br.keys
-    px = int(br.retention + FIN_GRACE) * 1000
+    ctx = outcomes.ctx
+    k, store = ctx.keys, ctx.store
+    px = int(ctx.retention + FIN_GRACE) * 1000
     b = Batch()
     for w in group:
         tid, a = w.spec.id, w.attempt.number
         b.set(k.fin(tid, a), w.record, nx=True, px=px)
         b.delete(k.lease(tid, a))
-    decided = await br.store.execute(b)
-    now = br.clock()
+    decided = await store.execute(b)
+    now = ctx.clock()
     winners: list[_Ack] = []
     per_queue: dict[str, int] = {}
     b = Batch()
@@ -107,19 +108,18 @@ async def record(br: Broker, group: list[_Ack]) -> None:
             continue
         w.won = True
         winners.append(w)
-        spec = w.spec
-        br.events.publish("attempt", id=spec.id, type=spec.type, queue=spec.queue,
-                          attempt=w.attempt.number, outcome="succeeded")
-        terminal_ops(br, spec, w.attempt.number, "succeeded", now, 0, b)
-        per_queue[spec.queue] = per_queue.get(spec.queue, 0) + 1
+        outcomes.terminal_ops(w.spec, w.attempt.number, State.SUCCEEDED, now, 0, b)
+        per_queue[w.spec.queue] = per_queue.get(w.spec.queue, 0) + 1
     if not winners:
         return
+    for w in winners:
+        await ctx.hooks.after_decided(outcomes.node, w.spec, w.attempt)
     for q, n in per_queue.items():
-        b.incrby(k.count(q, "succeeded"), n)
-    token = br.minutes.incr(b, k, int(now // 60), "processed", len(winners))
-    # One MGET of every winner's children, after every cur write (see _terminal).
-    b.mget([kids_key(br, w.spec.id) for w in winners])
-    kids = (await br.store.execute(b))[-1]
-    br.minutes.armed(token)
+        b.incrby(k.count(q, State.SUCCEEDED), n)
+    token = ctx.minutes.incr(b, k, int(now // 60), "processed", len(winners))
+    # One MGET of every winner's children, after every cur write (see Outcomes._terminal).
+    b.mget([k.kids(w.spec.id) for w in winners])
+    kids = (await store.execute(b))[-1]
+    ctx.minutes.armed(token)
     for w, kids_raw in zip(winners, kids):
-        await terminal_done(br, w.spec, w.attempt.number, "succeeded", kids_raw)
+        await outcomes.terminal_done(w.spec, w.attempt.number, State.SUCCEEDED, kids_raw)

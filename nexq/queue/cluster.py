@@ -1,4 +1,4 @@
-"""Many store nodes behind one Broker: queues placed by consistent hashing.
+"""Many store nodes behind one QueueBackend: queues placed by consistent hashing.
 
 Pogocache has no clustering, so Nexq spreads *queues* over nodes: a queue's
 new tasks go to the node the :class:`~nexq.queue.ring.Ring` gives it, and a
@@ -24,77 +24,48 @@ rate limits) live on the *home* node, the first one listed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-import attrs
 import trio
 
-from ..errors import StoreFull, StoreUnavailable
-from .engine import Broker, Claimed
-from .enqueue import Enqueued, EnqueueRequest
+from ..errors import StoreUnavailable
+from ..task import Outcome, TaskSpec
+from .cluster_inspect import ClusterInspector
+from .gather import gather
 from .lanes import LaneReader
+from .node import NodeBroker
+from .requests import Claimed, Enqueued, EnqueueRequest
 from .ring import Ring
 
 log = logging.getLogger("nexq.cluster")
-T = TypeVar("T")
-A = TypeVar("A")
 HELD_REFRESH = 1.0  # seconds between re-reads of which queues each node holds
 LOCATE_CACHE = 100_000  # task id -> node entries kept before the cache restarts
 
 
-async def gather(fn: Callable[[A], Awaitable[T]], items: Iterable[A]) -> list[T]:
-    """``fn(item)`` for every item, concurrently; the results in order (the
-    first error wins)."""
-    args = list(items)
-    out: list[Any] = [None] * len(args)
-
-    async def one(i: int) -> None:
-        out[i] = await fn(args[i])
-
-    try:
-        async with trio.open_nursery() as nursery:
-            for i in range(len(args)):
-                nursery.start_soon(one, i)
-    except BaseExceptionGroup as group:
-        # Callers handle StoreUnavailable & co. as if they had made the
-        # calls one by one: hand them the first error, not a group.
-        first: BaseException = group
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-    return out
-
-
-def nodes_of(broker: Broker) -> list[Broker]:
-    """The node brokers behind ``broker`` (itself, for a single store)."""
-    return list(broker.nodes) if isinstance(broker, ClusterBroker) else [broker]
-
-
-class ClusterReader(LaneReader):
+class ClusterReader:
     """A consumer's claim state: one LaneReader per node."""
 
-    def __init__(self, nodes: Sequence[Broker]) -> None:
-        super().__init__(nodes[0].store, nodes[0].keys)
-        self.per_node = [n.reader() for n in nodes]
+    def __init__(self, nodes: Sequence[NodeBroker]) -> None:
+        self.per_node: list[LaneReader] = [n.reader() for n in nodes]
 
 
-class ClusterBroker(Broker):
-    """One Broker per node, presented as one. ``names[i]`` names ``nodes[i]``
-    (its URL without credentials); the first node is the home node."""
+class ClusterBroker:
+    """One NodeBroker per node, presented as one QueueBackend. Each node is
+    named by its ``ctx.name`` (its URL without credentials); the first node
+    is the home node. Hooks are the nodes' own (each node announces what
+    happened on it)."""
 
-    def __init__(self, nodes: Sequence[Broker], names: Sequence[str]) -> None:
-        if len(nodes) != len(names) or not nodes:
-            raise ValueError("a cluster needs one name per node, and at least one node")
-        home = nodes[0]
-        super().__init__(
-            home.store, namespace=home.keys.ns, clock=home.clock, lease_ms=home.lease_ms,
-            retention=home.retention, bucket_ms=int(home.wheel.width * 1000),
-            events=home.events, doorbells=home._list_workers,
-        )
-        self.nodes, self.names, self.ring = list(nodes), list(names), Ring(names)
-        for n in self.nodes:
-            n.on_wake = self.wake  # node-local enqueues wake this process's claimers
+    def __init__(self, nodes: Sequence[NodeBroker]) -> None:
+        if not nodes:
+            raise ValueError("a cluster needs at least one node")
+        self.nodes = list(nodes)
+        self.names = [n.ctx.name for n in self.nodes]
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("every node of a cluster needs its own name")
+        self.ring = Ring(self.names)
+        self.home = self.nodes[0]  # holds cluster-wide keys: registry, cron, limits
+        self.clock, self.lease_ms = self.home.clock, self.home.lease_ms
         self._held: list[set[str]] = [set() for _ in self.nodes]
         self._held_at = float("-inf")
         self._where: dict[str, int] = {}
@@ -112,10 +83,11 @@ class ClusterBroker(Broker):
     def reader(self) -> ClusterReader:
         return ClusterReader(self.nodes)
 
-    def inspector(self) -> Any:
-        from .cluster_inspect import ClusterInspector
-
+    def inspector(self) -> ClusterInspector:
         return ClusterInspector(self)
+
+    def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
+        return self.home.make_spec(req, now)
 
     # -- where things are ---------------------------------------------------------
 
@@ -125,7 +97,7 @@ class ClusterBroker(Broker):
         if fresh or trio.current_time() - self._held_at > HELD_REFRESH:
             async def read(i: int) -> None:
                 try:
-                    raw = await self.nodes[i].store.get(self.keys.queues) or b""
+                    raw = await self.nodes[i].store.get(self.home.keys.queues) or b""
                 except StoreUnavailable:
                     return
                 self._held[i] = {q for q in raw.decode().split(",") if q}
@@ -156,7 +128,7 @@ class ClusterBroker(Broker):
         out: list[int | None] = [self._where.get(t) for t in task_ids]
         missing = sorted({t for t, n in zip(task_ids, out) if n is None})
         if missing:
-            names = [self.keys.spec(t) for t in missing]
+            names = [self.home.keys.spec(t) for t in missing]
             found = await gather(lambda n: n.store.mget(names), self.nodes)
             for i, values in enumerate(found):
                 for t, v in zip(missing, values):
@@ -170,9 +142,12 @@ class ClusterBroker(Broker):
 
     # -- enqueue -------------------------------------------------------------------
 
+    async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
+        return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
+
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
         """Enqueue each request on its queue's node; per node, one
-        :meth:`Broker.enqueue_many`. Everything that can refuse the whole
+        :meth:`NodeBroker.enqueue_many`. Everything that can refuse the whole
         call (validation, a full node, a dependency on another node) is
         checked before any node is written."""
         groups: dict[int, list[int]] = {}
@@ -181,14 +156,12 @@ class ClusterBroker(Broker):
                 self.make_spec(r, self.clock())  # raises ValueError naming the queue
             groups.setdefault(self.node_of(r.queue), []).append(j)
         if len(groups) > 1:
-            # A node validates its own part; across nodes, validate all
-            # first so one bad request leaves every node unwritten.
+            # A node validates and admits its own part; across nodes, do
+            # both first so one bad request or one full node leaves every
+            # node unwritten.
             now = self.clock()
-            for r in requests:
-                self.make_spec(r, now)  # raises ValueError naming the bad field
-        for i in groups:
-            if self.nodes[i].refusing:
-                raise StoreFull(f"node {self.names[i]}: {self.nodes[i].refusing}")
+            for i, idx in groups.items():
+                self.nodes[i].admit([self.make_spec(requests[j], now) for j in idx])
         parents = sorted({p for r in requests for p in r.depends_on})
         if parents:
             where = dict(zip(parents, await self.locate_many(parents)))
@@ -211,26 +184,14 @@ class ClusterBroker(Broker):
         await gather(lambda g: one(*g), groups.items())
         return [r for r in results if r is not None]
 
-    async def announce(self) -> None:
-        await self.nodes[0].announce()
-
     # -- claim and run ------------------------------------------------------------------
 
-    async def claim(
-        self,
-        queues: Sequence[str],
-        capacity: int,
-        worker: str,
-        reader: LaneReader,
-        round_no: int = 0,
-        weights: dict[str, float] | None = None,
-    ) -> list[Claimed]:
+    async def claim(self, queues: Sequence[str], capacity: int, worker: str, reader: Any,
+                    round_no: int = 0, weights: dict[str, float] | None = None) -> list[Claimed]:
         """Claim from the nodes in turn (a different node first each round)
         until ``capacity`` is used. A node that is down is skipped; only if
         every node failed does the error reach the worker."""
-        readers = reader.per_node if isinstance(reader, ClusterReader) else None
-        if readers is None:
-            raise TypeError("a cluster claim needs the reader from ClusterBroker.reader()")
+        readers = reader.per_node  # a ClusterReader, from reader()
         plan = await self.placement(queues)
         out: list[Claimed] = []
         failed: list[StoreUnavailable] = []
@@ -245,9 +206,9 @@ class ClusterBroker(Broker):
             except StoreUnavailable as exc:
                 failed.append(exc)
                 continue
-            for c in got:
+            for c in got:  # each Claimed already names its node (i)
                 self.remember(c.spec.id, i)
-                out.append(attrs.evolve(c, node=i))
+                out.append(c)
         if failed and not out and len(failed) == sum(1 for p in plan if p):
             raise failed[0]
         return out
@@ -272,17 +233,16 @@ class ClusterBroker(Broker):
         await gather(lambda g: one(*g), by_node.items())
         return out
 
-    def watch_cancel(self, c: Claimed, hook: Callable[[], None] | None) -> None:
-        self.nodes[c.node].watch_cancel(c, hook)
-
     async def progress(self, c: Claimed, fraction: float | None, message: str | None) -> None:
         await self.nodes[c.node].progress(c, fraction, message)
 
     async def ack(self, c: Claimed, result: Any = None) -> bool:
         return await self.nodes[c.node].ack(c, result)
 
-    async def fail(self, c: Claimed, error: BaseException | None, **kw: Any) -> bool:
-        return await self.nodes[c.node].fail(c, error, **kw)
+    async def fail(self, c: Claimed, error: BaseException | None, *, outcome: Outcome = Outcome.FAILED,
+                   retry_in: float | None = None, traceback: str | None = None) -> bool:
+        return await self.nodes[c.node].fail(c, error, outcome=outcome, retry_in=retry_in,
+                                             traceback=traceback)
 
     async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
         return await self.nodes[c.node].defer(c, delay, reason)
@@ -302,11 +262,11 @@ class ClusterBroker(Broker):
     async def sweep(self, older_than: float = 5.0) -> int:
         return await self._each_node(lambda n: n.sweep(older_than))
 
-    async def _each_node(self, step: Callable[[Broker], Awaitable[int]]) -> int:
+    async def _each_node(self, step: Callable[[NodeBroker], Awaitable[int]]) -> int:
         """``step`` on every node in parallel; the sum. Raises only if every node failed."""
         errors: list[StoreUnavailable] = []
 
-        async def one(n: Broker) -> int:
+        async def one(n: NodeBroker) -> int:
             try:
                 return await step(n)
             except StoreUnavailable as exc:

@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..task import Task
-from .cluster import gather
+from .gather import gather
 from .inspect import Inspector, Page
 
 if TYPE_CHECKING:
     from .cluster import ClusterBroker
 
 
-class ClusterInspector(Inspector):
-    """Queries and admin actions over every node of a ClusterBroker."""
+class ClusterInspector:
+    """Queries and admin actions over every node of a ClusterBroker (the
+    same methods as :class:`~nexq.queue.inspect.Inspector`)."""
 
     def __init__(self, broker: ClusterBroker) -> None:
-        super().__init__(broker)
         self.cluster = broker
         self.parts = [Inspector(n) for n in broker.nodes]
 
@@ -48,15 +48,8 @@ class ClusterInspector(Inspector):
         await gather(lambda g: one(*g), by_node.items())
         return out
 
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        limit: int = 50,
-        cursor: int | str | None = None,
-    ) -> Page:
+    async def list(self, *, status: str | None = None, type: str | None = None, queue: str | None = None,
+                   limit: int = 50, cursor: int | str | None = None) -> Page:
         """Newest first across nodes (by creation time); see the module
         docstring for the cursor. Raises ValueError for a malformed cursor."""
         n = len(self.parts)

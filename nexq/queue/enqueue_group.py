@@ -37,8 +37,12 @@ import trio
 from ..errors import StoreError, StoreFull
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
     from ..task import TaskSpec
-    from .enqueue import Enqueued, Producer
+    from .requests import Enqueued
+
+    WriteSpecs = Callable[[list[TaskSpec], Sequence[bool]], Awaitable[list[Enqueued]]]
 
 MAX_JOIN = 100  # calls with up to this many requests join groups; larger ones write alone
 MAX_GROUP = 1000  # tasks in one group; a call that would pass it starts the next group
@@ -67,8 +71,8 @@ class _Group:
 class EnqueueGroup:
     """Shares the round trips of concurrent enqueues (see the module doc)."""
 
-    def __init__(self, producer: Producer) -> None:
-        self._producer = producer
+    def __init__(self, write_specs: WriteSpecs) -> None:
+        self._write = write_specs  # Producer.write_specs: the bulk protocol
         self._forming: _Group | None = None  # the group still taking members
         self._writing = 0  # enqueue writes in flight (lone or group)
 
@@ -93,7 +97,7 @@ class EnqueueGroup:
         if not self._writing:
             self._writing += 1
             try:
-                return await self._producer.write_specs(specs, [False] * len(specs))
+                return await self._write(specs, [False] * len(specs))
             finally:
                 self._writing -= 1
         return await self._lead(_Call(specs))
@@ -138,11 +142,11 @@ class EnqueueGroup:
             self._writing += 1
             try:
                 if len(g.calls) == 1:
-                    out = await self._producer.write_specs(flat, [False] * len(flat))
+                    out = await self._write(flat, [False] * len(flat))
                 else:
                     # Shielded: the members depend on it (the store's command timeout bounds it).
                     with trio.CancelScope(shield=True):
-                        out = await self._producer.write_specs(flat, [False] * len(flat))
+                        out = await self._write(flat, [False] * len(flat))
             finally:
                 self._writing -= 1
             at = 0

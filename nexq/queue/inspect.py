@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -22,10 +22,14 @@ from ..codec import (
     encode_spec,
     loads,
 )
+from ..keys import TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, Status, Task
-from .engine import Broker
 from .lanes import PRIORITIES, Ref, push
+from .workflow import children
+
+if TYPE_CHECKING:
+    from .node import NodeBroker
 
 SCAN_CHUNK = 200
 SCAN_LIMIT = 5_000  # index entries one list call may walk before returning a cursor
@@ -38,18 +42,16 @@ class Page:
 
 
 class Inspector:
-    """Queries and admin actions over a Broker's keys."""
+    """Queries and admin actions over one node broker's keys."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.br, self.store, self.keys = broker, broker.store, broker.keys
+    def __init__(self, node: NodeBroker) -> None:
+        self.node, self.store, self.keys = node, node.store, node.keys
 
     async def get(self, task_id: str) -> Task | None:
         """Everything about one task, or None if unknown or expired."""
-        from .workflow import children
-
         [task] = await self._load([task_id], detail=True)
         if task is not None:
-            kids = await children(self.br, task_id)
+            kids = await children(self.store, self.keys, task_id)
             if kids:
                 task = attrs.evolve(task, children=tuple(kids))
         return task
@@ -95,15 +97,8 @@ class Inspector:
             out.append(task)
         return out
 
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        limit: int = 50,
-        cursor: int | str | None = None,
-    ) -> Page:
+    async def list(self, *, status: str | None = None, type: str | None = None, queue: str | None = None,
+                   limit: int = 50, cursor: int | str | None = None) -> Page:
         """Tasks newest first, filtered; ``next_cursor`` continues the walk.
         Raises ValueError for a cursor that is not one of this store's."""
         if isinstance(cursor, str):
@@ -143,7 +138,7 @@ class Inspector:
         k, keys = self.keys, []
         for q in names:
             keys.append(k.paused(q))
-            keys += [k.count(q, s) for s in ("scheduled", "succeeded", "dead", "cancelled")]
+            keys += [k.count(q, s) for s in (State.SCHEDULED, State.SUCCEEDED, State.DEAD, State.CANCELLED)]
             for p in PRIORITIES:
                 keys += [k.lane(q, p) + ":head", k.lane(q, p) + ":tail"]
         vals = await self.store.mget(keys) if keys else []
@@ -165,7 +160,7 @@ class Inspector:
 
     async def throughput(self, minutes: int = 60) -> builtins.list[dict[str, Any]]:
         """Processed / failed per minute, oldest first, for charts."""
-        now_min = int(self.br.clock() // 60)
+        now_min = int(self.node.clock() // 60)
         mins = list(range(now_min - minutes + 1, now_min + 1))
         keys = [self.keys.minute(m, kind) for m in mins for kind in ("processed", "failed")]
         vals = await self.store.mget(keys)
@@ -188,20 +183,20 @@ class Inspector:
         if spec_raw is None or cur_raw is None:
             return False
         a, state, _, free = decode_cur(cur_raw)
-        if state not in ("dead", "cancelled"):
+        if state not in (State.DEAD, State.CANCELLED):
             return False
         if not await self.store.set(k.requeued(task_id, a), b"1", nx=True, px=86_400_000):
             return False
         spec = decode_spec(spec_raw)
-        now = self.br.clock()
+        now = self.node.clock()
         # A new attempt with a fresh retry budget; the task is live again, so
         # its keys lose their retention TTL.
         b = Batch().set(k.spec(task_id), encode_spec(spec)).set(k.index(spec.seq), task_id)
-        b.set(k.cur(task_id), encode_cur(a + 1, "pending", now, a))
+        b.set(k.cur(task_id), encode_cur(a + 1, State.PENDING, now, a))
         b.incrby(k.count(spec.queue, state), -1)
         await self.store.execute(b)
         await push(self.store, k, {(spec.queue, spec.priority): [Ref(task_id, a + 1)]})
-        await self.br.announce()
+        await self.node.ctx.hooks.after_push(self.node)
         return True
 
     async def delete(self, task_id: str) -> bool:
@@ -210,7 +205,7 @@ class Inspector:
         spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
         if spec_raw is None:
             return False
-        await self.br.cancel(task_id)
+        await self.node.cancel(task_id)
         spec = decode_spec(spec_raw)
         a = decode_cur(cur_raw)[0] if cur_raw else 1
         names = [k.spec(task_id), k.cur(task_id), k.progress(task_id), k.index(spec.seq)]
@@ -258,7 +253,7 @@ def _derive(
             if att.outcome is Outcome.SUCCEEDED:
                 result = res
     current = attempts[-1] if attempts and attempts[-1].number == a else None
-    if state in ("succeeded", "dead", "cancelled"):
+    if state in TERMINAL_STATES:
         status = Status(state)
     elif current is not None and current.outcome is not None:
         status = _OUTCOME_STATUS.get(current.outcome, Status.RETRYING)

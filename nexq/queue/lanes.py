@@ -70,7 +70,7 @@ class Push:
         """Add the tail reservations; returns the index of the first answer."""
         at = len(b)
         for q, p in self._order:
-            b.incrby(self.keys.lane(q, p) + ":tail", len(self.lanes[(q, p)]))
+            b.incrby(self.keys.lane_tail(q, p), len(self.lanes[(q, p)]))
         return at
 
     def fill(self, b: Batch, tails: list[int]) -> None:
@@ -78,11 +78,10 @@ class Push:
         for (q, p), tail in zip(self._order, tails):
             refs = self.lanes[(q, p)]
             first = tail - len(refs) + 1
-            prefix = self.keys.lane(q, p)
             for i, ref in enumerate(refs):
-                b.set(f"{prefix}:s:{first + i}", encode_ref(ref.task_id, ref.attempt), nx=True)
+                b.set(self.keys.lane_slot(q, p, first + i), encode_ref(ref.task_id, ref.attempt), nx=True)
                 self._plan.append(((q, p), first + i, ref))
-            b.get(prefix + ":head")
+            b.get(self.keys.lane_head(q, p))
 
     async def settle(self, store: Store, answers: list[object]) -> None:
         """Handle the rare cases: a tombstoned slot, or a slot a consumer may
@@ -104,7 +103,7 @@ class Push:
         if maybe_skipped:
             b = Batch()
             for (q, p), n, _ in maybe_skipped:
-                b.set(f"{self.keys.lane(q, p)}:s:{n}", TAKEN, xx=True, get=True, px=TAKEN_TTL_MS)
+                b.set(self.keys.lane_slot(q, p, n), TAKEN, xx=True, get=True, px=TAKEN_TTL_MS)
             for item, old in zip(maybe_skipped, await store.execute(b)):
                 if old is not None and old != TAKEN:
                     retry.setdefault(item[0], []).append(item[2])  # we took it back
@@ -134,8 +133,7 @@ async def read_lanes(
     names: list[str] = [keys.paused(q) for q in queues]
     lanes = [(q, p) for q in queues for p in PRIORITIES]
     for q, p in lanes:
-        prefix = keys.lane(q, p)
-        names += [prefix + ":head", prefix + ":tail"]
+        names += [keys.lane_head(q, p), keys.lane_tail(q, p)]
     (values,) = await store.execute(b.mget(names))
     paused = {q: values[i] is not None for i, q in enumerate(queues)}
     states: dict[tuple[str, int], LaneState] = {}
@@ -201,8 +199,7 @@ class LaneReader:
         """
         keys: list[tuple[int, int, str]] = []
         for idx, ((q, p), head, count) in enumerate(plan):
-            prefix = self.keys.lane(q, p)
-            keys += [(idx, n, f"{prefix}:s:{n}") for n in range(head + 1, head + count + 1)]
+            keys += [(idx, n, self.keys.lane_slot(q, p, n)) for n in range(head + 1, head + count + 1)]
         values = await self.store.mget([k for _, _, k in keys]) if keys else []
         out = []
         for (idx, n, key), v in zip(keys, values):
@@ -243,6 +240,6 @@ class LaneReader:
                 blocked[s.plan_idx] = True
         for idx, ((q, p), head, _) in enumerate(plan):
             if upto[idx] > head:
-                b.set(self.keys.lane(q, p) + ":head", upto[idx])
+                b.set(self.keys.lane_head(q, p), upto[idx])
         if len(self._holes) > 10_000:
             self._holes.clear()

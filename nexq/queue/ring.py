@@ -39,10 +39,6 @@ class Ring:
         i = bisect.bisect_left(self._hashes, _point(queue))
         return self._owners[i % len(self._owners)]
 
-    def index_for(self, queue: str) -> int:
-        """Position in ``nodes`` (as given) of the node that holds ``queue``."""
-        return self.nodes.index(self.node_for(queue))
-
     def moves(self, other: Ring, queues: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Of ``queues``, those placed differently on ``other``: name -> (here, there)."""
         out = {}

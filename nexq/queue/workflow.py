@@ -18,21 +18,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..codec import decode_cur, decode_spec, encode_cur
-from ..keys import Keys
+from ..hooks import Middleware, Terminal
+from ..keys import EDGE_MARKER_MS, TERMINAL_STATES, Keys, State
 from ..store import Batch, Store
 from ..task import TaskSpec
 from .lanes import Ref, push
 from .wheel import Entry
 
 if TYPE_CHECKING:
-    from .engine import Broker
-
-TERMINAL = ("succeeded", "dead", "cancelled")
-MARKER_MS = 7 * 86_400_000
-
-
-def _k(br: Broker, part: str) -> str:
-    return f"{br.keys.ns}:{part}"
+    from .node import NodeBroker
 
 
 async def check_parents(store: Store, keys: Keys, parents: Sequence[str]) -> None:
@@ -43,16 +37,17 @@ async def check_parents(store: Store, keys: Keys, parents: Sequence[str]) -> Non
             raise ValueError(f"depends_on: no task {p!r}")
 
 
-async def register(br: Broker, children: Sequence[TaskSpec]) -> None:
+async def register(node: NodeBroker, children: Sequence[TaskSpec]) -> None:
     """After the children's records are written: link them to their parents,
     then resolve the edges to parents that have already ended."""
+    k = node.ctx.keys
     b = Batch()
     for c in children:
-        b.set(_k(br, f"deps:{c.id}"), len(c.depends_on))
+        b.set(k.deps(c.id), len(c.depends_on))
         for p in c.depends_on:
-            b.append(_k(br, f"kids:{p}"), f"{c.id},")
-            b.get(br.keys.cur(p))
-    answers = await br.store.execute(b)
+            b.append(k.kids(p), f"{c.id},")
+            b.get(k.cur(p))
+    answers = await node.ctx.store.execute(b)
     pos = 0
     for c in children:
         pos += 1
@@ -61,56 +56,58 @@ async def register(br: Broker, children: Sequence[TaskSpec]) -> None:
             pos += 2
             if cur_raw is not None:
                 state = decode_cur(cur_raw)[1]
-                if state in TERMINAL:
-                    await resolve_edge(br, c.id, p, state)
+                if state in TERMINAL_STATES:
+                    await resolve_edge(node, c.id, p, state)
 
 
-def kids_key(br: Broker, parent: str) -> str:
-    return _k(br, f"kids:{parent}")
+class Workflows(Middleware):
+    """Resolves a parent's edges to its children when it ends: the queue's
+    own subscriber to ``after_terminal`` (every node broker has it)."""
+
+    async def after_terminal(self, node: NodeBroker, event: Terminal) -> None:
+        for child in event.children:
+            await resolve_edge(node, child, event.spec.id, event.state)
 
 
-async def parent_ended(br: Broker, parent: str, state: str, kids_raw: bytes) -> None:
-    """A task reached a terminal state: resolve the edges to its children
-    (``kids_raw``: its ``kids`` list, read right after its terminal write)."""
-    for child in dict.fromkeys(c for c in kids_raw.decode().split(",") if c):
-        await resolve_edge(br, child, parent, state)
-
-
-async def resolve_edge(br: Broker, child: str, parent: str, state: str) -> None:
-    if not await br.store.set(_k(br, f"edge:{child}:{parent}"), b"1", nx=True, px=MARKER_MS):
+async def resolve_edge(node: NodeBroker, child: str, parent: str, state: str) -> None:
+    store, k = node.ctx.store, node.ctx.keys
+    if not await store.set(k.edge(child, parent), b"1", nx=True, px=EDGE_MARKER_MS):
         return  # resolved already, by the other side
-    spec_raw = await br.store.get(br.keys.spec(child))
+    spec_raw = await store.get(k.spec(child))
     if spec_raw is None:
         return
     spec = decode_spec(spec_raw)
-    if state != "succeeded" and spec.on_parent_failure == "cancel":
-        await br.cancel(child, reason=f"parent task {parent} ended {state}")
+    if state != State.SUCCEEDED and spec.on_parent_failure == "cancel":
+        await node.cancel(child, reason=f"parent task {parent} ended {state}")
         return
-    left = await br.store.incrby(_k(br, f"deps:{child}"), -1)
+    left = await store.incrby(k.deps(child), -1)
     if left <= 0:
-        await release(br, spec)
+        await release(node, spec)
 
 
-async def release(br: Broker, spec: TaskSpec) -> None:
+async def release(node: NodeBroker, spec: TaskSpec) -> None:
     """Every parent resolved: the child becomes pending (or scheduled), once."""
-    if not await br.store.set(_k(br, f"rel:{spec.id}"), b"1", nx=True, px=MARKER_MS):
+    ctx = node.ctx
+    store, k = ctx.store, ctx.keys
+    if not await store.set(k.released(spec.id), b"1", nx=True, px=EDGE_MARKER_MS):
         return
-    if await br.store.exists(br.keys.fin(spec.id, 1)):
+    if await store.exists(k.fin(spec.id, 1)):
         return  # cancelled while it waited
-    now = br.clock()
+    now = ctx.clock()
     if spec.run_at is not None and spec.run_at > now:
-        b = Batch().set(br.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
-        b.incr(br.keys.count(spec.queue, "scheduled"))
-        await br.store.execute(b)
-        late = await br.wheel.add([Entry("P", spec.id, 1, spec.run_at)])
+        b = Batch().set(k.cur(spec.id), encode_cur(1, State.SCHEDULED, spec.run_at))
+        b.incr(k.count(spec.queue, State.SCHEDULED))
+        await store.execute(b)
+        late = await ctx.wheel.add([Entry("P", spec.id, 1, spec.run_at)])
         if late:
-            await br.promote(late)
+            await node.promote(late)
         return
-    await br.store.set(br.keys.cur(spec.id), encode_cur(1, "pending", now))
-    await push(br.store, br.keys, {(spec.queue, spec.priority): [Ref(spec.id, 1)]})
-    await br.announce()
+    await store.set(k.cur(spec.id), encode_cur(1, State.PENDING, now))
+    await push(store, k, {(spec.queue, spec.priority): [Ref(spec.id, 1)]})
+    await ctx.hooks.after_push(node)
 
 
-async def children(br: Broker, parent: str) -> list[str]:
-    raw = await br.store.get(_k(br, f"kids:{parent}"))
+async def children(store: Store, keys: Keys, parent: str) -> list[str]:
+    """The ids of the tasks that depend on ``parent``, in the order they were added."""
+    raw = await store.get(keys.kids(parent))
     return list(dict.fromkeys(c for c in (raw or b"").decode().split(",") if c))

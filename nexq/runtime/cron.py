@@ -18,10 +18,10 @@ import trio
 from croniter import croniter
 
 from ..errors import StoreUnavailable
-from ..queue import Broker, EnqueueRequest
+from ..keys import MARKER_MS
+from ..queue import EnqueueRequest, QueueBackend
 
 log = logging.getLogger("nexq.cron")
-MARKER_MS = 86_400_000
 
 
 @attrs.frozen
@@ -56,17 +56,18 @@ class CronEntry:
 class CronScheduler:
     """Fires a set of cron entries; any number may run at once."""
 
-    def __init__(self, broker: Broker, entries: list[CronEntry]) -> None:
+    def __init__(self, broker: QueueBackend, entries: list[CronEntry]) -> None:
         self.broker, self.entries = broker, entries
         self.fired = 0  # fires this scheduler won
 
     async def fire(self, entry: CronEntry, t: float) -> bool:
         """Enqueue ``entry``'s fire at ``t`` unless another scheduler did."""
-        k = self.broker.keys
-        if not await self.broker.store.set(k.cron_fire(entry.name, int(t)), b"1", nx=True, px=MARKER_MS):
+        home = self.broker.home
+        k = home.keys
+        if not await home.store.set(k.cron_fire(entry.name, int(t)), b"1", nx=True, px=MARKER_MS):
             return False
         await self.broker.enqueue_many([EnqueueRequest(entry.type, entry.payload, **entry.options)])
-        await self.broker.store.set(k.cron_last(entry.name), f"{t:.0f}")
+        await home.store.set(k.cron_last(entry.name), f"{t:.0f}")
         self.fired += 1
         return True
 
@@ -90,8 +91,9 @@ class CronScheduler:
             task_status.started()
 
     async def status(self) -> list[dict[str, Any]]:
-        k = self.broker.keys
-        lasts = await self.broker.store.mget([k.cron_last(e.name) for e in self.entries]) if self.entries else []
+        home = self.broker.home
+        k = home.keys
+        lasts = await home.store.mget([k.cron_last(e.name) for e in self.entries]) if self.entries else []
         now = self.broker.clock()
         return [
             {

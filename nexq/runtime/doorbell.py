@@ -44,7 +44,6 @@ class Doorbell:
     def __init__(self, on_ring: Callable[[], None], host: str = "127.0.0.1") -> None:
         self.on_ring, self.host = on_ring, host
         self.address: tuple[str, int] | None = None
-        self.rings = 0
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
@@ -54,7 +53,6 @@ class Doorbell:
             task_status.started(self.address)
             while True:
                 await sock.recv(16)
-                self.rings += 1
                 self.on_ring()
 
 

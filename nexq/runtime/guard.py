@@ -22,8 +22,14 @@ from typing import Any
 
 import trio
 
-from ..errors import StoreError
-from ..queue import Broker
+from collections.abc import Sequence
+
+from ..errors import StoreError, StoreFull
+from ..hooks import Middleware
+from ..keys import Keys
+from ..queue import NodeBroker
+from ..store import Store
+from ..task import TaskSpec
 
 log = logging.getLogger("nexq.guard")
 
@@ -37,16 +43,21 @@ def memory_used(info: dict[str, str]) -> int | None:
 
 
 class StoreGuard:
+    """Watches one store node; ``refusing`` says why it refuses new work (None: it accepts)."""
+
     def __init__(
         self,
-        broker: Broker,
+        store: Store,
+        keys: Keys,
         memory_limit: int | None = None,
         *,
         interval: float = 5.0,
         canary_every: float = 30.0,
         canary_age: float = 300.0,
     ) -> None:
-        self.broker, self.memory_limit, self.interval = broker, memory_limit, interval
+        self.store, self.keys = store, keys
+        self.memory_limit, self.interval = memory_limit, interval
+        self.refusing: str | None = None
         self.canary_every, self.canary_age = canary_every, canary_age
         self.used: int | None = None
         self.evicted = 0  # canaries found missing
@@ -58,30 +69,30 @@ class StoreGuard:
         return {
             "memory_used": self.used,
             "memory_limit": self.memory_limit,
-            "refusing": self.broker.refusing,
+            "refusing": self.refusing,
             "evictions_detected": self.evicted,
         }
 
     async def check(self) -> None:
         """One round: memory against the limit, then the canaries."""
-        self.used = memory_used(await self.broker.store.info())
+        self.used = memory_used(await self.store.info())
         if self.memory_limit and self.used is not None and self.used >= self.memory_limit:
-            if not self.broker.refusing:
+            if not self.refusing:
                 log.error("store memory %d B is over the limit %d B: refusing new tasks",
                           self.used, self.memory_limit)
-            self.broker.refusing = (
+            self.refusing = (
                 f"the store uses {self.used} bytes, over Nexq's limit of {self.memory_limit}: "
                 "new tasks are refused until workers drain the backlog or the limit is raised"
             )
-        elif self.broker.refusing:
+        elif self.refusing:
             log.warning("store memory back under the limit: accepting new tasks")
-            self.broker.refusing = None
+            self.refusing = None
         await self._canary_round()
 
     async def _canary_round(self) -> None:
-        store, keys, now = self.broker.store, self.broker.keys, trio.current_time()
+        store, keys, now = self.store, self.keys, trio.current_time()
         if now >= self._next_canary:
-            key = f"{keys.ns}:canary:{keys.ns}-{id(self):x}-{int(now * 1000)}"
+            key = keys.canary(f"{keys.ns}-{id(self):x}-{int(now * 1000)}")
             await store.set(key, b"1", px=int((self.canary_age + 3600) * 1000))
             self._canaries.append((now, key))
             self._next_canary = now + self.canary_every
@@ -106,3 +117,16 @@ class StoreGuard:
             except StoreError as exc:
                 log.warning("store guard: %s", exc)
             await trio.sleep(self.interval)
+
+
+class Admission(Middleware):
+    """Refuses enqueues (``StoreFull``) on a node whose guard is refusing."""
+
+    def __init__(self, guards: Sequence[StoreGuard], names: Sequence[str]) -> None:
+        self.guards = list(guards)
+        self.names = list(names)
+
+    def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
+        why = self.guards[node.ctx.index].refusing
+        if why:
+            raise StoreFull(why if len(self.guards) == 1 else f"node {self.names[node.ctx.index]}: {why}")

@@ -21,8 +21,17 @@ import re
 
 import attrs
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+
+from ..errors import Defer, StoreUnavailable
+from ..hooks import Middleware
 from ..keys import Keys
+from ..queue import Claimed
 from ..store import Batch, Store
+from ..task import Outcome
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -52,10 +61,6 @@ class Limits:
         return self.concurrency is not None or self.rate is not None
 
 
-def _key(keys: Keys, type: str, part: str) -> str:
-    return f"{keys.ns}:limit:{type}:{part}"
-
-
 class Limiter:
     """Takes and gives back the permits of one worker process."""
 
@@ -69,7 +74,7 @@ class Limiter:
         if limits.concurrency is not None:
             order = list(range(limits.concurrency))
             self._rng.shuffle(order)
-            names = [_key(self.keys, type, f"slot:{i}") for i in order]
+            names = [self.keys.limit(type, f"slot:{i}") for i in order]
             b = Batch()
             for n in names:
                 b.set(n, owner, nx=True, px=self.lease_ms)
@@ -81,7 +86,7 @@ class Limiter:
                 await self.store.delete(*won[1:])
         if limits.rate is not None:
             window = int(now // limits.rate.per)
-            key = _key(self.keys, type, f"rate:{window}")
+            key = self.keys.limit(type, f"rate:{window}")
             b = Batch().incr(key).expire(key, max(1, int(limits.rate.per * 2)))
             used = (await self.store.execute(b))[0]
             if used > limits.rate.count:
@@ -101,3 +106,40 @@ class Limiter:
 
     async def release(self, slot: str) -> None:
         await self.store.delete(slot)
+
+
+class LimitTasks(Middleware):
+    """Applies each task type's limits around its handler: takes a permit
+    in ``before_process`` (or defers the attempt with :class:`Defer`),
+    renews it with the heartbeat, gives it back in ``after_process``."""
+
+    def __init__(self, limits: Mapping[str, Limits], store: Store, keys: Keys, lease_ms: int,
+                 clock: Callable[[], float]) -> None:
+        self.limits = {t: lim for t, lim in limits.items() if lim.any}
+        self.limiter = Limiter(store, keys, lease_ms)
+        self.clock = clock
+        self.slots: dict[tuple[str, int], tuple[str, str]] = {}  # attempt -> (slot key, owner)
+
+    async def before_process(self, ctx: Any) -> None:
+        c: Claimed = ctx.task
+        lim = self.limits.get(c.spec.type)
+        if lim is None:
+            return
+        slot, wait = await self.limiter.acquire(c.spec.type, lim, self.clock(), c.worker)
+        if wait is not None:
+            raise Defer(wait, f"{c.spec.type} is at its concurrency or rate limit")
+        if slot is not None:
+            self.slots[(c.spec.id, c.attempt)] = (slot, c.worker)
+
+    async def after_process(self, ctx: Any, outcome: Outcome | None, result: Any,
+                            error: BaseException | None, duration: float) -> None:
+        held = self.slots.pop((ctx.task.spec.id, ctx.task.attempt), None)
+        if held is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                try:
+                    await self.limiter.release(held[0])
+                except StoreUnavailable:
+                    pass  # it expires with the lease
+
+    async def after_heartbeat(self, running: Sequence[Claimed]) -> None:
+        await self.limiter.renew(list(self.slots.values()))

@@ -15,22 +15,36 @@ import trio
 
 from ..errors import StoreUnavailable
 from ..queue import Inspector
-from ..queue.cluster import ClusterBroker, gather, nodes_of
+from ..queue.gather import gather
 from .runtime import Runtime
 
+PING_TIMEOUT = 5.0
 
-def node_names(rt: Runtime) -> list[str]:
-    """The names of the runtime's nodes, in its order (home first)."""
-    if isinstance(rt.broker, ClusterBroker):
-        return list(rt.broker.names)
-    return [rt.settings.store_nodes[0].node_name]
+
+async def nodes_down(rt: Runtime) -> list[str]:
+    """Names of the store nodes other than home that do not answer a ping."""
+    nodes = rt.broker.nodes
+
+    async def dead(i: int) -> bool:
+        with trio.move_on_after(PING_TIMEOUT):
+            try:
+                await nodes[i].store.ping()
+                return False
+            except StoreUnavailable:
+                return True
+        return True
+
+    others = range(1, len(nodes))
+    flags = await gather(dead, others)
+    return [rt.node_names[i] for i, d in zip(others, flags) if d]
 
 
 async def node_report(rt: Runtime) -> list[dict[str, Any]]:
     """One entry per node; see the module docstring. Never raises for a
     node that is down: it is reported with ``reachable: false``."""
-    nodes, names = nodes_of(rt.broker), node_names(rt)
-    cluster = rt.broker if isinstance(rt.broker, ClusterBroker) else None
+    backend = rt.broker
+    nodes, names = backend.nodes, rt.node_names
+    several = len(nodes) > 1
     running: dict[tuple[str, str], int] = {}
     try:
         listed = await rt.registry.list()
@@ -58,19 +72,19 @@ async def node_report(rt: Runtime) -> list[dict[str, Any]]:
             live = {"pending": s["pending"], "scheduled": s["scheduled"],
                     "running": running.get((names[i], q), 0)}
             entry["live"][q] = live
-            if cluster is None:
+            if not several:
                 entry["queues"].append(q)
-            elif cluster.node_of(q) != i and any(live.values()):
+            elif backend.node_of(q) != i and any(live.values()):
                 entry["draining"].append(q)
-                entry.setdefault("placed_on", {})[q] = names[cluster.node_of(q)]
+                entry.setdefault("placed_on", {})[q] = names[backend.node_of(q)]
         return entry
 
     entries = await gather(one, range(len(nodes)))
-    if cluster is not None:
+    if several:
         # Placed queues come from every node's holdings, so a node lists a
         # queue the ring gives it before its first task lands there, and an
         # unreachable node still shows what is placed on it.
-        every = set().union(*await cluster.held(fresh=True))
+        every = set().union(*await backend.held(fresh=True))
         for i, e in enumerate(entries):
-            e["queues"] = sorted(q for q in every if cluster.node_of(q) == i)
+            e["queues"] = sorted(q for q in every if backend.node_of(q) == i)
     return entries

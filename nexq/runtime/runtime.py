@@ -1,104 +1,124 @@
-"""The runtime context: what one Nexq process shares between its parts.
+"""The Runtime: what one Nexq process shares between its parts.
 
-``run_service`` builds one Runtime; the API, the dashboard, workers and the
-scheduler all read it. Nothing here is global: tests build their own.
+``run_service`` (and ``app.connect()``) builds one Runtime; the API, the
+dashboard, workers and the scheduler all read it. It is complete when
+built: the queue backend with its hooks, the worker registry, the store
+guards, cron and the app's task defaults. Nothing here is global: tests
+build their own.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..config import Settings
+from ..hooks import Hooks, Middleware
 from ..keys import Keys
-from ..queue import Broker, Inspector
-from ..queue.cluster import ClusterBroker
+from ..queue import ClusterBroker, EnqueueRequest, NodeBroker, QueueBackend, WebhookPolicy
 from ..store import Store, open_stores
+from ..webhook_url import check_url
+from .cron import CronScheduler
 from .events import EventHub
+from .guard import Admission, StoreGuard
 from .histogram import Histogram
+from .limits import LimitTasks
 from .registry import WorkerRegistry
+from .subscribers import HandlerDurations, LocalCancels, PublishEvents, Wakeup
+from .webhooks import Webhooks, WebhookSettings
+
+if TYPE_CHECKING:
+    from ..app import Nexq
+    from ..queue.backend import AnyInspector
 
 
-class CronStatus(Protocol):
-    async def status(self) -> list[dict[str, Any]]:
-        """Each cron entry: name, schedule, timezone, type, last_fire, next_fire."""
-        ...
-
-
-class _NoCron:
-    async def status(self) -> list[dict[str, Any]]:
-        return []
-
-
-@attrs.define
+@attrs.frozen
 class Runtime:
     settings: Settings
-    store: Store
-    broker: Broker
-    inspector: Inspector
+    store: Store  # the home node's store
+    broker: QueueBackend
+    inspector: AnyInspector  # one node's, or every node's merged: the same methods
     registry: WorkerRegistry
     events: EventHub
-    cron: CronStatus = attrs.field(factory=_NoCron)
-    task_types: set[str] = attrs.field(factory=set)  # types with a handler in this process
-    guard: Any = None  # the StoreGuard, when this process runs one
-    handler_durations: Histogram = attrs.field(factory=Histogram)
+    hooks: Hooks
+    wakeup: Wakeup
+    cancels: LocalCancels
+    webhooks: Webhooks
+    guards: list[StoreGuard]
+    cron: CronScheduler
+    handler_durations: Histogram
+    task_types: frozenset[str] = frozenset()  # types with a handler in this process
     # Builds an EnqueueRequest with the type's handler defaults (the app's);
     # the API uses it so tasks made over HTTP get @app.task's settings too.
-    task_defaults: Any = None
+    task_defaults: Callable[[str, Any, dict[str, Any]], EnqueueRequest] | None = None
     started_at: float = attrs.field(factory=time.time)
 
-    @classmethod
-    def build(cls, settings: Settings, store: Store | Sequence[Store],
-              names: Sequence[str] | None = None, **kw: Any) -> Runtime:
-        """The runtime over one store, or over several nodes (``names`` name
-        them; the first is home to the worker registry, cron and limits)."""
-        stores = [store] if isinstance(store, Store) else list(store)
-        events = EventHub()
-        registry = WorkerRegistry(stores[0], Keys(settings.namespace))
-        from .webhooks import WebhookSettings, check_url
+    @property
+    def guard(self) -> StoreGuard:
+        """The home node's guard."""
+        return self.guards[0]
 
+    @property
+    def node_names(self) -> list[str]:
+        """The names of the store nodes, home first (``Claimed.node`` indexes it)."""
+        return self.broker.names
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store | Sequence[Store], names: Sequence[str] | None = None,
+              app: Nexq | None = None, clock: Callable[[], float] = time.time) -> Runtime:
+        """The runtime over one store, or over several nodes (``names`` name
+        them; the first is home to the worker registry, cron and limits),
+        for ``app``'s handlers, cron entries and middleware."""
+        stores = [store] if isinstance(store, Store) else list(store)
+        names = list(names or [f"node{i}" for i in range(len(stores))])
+        keys = Keys(settings.namespace)
+        events = EventHub()
+        registry = WorkerRegistry(stores[0], keys)
         if settings.webhook_url:
             check_url(settings.webhook_url, settings.webhook_allow_private)
-        hook = WebhookSettings(
-            url=settings.webhook_url,
-            secret=settings.webhook_secret,
-            allow_private=settings.webhook_allow_private,
-            on_failure=settings.webhook_on_failure,
-        )
-        nodes = [
-            Broker(
-                s,
-                namespace=settings.namespace,
-                lease_ms=int(settings.lease * 1000),
-                retention=settings.retention,
-                events=events,
-                # the embedded store lives in one process: nobody else to ring
-                doorbells=None if s.kind == "memory" else registry.list,
-            )
-            for s in stores
+        webhooks = Webhooks(WebhookSettings(
+            url=settings.webhook_url, secret=settings.webhook_secret,
+            allow_private=settings.webhook_allow_private, on_failure=settings.webhook_on_failure,
+        ))
+        # the embedded store lives in one process: nobody else to ring
+        wakeup = Wakeup(None if stores[0].kind == "memory" else registry.list)
+        cancels, durations = LocalCancels(), Histogram()
+        guards = [StoreGuard(s, keys, settings.store_memory_limit) for s in stores]
+        lease_ms = int(settings.lease * 1000)
+        middleware: list[Middleware] = [
+            Admission(guards, names), PublishEvents(events), wakeup, cancels, webhooks,
+            HandlerDurations(durations),
         ]
-        broker = nodes[0] if len(nodes) == 1 else ClusterBroker(
-            nodes, list(names or [f"node{i}" for i in range(len(nodes))]))
-        for b in {broker, *nodes}:
-            b.webhook = hook
+        if app is not None:
+            limits = {t: td.limits for t, td in app.handlers.items()}
+            middleware.append(LimitTasks(limits, stores[0], keys, lease_ms, clock))
+            middleware.extend(app.middleware)
+        hooks = Hooks(middleware)
+        policy = WebhookPolicy(settings.webhook_allow_private, settings.webhook_url is not None)
+        nodes = [
+            NodeBroker(s, namespace=settings.namespace, clock=clock, lease_ms=lease_ms,
+                       retention=settings.retention, hooks=hooks, webhooks=policy, name=names[i], index=i)
+            for i, s in enumerate(stores)
+        ]
+        backend: QueueBackend = nodes[0] if len(nodes) == 1 else ClusterBroker(nodes)
         return cls(
-            settings=settings,
-            store=stores[0],
-            broker=broker,
-            inspector=broker.inspector(),
-            registry=registry,
-            events=events,
-            **kw,
+            settings=settings, store=stores[0], broker=backend, inspector=backend.inspector(),
+            registry=registry, events=events, hooks=hooks, wakeup=wakeup, cancels=cancels,
+            webhooks=webhooks, guards=guards,
+            cron=CronScheduler(backend, list(app.cron_entries) if app is not None else []),
+            handler_durations=durations,
+            task_types=frozenset(app.handlers) if app is not None else frozenset(),
+            task_defaults=app.request if app is not None else None,
         )
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, **kw: Any) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, app: Nexq | None = None) -> AsyncIterator[Runtime]:
     """Open every store node ``settings`` lists and build the Runtime on them."""
     nodes = settings.store_nodes
     async with open_stores(nodes, **settings.store_options()) as stores:
-        yield Runtime.build(settings, stores, [n.node_name for n in nodes], **kw)
+        yield Runtime.build(settings, stores, [n.node_name for n in nodes], app)

@@ -13,8 +13,7 @@ from typing import Any
 import trio
 
 from ..errors import StoreError, StoreUnavailable
-from ..queue import Broker
-from ..queue.cluster import nodes_of
+from ..queue import QueueBackend
 from .cron import CronScheduler
 
 log = logging.getLogger("nexq.scheduler")
@@ -25,7 +24,7 @@ class Scheduler:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: QueueBackend,
         cron: CronScheduler | None = None,
         *,
         save_interval: float = 0.0,
@@ -46,7 +45,7 @@ class Scheduler:
             task_status.started()
 
     async def _wheel_loop(self) -> None:
-        width = self.broker.wheel.width
+        width = self.broker.home.ctx.wheel.width
         while True:
             try:
                 if await self.broker.run_due():
@@ -74,7 +73,7 @@ class Scheduler:
         crash then loses at most that window (Pogocache saves only on SAVE)."""
         while True:
             await trio.sleep(self.save_interval)
-            for node in nodes_of(self.broker):
+            for node in self.broker.nodes:
                 if node.store.kind != "pogocache":
                     continue
                 try:

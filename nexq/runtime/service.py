@@ -18,9 +18,6 @@ import trio
 
 from ..app import Nexq
 from ..config import Settings
-from ..queue.cluster import nodes_of
-from .cron import CronScheduler
-from .guard import StoreGuard
 from .runtime import Runtime, open_runtime
 from .scheduler import Scheduler
 from .worker import Worker
@@ -49,24 +46,20 @@ async def run_service(
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped (signal, or ``Service.stop`` set); returns after draining."""
-    async with open_runtime(settings, task_types=set(app.handlers)) as rt:
-        nodes = nodes_of(rt.broker)
+    async with open_runtime(settings, app) as rt:
+        nodes = rt.broker.nodes
         for node in nodes:
             await node.store.ping()  # fail fast (StoreUnavailable) if a store is down
-        rt.cron = cron = CronScheduler(rt.broker, list(app.cron_entries))
-        rt.task_defaults = app.request
         app.bind(rt)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             if api or scheduler:
                 # One guard per node: each node refuses enqueues near its own limit.
-                guards = [StoreGuard(node, settings.store_memory_limit) for node in nodes]
-                rt.guard = guards[0]
-                for guard in guards:
+                for guard in rt.guards:
                     await nursery.start(guard.run)
             if scheduler:
                 save = settings.save_interval if any(n.store.kind == "pogocache" for n in nodes) else 0.0
-                await nursery.start(Scheduler(rt.broker, cron, save_interval=save).run)
+                await nursery.start(Scheduler(rt.broker, rt.cron, save_interval=save).run)
             port = None
             if api:
                 from ..api.server import serve_api

@@ -31,13 +31,14 @@ from typing import Any
 import attrs
 import trio
 
-WEBHOOK_TYPE = "nexq.webhook"
-WEBHOOK_QUEUE = "_webhooks"
-EVENTS = ("succeeded", "dead", "failed")
+from ..codec import dumps
+from ..hooks import Middleware, Terminal
+from ..queue import EnqueueRequest, NodeBroker
+from ..store import Batch
+from ..task import Attempt, RetryPolicy, TaskSpec
+from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE, WebhookRefused, blocked, check_url
 
-
-class WebhookRefused(ValueError):
-    """The URL is not an allowed webhook target; says why."""
+__all__ = ["WEBHOOK_QUEUE", "WEBHOOK_TYPE", "WebhookRefused", "WebhookSettings", "check_url", "Webhooks", "verify"]
 
 
 @attrs.frozen
@@ -49,39 +50,6 @@ class WebhookSettings:
     timeout: float = 10.0
 
 
-def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    for what in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
-        if getattr(ip, f"is_{what}"):
-            return what.replace("_", "-")
-    return None
-
-
-def check_url(url: str, allow_private: bool = False) -> str:
-    """Validate a webhook URL without DNS; returns its host.
-
-    Raises WebhookRefused for a non-http(s) URL, or a literal address (or
-    ``localhost``) in a refused range while private targets are not allowed.
-    """
-    if not isinstance(url, str) or len(url) > 2048:
-        raise WebhookRefused("webhook must be an http(s) URL of at most 2048 characters")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused(f"webhook {url!r} must be an http:// or https:// URL with a host")
-    host = parts.hostname
-    if allow_private:
-        return host
-    if host == "localhost" or host.endswith(".localhost"):
-        raise WebhookRefused(f"webhook host {host!r} is loopback; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # a name: checked again after resolving, before each delivery
-    why = _blocked(ip)
-    if why:
-        raise WebhookRefused(f"webhook address {host} is {why}; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
-    return host
-
-
 async def check_resolved(host: str, port: int, allow_private: bool) -> None:
     """Resolve ``host`` and refuse it if any address is in a refused range."""
     if allow_private:
@@ -89,7 +57,7 @@ async def check_resolved(host: str, port: int, allow_private: bool) -> None:
     infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
-        why = _blocked(ip)
+        why = blocked(ip)
         if why:
             raise WebhookRefused(f"webhook host {host} resolves to {ip}, which is {why}; refused")
 
@@ -131,37 +99,59 @@ def delivery_record(event: str, url: str, attempt: int, ok: bool, status: int | 
             "error": error, "at": time.time()}
 
 
-async def run_delivery(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    """The built-in handler of ``nexq.webhook`` tasks (every worker has it).
+class Webhooks(Middleware):
+    """Enqueues a delivery task when a task with a webhook ends (and, with
+    ``on_failure``, when an attempt fails), and runs those deliveries: its
+    :meth:`deliver` is the handler of ``nexq.webhook`` tasks."""
 
-    Records each try on the task; a refused target is recorded and not
-    retried, any other failure raises so the delivery is retried with backoff.
-    """
-    from ..codec import dumps
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
 
-    broker = ctx.broker
-    settings: WebhookSettings = broker.webhook
-    task = await broker.inspector().get(payload["task"])
-    body = dumps({"event": payload["event"], "task": task.to_json() if task else {"id": payload["task"]}})
-    status: int | None = None
-    error: str | None = None
-    try:
-        status = await deliver(settings, payload["url"], body)
-        return {"status": status}
-    except WebhookRefused as exc:
-        error = str(exc)
-        return {"refused": error}
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        rec = delivery_record(payload["event"], payload["url"], ctx.attempt, error is None, status, error)
-        key = broker.keys.hooks(payload["task"])
-        from ..queue.cluster import nodes_of
-        from ..store import Batch
+    async def on_failure(self, node: NodeBroker, spec: TaskSpec, attempt: Attempt) -> None:
+        if self.settings.on_failure:
+            await self._notify(node, spec, "failed", attempt.number)
 
+    async def after_terminal(self, node: NodeBroker, event: Terminal) -> None:
+        if event.state in ("succeeded", "dead"):
+            await self._notify(node, event.spec, event.state, event.attempt)
+
+    async def _notify(self, node: NodeBroker, spec: TaskSpec, event: str, attempt: int) -> None:
+        """Enqueue a delivery for ``event`` on the task's own node, if it has a webhook."""
+        url = spec.webhook or self.settings.url
+        if url is None or spec.type == WEBHOOK_TYPE:
+            return
+        req = EnqueueRequest(
+            WEBHOOK_TYPE, {"task": spec.id, "event": event, "url": url, "attempt": attempt},
+            queue=WEBHOOK_QUEUE, max_retries=8, retry=RetryPolicy(base=2.0, cap=300.0),
+            # a redone follow-up must not deliver twice while the first is live
+            unique_key=f"webhook:{spec.id}:{attempt}:{event}",
+        )
+        await node.enqueue_many([req])
+
+    async def deliver(self, ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        """The built-in handler of ``nexq.webhook`` tasks (every worker has it).
+
+        Records each try on the task; a refused target is recorded and not
+        retried, any other failure raises so the delivery is retried with backoff.
+        """
         # The delivery task was enqueued on the node of the task it reports
-        # on (its follow-up wrote it there): the record goes beside the task.
-        store = nodes_of(broker)[ctx.task.node].store
-        await store.execute(
-            Batch().append(key, dumps(rec) + b"\n").expire(key, max(1, int(broker.retention))))
+        # on (its follow-up wrote it there): read and record beside the task.
+        node: NodeBroker = ctx.node
+        task = await node.inspector().get(payload["task"])
+        body = dumps({"event": payload["event"], "task": task.to_json() if task else {"id": payload["task"]}})
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = await deliver(self.settings, payload["url"], body)
+            return {"status": status}
+        except WebhookRefused as exc:
+            error = str(exc)
+            return {"refused": error}
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            rec = delivery_record(payload["event"], payload["url"], ctx.attempt, error is None, status, error)
+            key = node.keys.hooks(payload["task"])
+            await node.store.execute(
+                Batch().append(key, dumps(rec) + b"\n").expire(key, node.ctx.retention_s))

@@ -24,17 +24,15 @@ import trio
 
 from ..app import Context, Nexq, TaskDef
 from ..config import parse_queues
-from ..errors import Retry, StoreUnavailable, UnknownTaskType
+from ..errors import Defer, Retry, StoreUnavailable, UnknownTaskType
+from ..hooks import Middleware
 from ..queue import Claimed
 from ..task import Outcome
+from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .doorbell import Doorbell, advertise_ip
-from .limits import Limiter
-from .node_report import node_names
 from .runtime import Runtime
-from .webhooks import WEBHOOK_QUEUE, WEBHOOK_TYPE, run_delivery
 
 log = logging.getLogger("nexq.worker")
-WEBHOOK_HANDLER = TaskDef(WEBHOOK_TYPE, run_delivery)
 DOORBELL_POLL = 0.5  # seconds between idle polls of a worker that has a doorbell
 
 
@@ -66,9 +64,8 @@ class Worker:
         self._stopping = trio.Event()
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
-        self.limiter = Limiter(self.broker.store, self.broker.keys, self.broker.lease_ms)
-        self.slots: dict[tuple[str, int], str] = {}  # limit slots held by running attempts
-        self._node_names = node_names(runtime)  # Claimed.node -> name, for the registry
+        self._node_names = runtime.node_names  # Claimed.node -> name, for the registry
+        self._webhook_handler = TaskDef(WEBHOOK_TYPE, runtime.webhooks.deliver)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -79,7 +76,7 @@ class Worker:
             async with trio.open_nursery() as nursery:
                 if self.rt.store.kind != "memory":
                     host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
-                    self.doorbell = Doorbell(self.broker.wake, advertise_ip(host))
+                    self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host))
                     await nursery.start(self.doorbell.serve)
                 await self.rt.registry.register(self.info())
                 nursery.start_soon(self._beat_loop)
@@ -156,7 +153,7 @@ class Worker:
             ceiling = DOORBELL_POLL if self.doorbell is not None else self.poll_interval
             delay = min(max(delay * 2, 0.002), max(ceiling, self.poll_interval))
             with trio.move_on_after(delay):
-                await _first(self._stopping.wait, lambda: self.broker.wait_for_work(delay))
+                await _first(self._stopping.wait, lambda: self.rt.wakeup.wait(delay))
 
     # -- running ------------------------------------------------------------------
 
@@ -168,35 +165,33 @@ class Worker:
     async def _run_one(self, c: Claimed) -> None:
         key = (c.spec.id, c.attempt)
         _, scope = self.running[key]
-        self.broker.watch_cancel(c, scope.cancel)
+        self.rt.cancels.watch(c.spec.id, c.attempt, scope.cancel)
+        ctx = Context(c, self.broker, self.app)
+        passed: list[Middleware] = []
         started = time.perf_counter()
+        outcome: Outcome | None = None
+        result: Any = None
+        error: BaseException | None = None
         try:
-            td = self.app.handlers.get(c.spec.type)
-            if td is not None and td.limits.any:
-                slot, wait = await self.limiter.acquire(c.spec.type, td.limits, self.broker.clock(), self.id)
-                if wait is not None:
-                    await self.broker.defer(c, wait, f"{c.spec.type} is at its concurrency or rate limit")
-                    self.running.pop(key, None)
-                    return
-                if slot is not None:
-                    self.slots[key] = slot
-            outcome, error, tb, result, retry_in = await self._call(c, scope)
+            try:
+                await self.rt.hooks.before_process(ctx, passed)
+            except Defer as exc:
+                await self.broker.defer(c, exc.delay, exc.reason)
+                self.running.pop(key, None)
+                return
+            outcome, error, tb, result, retry_in = await self._call(c, ctx, scope)
             if outcome is not None:
                 await self._record(c, outcome, error, tb, result, retry_in)
-                self.rt.handler_durations.observe(time.perf_counter() - started)
             # else: cancelled by request or lost lease; another actor decided it.
             self.running.pop(key, None)
         finally:
             # A shutdown cancel skips the pop above: _release_all hands the
             # attempt back so it runs again at once.
-            self.broker.watch_cancel(c, None)
-            slot = self.slots.pop(key, None)
-            if slot is not None:
+            self.rt.cancels.watch(c.spec.id, c.attempt, None)
+            if passed:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    try:
-                        await self.limiter.release(slot)
-                    except StoreUnavailable:
-                        pass  # it expires with the lease
+                    await self.rt.hooks.after_process(passed, ctx, outcome, result, error,
+                                                      time.perf_counter() - started)
             self._idle.set()
 
     async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
@@ -206,22 +201,23 @@ class Worker:
                 # False: the outcome was decided elsewhere (lease lost, cancelled)
                 if await self.broker.ack(c, result):
                     self.processed += 1
+            elif outcome is Outcome.DEFERRED:
+                await self.broker.defer(c, retry_in or 0.0, str(error))
             elif await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb):
                 self.failed += 1
         except StoreUnavailable as exc:
             # The lease will expire and the reaper retries the attempt.
             log.warning("could not record the outcome of %s: %s", c.spec.id, exc)
 
-    async def _call(self, c: Claimed, scope: trio.CancelScope) -> tuple[Any, ...]:
+    async def _call(self, c: Claimed, ctx: Context, scope: trio.CancelScope) -> tuple[Any, ...]:
         """Run the handler; returns (outcome or None if cancelled, error, tb, result, retry_in)."""
         td: TaskDef | None = self.app.handlers.get(c.spec.type)
         if td is None and c.spec.type == WEBHOOK_TYPE:
-            td = WEBHOOK_HANDLER
+            td = self._webhook_handler
         with scope:
             try:
                 if td is None:
                     raise UnknownTaskType(f"no handler is registered for task type {c.spec.type!r}")
-                ctx = Context(c, self.broker, self.app)
                 args = (ctx, c.spec.payload) if td.wants_context else (c.spec.payload,)
                 timeout = c.spec.timeout if c.spec.timeout is not None else td.timeout
                 with trio.fail_after(timeout) if timeout else contextlib.nullcontext():
@@ -237,6 +233,8 @@ class Worker:
                 return Outcome.TIMEOUT, err, None, None, None
             except Retry as exc:
                 return Outcome.FAILED, exc, None, None, exc.delay
+            except Defer as exc:
+                return Outcome.DEFERRED, exc, None, None, exc.delay
             except Exception as exc:
                 return Outcome.FAILED, exc, traceback.format_exc(limit=20), None, None
         return None, None, None, None, None
@@ -254,7 +252,7 @@ class Worker:
                         # Cancelled elsewhere, or our lease is gone (another
                         # worker may run it): stop the handler now.
                         scope.cancel()
-                await self.limiter.renew([(s, self.id) for s in self.slots.values()])
+                await self.rt.hooks.after_heartbeat([c for c, _ in entries])
                 await self.rt.registry.beat(self.info())
             except StoreUnavailable as exc:
                 log.warning("heartbeat failed: %s", exc)

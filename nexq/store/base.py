@@ -13,7 +13,7 @@ commands may interleave, exactly as on the server.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 Key = str
@@ -218,9 +218,3 @@ def check_set_flags(
         raise ValueError("set: nx with get is unreliable on Pogocache; use one")
     if px is not None and px <= 0:
         raise ValueError(f"set: px must be positive, got {px}")
-
-
-def iter_chunks(keys: Sequence[Key], size: int) -> Iterable[Sequence[Key]]:
-    """Split ``keys`` into slices of at most ``size`` (Pogocache caps args)."""
-    for i in range(0, len(keys), size):
-        yield keys[i : i + size]

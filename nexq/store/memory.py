@@ -261,10 +261,3 @@ class MemoryStore(Store):
         if deadline is None:
             return -1
         return max(0, round((deadline - trio.current_time()) * 1000))
-
-
-def data_dir_in_use(path: str) -> bool:
-    """Whether another process holds the data directory's lock."""
-    return Journal.locked_by_other(path)
-
-

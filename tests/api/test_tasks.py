@@ -189,7 +189,7 @@ async def test_depends_on_and_its_errors(client) -> None:  # type: ignore[no-unt
 async def test_store_full_is_a_503_naming_the_limit(client, app) -> None:  # type: ignore[no-untyped-def]
     from nexq.api import api_state
 
-    api_state(app).runtime.broker.refusing = "the store uses 9 bytes, over Nexq's limit of 8"
+    api_state(app).runtime.guard.refusing = "the store uses 9 bytes, over Nexq's limit of 8"
     r = await client.post("/api/tasks", json={"type": "a"})
     body = await r.get_json()
     assert r.status_code == 503 and body["error"]["code"] == "store_full" and "limit" in body["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +20,6 @@ from tests.clocks import trio_clock
 
 
 async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  # type: ignore[no-untyped-def]
-    rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store)
     app = Nexq()
     running, peak = 0, 0
 
@@ -31,6 +31,7 @@ async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  #
         await trio.sleep(0.1)  # the work: long enough for the others to want a turn
         running -= 1
 
+    rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store, app=app)
     app.bind(rt)
     async with trio.open_nursery() as n:
         await n.start(Scheduler(rt.broker).run)
@@ -47,18 +48,16 @@ async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  #
 
 
 async def test_rate_limit_spreads_tasks_over_windows_on_both_stores(store, prefix) -> None:  # type: ignore[no-untyped-def]
-    rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store)
-    await check_rate_limit(rt, count=12)
+    await check_rate_limit(lambda app: Runtime.build(Settings(namespace=prefix.rstrip(":")), store, app=app),
+                           count=12)
 
 
 async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  # type: ignore[no-untyped-def]
-    rt = Runtime.build(Settings(), MemoryStore())
-    rt.broker.clock = trio_clock()
-    rt.broker.wheel.clock = rt.broker.clock
-    await check_rate_limit(rt, count=15)
+    await check_rate_limit(lambda app: Runtime.build(Settings(), MemoryStore(), app=app, clock=trio_clock()),
+                           count=15)
 
 
-async def check_rate_limit(rt: Runtime, count: int) -> None:
+async def check_rate_limit(build: Callable[[Nexq], Runtime], count: int) -> None:
     app = Nexq()
     starts: list[float] = []
 
@@ -66,6 +65,7 @@ async def check_rate_limit(rt: Runtime, count: int) -> None:
     async def api_call(payload: Any) -> None:
         starts.append(rt.broker.clock())
 
+    rt = build(app)
     app.bind(rt)
     async with trio.open_nursery() as n:
         await n.start(Scheduler(rt.broker).run)

@@ -13,7 +13,7 @@ import trio
 
 from nexq.app import Nexq
 from nexq.config import Settings
-from nexq.queue import Broker
+from nexq.queue import NodeBroker
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.webhooks import WebhookRefused, check_resolved, check_url, verify
@@ -139,7 +139,7 @@ async def test_global_webhook_reports_death_and_each_failure(store, prefix, rece
 async def test_private_and_bad_targets_are_refused_at_enqueue(url: str) -> None:
     from nexq.store.memory import MemoryStore
 
-    br = Broker(MemoryStore())
+    br = NodeBroker(MemoryStore())
     with pytest.raises(ValueError):
         await br.enqueue("t", webhook=url)
     with pytest.raises(WebhookRefused):

@@ -9,7 +9,7 @@ import trio
 
 from nexq.app import Nexq, TaskFailed
 from nexq.config import Settings
-from nexq.queue import Broker, Inspector, LaneReader
+from nexq.queue import NodeBroker, Inspector, LaneReader
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
@@ -84,7 +84,7 @@ async def test_run_anyway_policy_runs_after_a_failed_parent(store, prefix) -> No
 
 
 async def test_child_of_an_already_finished_parent_is_released(make_broker) -> None:  # type: ignore[no-untyped-def]
-    br: Broker = make_broker()
+    br: NodeBroker = make_broker()
     reader = LaneReader(br.store, br.keys)
     parent = await br.enqueue("t", "p")
     [c] = await br.claim(["default"], 5, "w", reader)
@@ -100,7 +100,7 @@ async def test_child_of_an_already_finished_parent_is_released(make_broker) -> N
 
 
 async def test_waiting_task_can_be_cancelled_and_bad_parents_are_refused(make_broker) -> None:  # type: ignore[no-untyped-def]
-    br: Broker = make_broker()
+    br: NodeBroker = make_broker()
     parent = await br.enqueue("t")
     child = await br.enqueue("t", depends_on=[parent.task_id])
     assert await br.cancel(child.task_id)

@@ -13,13 +13,13 @@ import sys
 
 import trio
 
-from nexq.queue import Broker, EnqueueRequest, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, LaneReader
 from nexq.store import open_store
 
 
 async def produce(url: str, ns: str, start: int, count: int) -> None:
     async with open_store(url) as store:
-        br = Broker(store, namespace=ns)
+        br = NodeBroker(store, namespace=ns)
         for i in range(start, start + count, 50):
             # mixed sizes: singles and small bulks interleave with other producers
             if (i // 50) % 2:
@@ -32,7 +32,7 @@ async def produce(url: str, ns: str, start: int, count: int) -> None:
 
 async def claim(url: str, ns: str, out: str) -> None:
     async with open_store(url) as store:
-        br = Broker(store, namespace=ns, hole_grace=1.0)
+        br = NodeBroker(store, namespace=ns, hole_grace=1.0)
         reader = LaneReader(store, br.keys, grace=1.0)
         idle = 0
         with open(out, "w") as f:

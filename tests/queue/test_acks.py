@@ -8,14 +8,14 @@ import pytest
 import trio
 
 from nexq.errors import StoreUnavailable
-from nexq.queue import Broker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
 from nexq.store import Batch
 from nexq.task import Status
 
 from .test_engine import CountingStore
 
 
-async def ack_together(br: Broker, claimed: list[Any], result: Any = None) -> list[Any]:
+async def ack_together(br: NodeBroker, claimed: list[Any], result: Any = None) -> list[Any]:
     """Ack every attempt from its own task at the same moment; per attempt
     True / False, or the StoreUnavailable its ack raised."""
     out: list[Any] = [None] * len(claimed)

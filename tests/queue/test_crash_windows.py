@@ -9,18 +9,18 @@ from __future__ import annotations
 import trio
 
 from nexq.codec import encode_attempt
-from nexq.queue import Broker, Inspector, LaneReader
+from nexq.queue import NodeBroker, Inspector, LaneReader
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import Attempt, Outcome, Status
 from tests.clocks import trio_clock
 
 
-def broker(store: MemoryStore) -> Broker:
-    return Broker(store, clock=trio_clock(), lease_ms=2000, bucket_ms=100)
+def broker(store: MemoryStore) -> NodeBroker:
+    return NodeBroker(store, clock=trio_clock(), lease_ms=2000, bucket_ms=100)
 
 
-async def claim_until(br: Broker, limit: float = 60) -> list:  # type: ignore[type-arg]
+async def claim_until(br: NodeBroker, limit: float = 60) -> list:  # type: ignore[type-arg]
     reader = LaneReader(br.store, br.keys)
     with trio.fail_after(limit):
         while not (got := await br.claim(["default"], 10, "survivor", reader)):
@@ -75,12 +75,12 @@ async def test_cancel_dying_before_follow_up_still_ends_terminal(autojump_clock)
     e = await br.enqueue("t", None)
     rec = Attempt(1, Outcome.CANCELLED, None, None, br.clock(), "Cancelled", "cancelled on request")
     # Cancel's first step schedules its follow-up check, then decides; it dies then.
-    from nexq.queue.finish import FOLLOW_UP_CHECK
+    from nexq.queue.outcomes import FOLLOW_UP_CHECK
     from nexq.queue.wheel import Entry
     from nexq.store import Batch
 
     b = Batch()
-    br.wheel.add_ops(b, [Entry("L", e.task_id, 1, br.clock() + FOLLOW_UP_CHECK)])
+    br.ctx.wheel.add_ops(b, [Entry("L", e.task_id, 1, br.clock() + FOLLOW_UP_CHECK)])
     b.set(br.keys.fin(e.task_id, 1), encode_attempt(rec), nx=True)
     await store.execute(b)
     async with trio.open_nursery() as n:

@@ -8,20 +8,19 @@ from typing import Any
 import pytest
 import trio
 
-from nexq.queue import Broker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
 from nexq.store import Store
 from nexq.task import Status
 
 
-async def claim_all(br: Broker, queues: list[str] = ["default"], n: int = 100) -> list:  # noqa: B006
+async def claim_all(br: NodeBroker, queues: list[str] = ["default"], n: int = 100) -> list:  # noqa: B006
     return await br.claim(queues, n, "w1", LaneReader(br.store, br.keys))
 
 
-async def race_with_reaper(br: Broker, action: Callable[..., Any]) -> tuple[list[bool], int]:
+async def race_with_reaper(br: NodeBroker, action: Callable[..., Any]) -> tuple[list[bool], int]:
     """Claim everything, let every lease expire on the server, then run
     ``action(claimed)`` for each attempt concurrently with the reaper
     declaring them all lost; returns the actions' answers and the reaper's count."""
-    from nexq.queue.finish import reap
     from nexq.queue.wheel import Entry
 
     claimed = await claim_all(br)
@@ -36,7 +35,7 @@ async def race_with_reaper(br: Broker, action: Callable[..., Any]) -> tuple[list
         answers.append(await action(c))
 
     async def reaper() -> None:
-        lost.append(await reap(br, [Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
+        lost.append(await br.due.reap([Entry("L", c.spec.id, c.attempt, 0, "w1") for c in claimed]))
 
     async with trio.open_nursery() as n:
         n.start_soon(reaper)
@@ -45,7 +44,7 @@ async def race_with_reaper(br: Broker, action: Callable[..., Any]) -> tuple[list
     return answers, lost[0]
 
 
-async def test_enqueue_claim_ack_records_result(make_broker: Callable[..., Broker]) -> None:
+async def test_enqueue_claim_ack_records_result(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     e = await br.enqueue("send_email", {"to": "a@example.com"})
@@ -128,7 +127,7 @@ class CountingStore:
             setattr(store, name, counted)
 
     @classmethod
-    def wrap(cls, br: Broker) -> CountingStore:
+    def wrap(cls, br: NodeBroker) -> CountingStore:
         return cls(br.store)
 
 

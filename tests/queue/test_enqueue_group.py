@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from nexq.errors import StoreUnavailable
-from nexq.queue import Broker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
 from nexq.store import Batch, open_store
 from nexq.task import Status
 
@@ -34,7 +34,7 @@ async def together(n: int, call: Callable[[int], Awaitable[Any]]) -> list[Any]:
     return out
 
 
-def gate_store(br: Broker) -> trio.Event:
+def gate_store(br: NodeBroker) -> trio.Event:
     """Hold every ``execute`` on ``br``'s store until the returned event is set."""
     gate, real = trio.Event(), br.store.execute
 
@@ -155,14 +155,15 @@ async def test_a_store_going_down_fails_every_waiting_caller(own_redis: Any, pre
     errors: list[BaseException] = []
     done = 0
     async with open_store(own_redis.url, connect_timeout=1, command_timeout=5) as store:
-        br = Broker(store, namespace=prefix.rstrip(":"))
-        real = br.write_specs
+        br = NodeBroker(store, namespace=prefix.rstrip(":"))
+        group = br.producer._coalescer  # the group commit's writer, counted
+        real = group._write
 
         async def counted(specs: Any, chosen: Any) -> Any:
             sizes.append(len(specs))
             return await real(specs, chosen)
 
-        br.write_specs = counted  # type: ignore[method-assign]
+        group._write = counted
 
         async def producer(i: int) -> None:
             nonlocal done

@@ -6,7 +6,7 @@ import random
 
 import trio
 
-from nexq.queue import Broker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
 from nexq.queue.lanes import PRIORITIES
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
@@ -14,7 +14,7 @@ from nexq.task import RetryPolicy, Status
 from tests.clocks import trio_clock
 
 
-async def claimer(br: Broker, seen: list, stop_after: int, interval: float = 0.01) -> None:  # type: ignore[type-arg]
+async def claimer(br: NodeBroker, seen: list, stop_after: int, interval: float = 0.01) -> None:  # type: ignore[type-arg]
     reader = LaneReader(br.store, br.keys)
     while len(seen) < stop_after:
         for c in await br.claim(["default"], 100, "w", reader):
@@ -22,7 +22,7 @@ async def claimer(br: Broker, seen: list, stop_after: int, interval: float = 0.0
         await trio.sleep(interval)
 
 
-async def schedule_and_claim(brokers: list[Broker], n: int, limit: float) -> list:  # type: ignore[type-arg]
+async def schedule_and_claim(brokers: list[NodeBroker], n: int, limit: float) -> list:  # type: ignore[type-arg]
     """Run a Scheduler per broker and claim from the last one until ``n``
     attempts started (or ``limit`` seconds pass); returns (start time, claimed)."""
     seen: list = []  # type: ignore[type-arg]
@@ -36,7 +36,7 @@ async def schedule_and_claim(brokers: list[Broker], n: int, limit: float) -> lis
 
 
 async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) -> None:  # type: ignore[no-untyped-def]
-    br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
+    br = NodeBroker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     rng = random.Random(7)
     reqs = [EnqueueRequest("t", i, delay=rng.uniform(0.05, 5)) for i in range(300)]
     await br.enqueue_many(reqs)
@@ -45,7 +45,7 @@ async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) ->
     for t, c in seen:
         assert t >= c.spec.run_at  # never early
         assert t - c.spec.run_at < 0.25  # late by at most ~2 buckets + a poll
-    buckets = [br.wheel.bucket_of(c.spec.run_at) for _, c in seen]
+    buckets = [br.ctx.wheel.bucket_of(c.spec.run_at) for _, c in seen]
     assert buckets == sorted(buckets)
 
 
@@ -53,7 +53,7 @@ async def test_retry_delays_follow_jittered_exponential_backoff(autojump_clock) 
     """Each failure schedules its retry after a backoff drawn under the capped
     exponential ceiling, and the retry starts no earlier than that (nor much later)."""
     policy = RetryPolicy(base=1.0, cap=8.0)
-    br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=50)
+    br = NodeBroker(MemoryStore(), clock=trio_clock(), bucket_ms=50)
     e = await br.enqueue("t", None, max_retries=6, retry=policy)
     ins = Inspector(br)
     waits: list[float] = []  # the backoff each failure scheduled (cur keeps ms)
@@ -97,7 +97,7 @@ def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
 
 
 async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # type: ignore[no-untyped-def]
-    br = Broker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
+    br = NodeBroker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i, delay=1 + i) for i in range(100)])
     await trio.sleep(3600)  # no scheduler for an hour
     seen = await schedule_and_claim([br], 100, 60)
@@ -107,9 +107,9 @@ async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # t
 async def test_sweep_repairs_a_bucket_its_scheduler_abandoned(make_broker) -> None:  # type: ignore[no-untyped-def]
     br = make_broker(bucket_ms=50)
     e = await br.enqueue("t", "x", delay=0.05)
-    due = br.wheel.bucket_of((await Inspector(br).get(e.task_id)).spec.run_at)
+    due = br.ctx.wheel.bucket_of((await Inspector(br).get(e.task_id)).spec.run_at)
     with trio.fail_after(5):  # a "scheduler" claims buckets up to the task's...
-        while not (claimed := await br.wheel.claim_ended()) or claimed[-1] < due:
+        while not (claimed := await br.ctx.wheel.claim_ended()) or claimed[-1] < due:
             await trio.sleep(0.01)
     # ...and dies here, its buckets unread
     assert await br.sweep(older_than=0) >= 1
@@ -138,7 +138,7 @@ async def test_every_key_of_a_finished_task_expires(resp_url, prefix, checker) -
     from nexq.store import open_store
 
     async with open_store(resp_url) as store:
-        br = Broker(store, namespace=prefix.rstrip(":"), retention=3600)
+        br = NodeBroker(store, namespace=prefix.rstrip(":"), retention=3600)
         ok = await br.enqueue("t", unique_key="u1")
         dead = await br.enqueue("t", max_retries=0)
         cancelled = await br.enqueue("t", delay=60)

@@ -7,7 +7,7 @@ import time
 
 import trio
 
-from nexq.queue.enqueue import UNIQUE_GRACE
+from nexq.queue.producer import UNIQUE_GRACE
 
 
 async def test_a_unique_key_left_by_a_dead_producer_is_taken_over(make_broker) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from nexq.queue import Broker, Inspector
+from nexq.queue import NodeBroker, Inspector
 from nexq.runtime.cron import CronEntry, CronScheduler
 from nexq.store.memory import MemoryStore
 from tests.clocks import trio_clock
@@ -15,8 +15,8 @@ async def test_two_schedulers_fire_every_second_exactly_once(autojump_clock) -> 
     store = MemoryStore()
     clock = trio_clock(1_800_000_000.0)  # starts on a whole second
     entry = CronEntry.parse("tick", "* * * * * *", "noop", {"from": "cron"})
-    a = CronScheduler(Broker(store, clock=clock), [entry])
-    b = CronScheduler(Broker(store, clock=clock), [entry])
+    a = CronScheduler(NodeBroker(store, clock=clock), [entry])
+    b = CronScheduler(NodeBroker(store, clock=clock), [entry])
     with trio.move_on_after(10.0005):  # fires at +1 .. +10
         async with trio.open_nursery() as n:
             n.start_soon(a.run)

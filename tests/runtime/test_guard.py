@@ -7,18 +7,20 @@ import trio
 
 from nexq.config import ConfigError, Settings
 from nexq.errors import StoreFull
-from nexq.queue import Broker
-from nexq.runtime.guard import StoreGuard
+from nexq.queue import NodeBroker
+from nexq.hooks import Hooks
+from nexq.keys import Keys
+from nexq.runtime.guard import Admission, StoreGuard
 from nexq.store.memory import MemoryStore
 
 
 async def test_enqueue_is_refused_over_the_limit_and_resumes_below() -> None:
     store = MemoryStore()
-    br = Broker(store)
-    guard = StoreGuard(br, memory_limit=20_000)
+    guard = StoreGuard(store, Keys(), memory_limit=20_000)
+    br = NodeBroker(store, hooks=Hooks([Admission([guard], ["node0"])]))
     await br.enqueue("t", "x" * 100)
     await guard.check()
-    assert br.refusing is None
+    assert guard.refusing is None
     await store.set("ballast", b"x" * 50_000)
     await guard.check()
     with pytest.raises(StoreFull, match="over Nexq's limit"):
@@ -31,8 +33,7 @@ async def test_enqueue_is_refused_over_the_limit_and_resumes_below() -> None:
 
 async def test_an_evicted_canary_is_detected(autojump_clock) -> None:  # type: ignore[no-untyped-def]
     store = MemoryStore()
-    br = Broker(store, namespace="g")
-    guard = StoreGuard(br, canary_every=10, canary_age=60)
+    guard = StoreGuard(store, Keys("g"), canary_every=10, canary_age=60)
     await guard.check()
     [(_, first)] = guard._canaries
     await store.delete(first)  # what a full cache does to a cold key

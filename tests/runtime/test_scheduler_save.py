@@ -6,7 +6,7 @@ import os
 
 import trio
 
-from nexq.queue import Broker
+from nexq.queue import NodeBroker
 from nexq.runtime.scheduler import Scheduler
 from nexq.store import open_store
 
@@ -18,7 +18,7 @@ async def test_periodic_save_persists_the_store(own_redis) -> None:  # type: ign
     assert not os.path.exists(dump)
     async with open_store(f"pogocache://127.0.0.1:{own_redis.port}") as store:
         assert store.kind == "pogocache"
-        br = Broker(store, namespace="save")
+        br = NodeBroker(store, namespace="save")
         await br.enqueue("t", "persist me")
         sched = Scheduler(br, save_interval=0.2)
         async with trio.open_nursery() as n:

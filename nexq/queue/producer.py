@@ -1,35 +1,33 @@
-"""Producing: validate requests and enqueue tasks in a constant number of
-round trips (see docs/design.md, "Enqueue").
+"""Producing: create tasks in a constant number of round trips (see
+docs/design.md, "Enqueue").
 
-:class:`Producer` is a part of :class:`nexq.queue.engine.Broker`; it uses the
-broker's store, keys, clock, wheel and events.
+Keys: ``spec``, ``idx``/``seq``, ``cur``, lane slots, ``wheel`` buckets,
+``uniq``, ``queues``/``qreg`` and the ``scheduled`` counter. Validation is
+:func:`~nexq.queue.requests.make_spec`; ``before_enqueue`` hooks may refuse
+a call (the store guard raises ``StoreFull``) before anything is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from ..codec import encode_cur, encode_spec
-from ..errors import StoreFull
-from ..runtime.webhooks import check_url
+from ..keys import State
 from ..store import Batch
-from ..task import (
-    DEFAULT_PRIORITY,
-    DEFAULT_QUEUE,
-    RetryPolicy,
-    TaskSpec,
-    new_task_id,
-    parse_priority,
-)
+from ..task import TaskSpec
+from .context import NodeContext
 from .enqueue_group import MAX_JOIN, EnqueueGroup
 from .lanes import Push, Ref
+from .requests import Enqueued, EnqueueRequest, make_spec
 from .wheel import Entry
 from .workflow import check_parents, register
+
+if TYPE_CHECKING:
+    from .node import NodeBroker
 
 # Seconds after a unique key was claimed before a holder whose task never
 # appeared counts as dead (its producer claimed the key, then died before
@@ -38,120 +36,23 @@ from .workflow import check_parents, register
 # waiting on a dead producer's key is not stuck for long.
 UNIQUE_GRACE = 15.0
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from ..keys import Keys
-    from ..runtime.events import EventHub
-    from ..runtime.webhooks import WebhookSettings
-    from ..store import Store
-    from .engine import Broker
-    from .wheel import Wheel
-
-
-@attrs.frozen
-class EnqueueRequest:
-    """What a producer asks for; validated by :func:`make_spec`."""
-
-    type: str
-    payload: Any = None
-    queue: str = DEFAULT_QUEUE
-    priority: int | str = DEFAULT_PRIORITY
-    delay: float | None = None
-    run_at: float | None = None
-    max_retries: int = 3
-    timeout: float | None = None
-    unique_key: str | None = None
-    task_id: str | None = None
-    retry: RetryPolicy = RetryPolicy()
-    webhook: str | None = None
-    expires_in: float | None = None  # seconds from now: cancelled if not started by then
-    expires_at: float | None = None  # the same as a unix time
-    depends_on: Sequence[str] = ()  # run only after these tasks succeed
-    on_parent_failure: str = "cancel"  # "cancel" or "run" when a parent ends dead / cancelled
-
-
-@attrs.frozen
-class Enqueued:
-    task_id: str
-    created: bool  # False: a live task with the same unique_key was returned
-
 
 class Producer:
-    """The enqueue half of the Broker."""
+    """Creates tasks on one node (a part of :class:`~nexq.queue.node.NodeBroker`)."""
 
-    if TYPE_CHECKING:  # provided by Broker
-        store: Store
-        keys: Keys
-        clock: Callable[[], float]
-        wheel: Wheel
-        events: EventHub
-        webhook: WebhookSettings
-        refusing: str | None
-        _known_queues: set[str]
-
-        async def announce(self) -> None: ...
-
-        async def _handle(self, entries: list[Entry]) -> None: ...
+    def __init__(self, ctx: NodeContext, node: NodeBroker) -> None:
+        self.ctx, self.node = ctx, node
+        self.store, self.keys, self.clock, self.wheel = ctx.store, ctx.keys, ctx.clock, ctx.wheel
+        self._known_queues: set[str] = set()
+        self._coalescer = EnqueueGroup(self.write_specs)
 
     def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
-        """Validate ``req``; raises ValueError naming the bad field."""
-        if not isinstance(req.type, str) or not req.type.strip():
-            raise ValueError("type must be a non-empty string")
-        if not isinstance(req.queue, str) or not req.queue or any(c in req.queue for c in ":|,*/?#%"):
-            raise ValueError("queue must be a non-empty name without ':', '|', ',', '*', '/', '?', '#' or '%'")
-        if req.delay is not None and req.delay < 0:
-            raise ValueError("delay must not be negative")
-        if req.max_retries < 0:
-            raise ValueError("max_retries must not be negative")
-        if req.timeout is not None and req.timeout <= 0:
-            raise ValueError("timeout must be positive")
-        run_at = req.run_at
-        if req.delay:
-            run_at = now + req.delay
-        if run_at is not None and run_at <= now:
-            run_at = None
-        expires_at = req.expires_at
-        if req.expires_in is not None:
-            if req.expires_in <= 0:
-                raise ValueError("expires_in must be positive")
-            expires_at = now + req.expires_in
-        if expires_at is not None and expires_at <= max(now, run_at or now):
-            raise ValueError("the task would expire before it could start (expires_at <= run time)")
-        if req.on_parent_failure not in ("cancel", "run"):
-            raise ValueError("on_parent_failure must be 'cancel' or 'run'")
-        if isinstance(req.depends_on, str) or len(set(req.depends_on)) != len(req.depends_on):
-            raise ValueError("depends_on must be a list of distinct task ids")
-        if req.webhook is not None:
-            check_url(req.webhook, self.webhook.allow_private)  # WebhookRefused is a ValueError
-        tid = req.task_id or new_task_id()
-        if "|" in tid or "," in tid or ":" in tid:
-            raise ValueError("task_id must not contain '|', ',' or ':'")
-        return TaskSpec(
-            id=tid,
-            type=req.type,
-            queue=req.queue,
-            priority=parse_priority(req.priority),
-            payload=req.payload,
-            max_retries=req.max_retries,
-            timeout=req.timeout,
-            unique_key=req.unique_key,
-            created_at=now,
-            run_at=run_at,
-            retry=req.retry,
-            webhook=req.webhook,
-            expires_at=expires_at,
-            depends_on=tuple(req.depends_on),
-            on_parent_failure=req.on_parent_failure,
-        )
+        """Validate ``req`` (:func:`~nexq.queue.requests.make_spec`); raises ValueError."""
+        return make_spec(req, now, self.ctx.webhooks)
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> Enqueued:
         """Enqueue one task; see :class:`EnqueueRequest` for the options."""
         return (await self.enqueue_many([EnqueueRequest(type, payload, **options)]))[0]
-
-    @cached_property
-    def _coalescer(self) -> EnqueueGroup:
-        return EnqueueGroup(self)
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[Enqueued]:
         """Enqueue many tasks in a constant number of round trips.
@@ -168,8 +69,7 @@ class Producer:
         """
         now = self.clock()
         specs = [self.make_spec(r, now) for r in requests]
-        if self.refusing:
-            raise StoreFull(self.refusing)
+        self.ctx.hooks.before_enqueue(self.node, specs)
         if 0 < len(specs) <= MAX_JOIN and not any(r.task_id or r.depends_on for r in requests):
             return await self._coalescer.enqueue(specs)
         return await self.write_specs(specs, [bool(r.task_id) for r in requests])
@@ -178,8 +78,6 @@ class Producer:
         """Create the tasks of validated ``specs`` (``chosen[i]``: the id of
         ``specs[i]`` was chosen by the caller); results in order."""
         now = self.clock()
-        if self.refusing:
-            raise StoreFull(self.refusing)
         results: list[Enqueued | None] = [None] * len(specs)
         # Every check that can refuse the request runs before anything is written.
         parents = sorted({p for s in specs for p in s.depends_on})
@@ -226,19 +124,16 @@ class Producer:
             b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not chosen[i])
             b.set(self.keys.index(n), spec.id)
             if spec.depends_on:
-                b.set(self.keys.cur(spec.id), encode_cur(1, "waiting", now))
+                b.set(self.keys.cur(spec.id), encode_cur(1, State.WAITING, now))
             elif spec.run_at is None:
-                b.set(self.keys.cur(spec.id), encode_cur(1, "pending", now))
+                b.set(self.keys.cur(spec.id), encode_cur(1, State.PENDING, now))
             else:
-                b.set(self.keys.cur(spec.id), encode_cur(1, "scheduled", spec.run_at))
-                b.incr(self.keys.count(spec.queue, "scheduled"))
+                b.set(self.keys.cur(spec.id), encode_cur(1, State.SCHEDULED, spec.run_at))
+                b.incr(self.keys.count(spec.queue, State.SCHEDULED))
                 delayed.append(Entry("P", spec.id, 1, spec.run_at))
             results[i] = Enqueued(spec.id, True)
             if spec.expires_at is not None:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
-            self.events.publish("task", id=spec.id, type=spec.type, queue=spec.queue,
-                                status="waiting" if spec.depends_on else
-                                "pending" if spec.run_at is None else "scheduled")
         if lanes:
             pusher.fill(b, counters[1:])
         answers = await self.store.execute(b)
@@ -246,15 +141,17 @@ class Producer:
             raise ValueError("a task with that task_id already exists")
         if lanes:
             await pusher.settle(self.store, answers)
-            await self.announce()
+            await self.ctx.hooks.after_push(self.node)
         await self._register_queues({specs[i].queue for i in fresh})
-        waiting = [specs[i] for i in fresh if specs[i].depends_on]
+        created = [specs[i] for i in fresh]
+        await self.ctx.hooks.after_enqueue(self.node, created)
+        waiting = [s for s in created if s.depends_on]
         if waiting:
-            await register(cast("Broker", self), waiting)  # a Producer is always a Broker
+            await register(self.node, waiting)
         if delayed:
             late = await self.wheel.add(delayed)
             if late:
-                await self._handle(late)
+                await self.node.handle_due(late)
         return [r for r in results if r is not None]
 
     async def _unique_holders(

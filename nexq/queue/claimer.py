@@ -1,0 +1,153 @@
+"""Claiming: hand each pending attempt to exactly one worker, then keep its lease.
+
+Keys: lane ``head``/``tail`` and slots (read with one ``MGET``, taken with
+``SET ~ XX GET``), ``paused:{q}``, ``lease:{id}:{a}`` (``SET NX PX``: one
+runner; renewed by heartbeats with ``SET XX PX``), ``fin`` (read: decided
+elsewhere), ``wheel`` (each lease's check), ``prog:{id}``. Claiming is
+peek, lease, settle: a consumer that dies between any two steps loses
+nothing (docs/design.md, "Claim").
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..codec import decode_spec, dumps
+from ..store import Batch
+from .context import NodeContext
+from .lanes import PRIORITIES, LaneReader, read_lanes
+from .outcomes import expired_attempt
+from .requests import Claimed
+from .wheel import Entry
+
+if TYPE_CHECKING:
+    from .node import NodeBroker
+
+
+class Claimer:
+    """Claims on one node (a part of :class:`~nexq.queue.node.NodeBroker`)."""
+
+    def __init__(self, ctx: NodeContext, node: NodeBroker, fair_every: int = 10,
+                 hole_grace: float = 5.0) -> None:
+        self.ctx, self.node = ctx, node
+        self.fair_every = fair_every  # every Nth claim round visits low priority first
+        self.hole_grace = hole_grace  # seconds a reserved, unwritten slot is waited for
+        self._rng = random.Random()
+
+    def reader(self) -> LaneReader:
+        """Per-consumer claim state to pass to :meth:`claim`."""
+        return LaneReader(self.ctx.store, self.ctx.keys, self.hole_grace)
+
+    async def claim(self, queues: Sequence[str], capacity: int, worker: str, reader: LaneReader,
+                    round_no: int = 0, weights: dict[str, float] | None = None) -> list[Claimed]:
+        """Claim up to ``capacity`` attempts from ``queues`` for ``worker``.
+
+        Strict priority (9 first) across the given queues, except every
+        ``fair_every``-th round, which visits lanes lowest priority first so
+        low priority still progresses under sustained high-priority load.
+        """
+        if capacity <= 0:
+            return []
+        paused, states = await read_lanes(self.ctx.store, self.ctx.keys, queues)
+        if weights:
+            # Weighted queues: each round draws an order of the queues with
+            # chances proportional to their weights (a queue of weight 3 goes
+            # first three times as often as one of weight 1), then takes each
+            # queue's lanes high priority first.
+            drawn = sorted(queues, key=lambda q: -(self._rng.random() ** (1 / weights.get(q, 1.0))))
+            order = [(q, p) for q in drawn for p in PRIORITIES if not paused[q]]
+        else:
+            order = [(q, p) for p in PRIORITIES for q in queues if not paused[q]]
+            if self.fair_every and round_no % self.fair_every == self.fair_every - 1:
+                order.reverse()
+        plan, wants, left = [], [], capacity
+        for lane in order:
+            st = states[lane]
+            n = min(st.tail - st.head, left)
+            if n > 0:
+                # Under contention, peek a wider window and lease a random
+                # part of it, so competing consumers rarely race for the
+                # same slots. Alone, a consumer takes strictly FIFO.
+                window = min(st.tail - st.head, n * 4 + 8) if reader.contended else n
+                plan.append((lane, st.head, window))
+                wants.append(n)
+                left -= n
+            if not left:
+                break
+        if not plan:
+            return []
+        slots = await reader.peek(plan)
+        chosen = reader.choose(slots, wants)
+        return await self._lease_and_settle(plan, slots, chosen, reader, worker)
+
+    async def _lease_and_settle(
+        self, plan: list[Any], slots: list[Any], waiting: list[Any], reader: LaneReader, worker: str
+    ) -> list[Claimed]:
+        """Lease each waiting attempt (``SET NX``: one runner), then in one
+        pipeline schedule the lease checks and settle the slots."""
+        now = self.ctx.clock()
+        answers: list[Any] = []
+        if waiting:
+            b = Batch()
+            for s in waiting:
+                r = s.ref
+                b.set(self.ctx.keys.lease(r.task_id, r.attempt), f"{worker}|{now:.3f}", nx=True, px=self.ctx.lease_ms)
+                b.mget([self.ctx.keys.spec(r.task_id), self.ctx.keys.fin(r.task_id, r.attempt)])
+            answers = await self.ctx.store.execute(b)
+        claimed: list[Claimed] = []
+        expired: list[Claimed] = []
+        resolved: set[str] = set()
+        after = Batch()
+        for i, s in enumerate(waiting):
+            r = s.ref
+            leased, (spec_raw, fin_raw) = answers[2 * i], answers[2 * i + 1]
+            if not leased:
+                reader.lost_races += 1
+                continue  # another consumer holds it; it settles the slot
+            resolved.add(s.key)
+            if spec_raw is None or fin_raw is not None:
+                after.delete(self.ctx.keys.lease(r.task_id, r.attempt))  # deleted or already decided
+                continue
+            spec = decode_spec(spec_raw)
+            if spec.expires_at is not None and now >= spec.expires_at and r.attempt == 1:
+                expired.append(Claimed(spec, r.attempt, worker, now, self.ctx.index))
+                continue
+            claimed.append(Claimed(spec, r.attempt, worker, now, self.ctx.index))
+        due = now + self.ctx.lease_ms / 1000 + 0.5
+        # Lease checks first: if we die inside this pipeline, either the
+        # slots still hold their refs or the checks are already scheduled.
+        self.ctx.wheel.add_ops(after, [Entry("L", c.spec.id, c.attempt, due, worker) for c in claimed])
+        reader.settle(plan, slots, resolved, after)
+        reader.contended = reader.lost_races > 0
+        reader.lost_races = 0
+        if len(after):
+            await self.ctx.store.execute(after)
+        for c in expired:
+            await self.node.outcomes.decide(c.spec, expired_attempt(c.attempt, now), lease_held=True)
+        if claimed:
+            await self.ctx.hooks.after_claim(self.node, [c.spec for c in claimed],
+                                             [c.attempt for c in claimed], worker)
+        return claimed
+
+    # -- while running -------------------------------------------------------
+
+    async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:
+        """Renew leases; per attempt: (lease still ours, decided elsewhere).
+
+        ``decided elsewhere`` is True once a cancel (or the reaper) won the
+        attempt's outcome: the handler should be cancelled.
+        """
+        if not running:
+            return []
+        b = Batch()
+        for c in running:
+            b.set(self.ctx.keys.lease(c.spec.id, c.attempt), f"{c.worker}|{c.started_at:.3f}", xx=True, px=self.ctx.lease_ms)
+            b.exists(self.ctx.keys.fin(c.spec.id, c.attempt))
+        answers = await self.ctx.store.execute(b)
+        return [(bool(answers[2 * i]), bool(answers[2 * i + 1])) for i in range(len(running))]
+
+    async def progress(self, c: Claimed, fraction: float | None, message: str | None) -> None:
+        data = dumps({"fraction": fraction, "message": message, "at": self.ctx.clock()})
+        await self.ctx.store.set(self.ctx.keys.progress(c.spec.id), data, px=int(self.ctx.retention * 1000))

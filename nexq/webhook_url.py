@@ -1,0 +1,53 @@
+"""Webhook URL validation without DNS: the rules every enqueue path applies.
+
+Shared by the queue layer (a task's ``webhook`` field is checked when it is
+enqueued) and the runtime's deliveries (``nexq.runtime.webhooks``), which
+check the resolved address again before each POST.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+
+WEBHOOK_TYPE = "nexq.webhook"  # the built-in task type of deliveries
+WEBHOOK_QUEUE = "_webhooks"  # the queue deliveries run on (every worker serves it)
+
+
+class WebhookRefused(ValueError):
+    """The URL is not an allowed webhook target; says why."""
+
+
+def blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for what in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
+        if getattr(ip, f"is_{what}"):
+            return what.replace("_", "-")
+    return None
+
+
+def check_url(url: str, allow_private: bool = False) -> str:
+    """Validate a webhook URL without DNS; returns its host.
+
+    Raises WebhookRefused for a non-http(s) URL, or a literal address (or
+    ``localhost``) in a refused range while private targets are not allowed.
+    """
+    if not isinstance(url, str) or len(url) > 2048:
+        raise WebhookRefused("webhook must be an http(s) URL of at most 2048 characters")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused(f"webhook {url!r} must be an http:// or https:// URL with a host")
+    host = parts.hostname
+    if allow_private:
+        return host
+    if host == "localhost" or host.endswith(".localhost"):
+        raise WebhookRefused(f"webhook host {host!r} is loopback; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name: checked again after resolving, before each delivery
+    why = blocked(ip)
+    if why:
+        raise WebhookRefused(f"webhook address {host} is {why}; refused (allow with NEXQ_WEBHOOK_ALLOW_PRIVATE)")
+    return host
+
+
