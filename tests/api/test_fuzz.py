@@ -78,6 +78,7 @@ def run_operation(
     check()
 
 
+@pytest.mark.slow  # generated requests to every route: seconds of work
 async def test_generated_requests_never_fail_the_server(client: Client) -> None:
     doc = await (await client.get("/openapi.json")).get_json()
     for path in SKIP:

@@ -99,6 +99,7 @@ async def test_event_stream_sends_task_events_and_stats(server: Server) -> None:
     assert set(stats["counts"]) >= {"pending", "running", "dead"} and "store" in stats
 
 
+@pytest.mark.slow  # listens for 3.5 s of stats events
 async def test_stats_events_keep_coming(server: Server) -> None:
     events: list[tuple[str, Any]] = []
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
