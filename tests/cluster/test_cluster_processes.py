@@ -8,6 +8,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import redis
@@ -49,7 +50,7 @@ async def wait_done(app: Nexq, ids: list[str], limit: float = 60) -> None:
             await trio.sleep(0.2)
 
 
-async def test_processes_share_two_nodes_then_a_third_is_added(servers, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_processes_share_two_nodes_then_a_third_is_added(servers: list[RedisServer], prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     two = ",".join(s.url for s in servers[:2])
     three = ",".join(s.url for s in servers)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from nexq.app import Nexq
 from nexq.config import Settings
@@ -14,12 +15,13 @@ from nexq.runtime.limits import RateLimit
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
+from nexq.store import Store
 from nexq.store.memory import MemoryStore
 from nexq.task import Status
 from tests.clocks import trio_clock
 
 
-async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrency_limit_holds_across_workers(store: Store, prefix: str) -> None:
     app = Nexq()
     running, peak = 0, 0
 
@@ -47,12 +49,12 @@ async def test_concurrency_limit_holds_across_workers(store, prefix) -> None:  #
     assert t.status is Status.SUCCEEDED
 
 
-async def test_rate_limit_spreads_tasks_over_windows_on_both_stores(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_spreads_tasks_over_windows_on_both_stores(store: Store, prefix: str) -> None:
     await check_rate_limit(lambda app: Runtime.build(Settings(namespace=prefix.rstrip(":")), store, app=app),
                            count=12)
 
 
-async def test_rate_limit_spreads_tasks_over_windows(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_spreads_tasks_over_windows(autojump_clock: MockClock) -> None:
     await check_rate_limit(lambda app: Runtime.build(Settings(), MemoryStore(), app=app, clock=trio_clock()),
                            count=15)
 

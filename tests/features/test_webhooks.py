@@ -80,7 +80,7 @@ async def wait_deliveries(app: Nexq, task_id: str, n: int) -> list[dict[str, Any
     return list(d)
 
 
-async def test_success_is_posted_signed_and_recorded(store, prefix, receiver) -> None:  # type: ignore[no-untyped-def]
+async def test_success_is_posted_signed_and_recorded(store: Store, prefix: str, receiver: Receiver) -> None:
     rt = make_runtime(store, prefix)
     app = Nexq()
     app.register_handler("add", lambda p: p["a"] + p["b"])
@@ -100,7 +100,7 @@ async def test_success_is_posted_signed_and_recorded(store, prefix, receiver) ->
 
 
 @pytest.mark.slow  # waits out real webhook backoff (base 2 s, jittered): seconds
-async def test_failed_deliveries_are_retried_with_backoff(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_deliveries_are_retried_with_backoff(store: Store, prefix: str) -> None:
     rt = make_runtime(store, prefix)
     app = Nexq()
     app.register_handler("noop", lambda p: None)
@@ -114,7 +114,7 @@ async def test_failed_deliveries_are_retried_with_backoff(store, prefix) -> None
     assert "500" in recs[0]["error"] and [r["attempt"] for r in recs] == [1, 2, 3]
 
 
-async def test_global_webhook_reports_death_and_each_failure(store, prefix, receiver) -> None:  # type: ignore[no-untyped-def]
+async def test_global_webhook_reports_death_and_each_failure(store: Store, prefix: str, receiver: Receiver) -> None:
     rt = make_runtime(store, prefix, webhook_url=receiver.url, webhook_on_failure=True)
     app = Nexq()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,10 +10,11 @@ import trio
 
 from nexq.app import Nexq, TaskFailed
 from nexq.config import Settings
-from nexq.queue import NodeBroker, Inspector, LaneReader
+from nexq.queue import Inspector, LaneReader, NodeBroker
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
+from nexq.store import Store
 from nexq.task import Status
 
 
@@ -47,7 +49,7 @@ async def running(store, prefix, nursery) -> Nexq:  # type: ignore[no-untyped-de
     return app
 
 
-async def test_group_then_join_gets_its_parents_results(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_group_then_join_gets_its_parents_results(store: Store, prefix: str) -> None:
     async with trio.open_nursery() as n:
         app = await running(store, prefix, n)
         members, join = await app.group([("square", i) for i in range(1, 5)], then=("total", None))
@@ -59,7 +61,7 @@ async def test_group_then_join_gets_its_parents_results(store, prefix) -> None: 
         n.cancel_scope.cancel()
 
 
-async def test_chain_runs_in_order_and_a_failure_cancels_the_rest(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_chain_runs_in_order_and_a_failure_cancels_the_rest(store: Store, prefix: str) -> None:
     async with trio.open_nursery() as n:
         app = await running(store, prefix, n)
         ok = await app.chain(("echo", 1), ("echo", 2), ("echo", 3))
@@ -74,7 +76,7 @@ async def test_chain_runs_in_order_and_a_failure_cancels_the_rest(store, prefix)
         n.cancel_scope.cancel()
 
 
-async def test_run_anyway_policy_runs_after_a_failed_parent(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_run_anyway_policy_runs_after_a_failed_parent(store: Store, prefix: str) -> None:
     async with trio.open_nursery() as n:
         app = await running(store, prefix, n)
         bad = await app.enqueue("boom")
@@ -83,7 +85,7 @@ async def test_run_anyway_policy_runs_after_a_failed_parent(store, prefix) -> No
         n.cancel_scope.cancel()
 
 
-async def test_child_of_an_already_finished_parent_is_released(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_child_of_an_already_finished_parent_is_released(make_broker: Callable[..., NodeBroker]) -> None:
     br: NodeBroker = make_broker()
     reader = LaneReader(br.store, br.keys)
     parent = await br.enqueue("t", "p")
@@ -99,7 +101,7 @@ async def test_child_of_an_already_finished_parent_is_released(make_broker) -> N
     assert c3.spec.id == late.task_id
 
 
-async def test_waiting_task_can_be_cancelled_and_bad_parents_are_refused(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_waiting_task_can_be_cancelled_and_bad_parents_are_refused(make_broker: Callable[..., NodeBroker]) -> None:
     br: NodeBroker = make_broker()
     parent = await br.enqueue("t")
     child = await br.enqueue("t", depends_on=[parent.task_id])

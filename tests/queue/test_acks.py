@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
 from nexq.errors import StoreUnavailable
-from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import EnqueueRequest, Inspector, LaneReader, NodeBroker
 from nexq.store import Batch
 from nexq.task import Status
 
@@ -32,7 +33,7 @@ async def ack_together(br: NodeBroker, claimed: list[Any], result: Any = None) -
     return out
 
 
-async def test_acks_finishing_together_share_two_round_trips(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_acks_finishing_together_share_two_round_trips(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(40)])
     claimed = await br.claim(["default"], 40, "w", LaneReader(br.store, br.keys))
@@ -48,7 +49,7 @@ async def test_acks_finishing_together_share_two_round_trips(make_broker) -> Non
     assert int(await br.store.get(br.keys.minute(minute, "processed")) or 0) == 40
 
 
-async def test_an_attempt_decided_elsewhere_loses_alone_in_its_group(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_an_attempt_decided_elsewhere_loses_alone_in_its_group(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(3)])
     claimed = await br.claim(["default"], 3, "w", LaneReader(br.store, br.keys))
@@ -58,7 +59,7 @@ async def test_an_attempt_decided_elsewhere_loses_alone_in_its_group(make_broker
     assert statuses == [Status.SUCCEEDED, Status.CANCELLED, Status.SUCCEEDED]
 
 
-async def test_a_store_failure_reaches_every_ack_of_the_group(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_store_failure_reaches_every_ack_of_the_group(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(5)])
     claimed = await br.claim(["default"], 5, "w", LaneReader(br.store, br.keys))
@@ -76,7 +77,7 @@ async def test_a_store_failure_reaches_every_ack_of_the_group(make_broker) -> No
     assert {t.status for t in tasks if t is not None} == {Status.RUNNING}
 
 
-async def test_a_result_json_cannot_carry_fails_only_its_own_ack(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_result_json_cannot_carry_fails_only_its_own_ack(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(2)])
     good, bad = await br.claim(["default"], 2, "w", LaneReader(br.store, br.keys))
@@ -95,7 +96,7 @@ async def test_a_result_json_cannot_carry_fails_only_its_own_ack(make_broker) ->
 
 
 @pytest.mark.parametrize("outcome", ["succeeded", "dead", "cancelled"])
-async def test_every_key_of_a_finished_task_expires(make_broker, outcome: str) -> None:  # type: ignore[no-untyped-def]
+async def test_every_key_of_a_finished_task_expires(make_broker: Callable[..., NodeBroker], outcome: str) -> None:
     br = make_broker(retention=3600.0)
     e = await br.enqueue("t", 1, max_retries=0)
     [c] = await br.claim(["default"], 1, "w", LaneReader(br.store, br.keys))

@@ -7,9 +7,10 @@ the surviving agents (other consumers, the scheduler) repair it.
 from __future__ import annotations
 
 import trio
+from trio.testing import MockClock
 
 from nexq.codec import encode_attempt
-from nexq.queue import NodeBroker, Inspector, LaneReader
+from nexq.queue import Inspector, LaneReader, NodeBroker
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
 from nexq.task import Attempt, Outcome, Status
@@ -28,7 +29,7 @@ async def claim_until(br: NodeBroker, limit: float = 60) -> list:  # type: ignor
     return got
 
 
-async def test_consumer_dying_after_lease_before_settling_loses_nothing(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_consumer_dying_after_lease_before_settling_loses_nothing(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     br = broker(store)
     e = await br.enqueue("t", "payload")
@@ -49,7 +50,7 @@ async def test_consumer_dying_after_lease_before_settling_loses_nothing(autojump
     assert (await Inspector(br).get(e.task_id)).status is Status.SUCCEEDED
 
 
-async def test_winner_dying_before_follow_up_is_repaired(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_winner_dying_before_follow_up_is_repaired(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     br = broker(store)
     e = await br.enqueue("t", None, max_retries=2)
@@ -69,7 +70,7 @@ async def test_winner_dying_before_follow_up_is_repaired(autojump_clock) -> None
     assert t.status is Status.RUNNING and t.attempts[0].error_message == "x"
 
 
-async def test_cancel_dying_before_follow_up_still_ends_terminal(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_dying_before_follow_up_still_ends_terminal(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     br = broker(store)
     e = await br.enqueue("t", None)

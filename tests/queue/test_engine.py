@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import EnqueueRequest, Inspector, LaneReader, NodeBroker
 from nexq.store import Store
 from nexq.task import Status
 
@@ -59,7 +59,7 @@ async def test_enqueue_claim_ack_records_result(make_broker: Callable[..., NodeB
     assert await claim_all(br) == []
 
 
-async def test_each_attempt_is_claimed_once_by_competing_readers(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_each_attempt_is_claimed_once_by_competing_readers(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(300)])
     got: list[int] = []
@@ -80,7 +80,7 @@ async def test_each_attempt_is_claimed_once_by_competing_readers(make_broker) ->
     assert sorted(got) == list(range(300))
 
 
-async def test_fifo_within_a_lane_and_priority_first(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_fifo_within_a_lane_and_priority_first(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(fair_every=0)
     await br.enqueue_many([EnqueueRequest("t", f"low{i}", priority="low") for i in range(3)])
     await br.enqueue_many([EnqueueRequest("t", f"high{i}", priority=9) for i in range(3)])
@@ -89,7 +89,7 @@ async def test_fifo_within_a_lane_and_priority_first(make_broker) -> None:  # ty
     assert got == ["high0", "high1", "high2", "normal0", "low0", "low1", "low2"]
 
 
-async def test_low_priority_progresses_under_sustained_high_load(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_low_priority_progresses_under_sustained_high_load(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(fair_every=5)
     await br.enqueue_many([EnqueueRequest("t", "low", priority=0) for _ in range(5)])
     reader = LaneReader(br.store, br.keys)
@@ -101,7 +101,7 @@ async def test_low_priority_progresses_under_sustained_high_load(make_broker) ->
     assert lows >= 3  # every 5th round serves the low lane first
 
 
-async def test_bulk_enqueue_costs_constant_round_trips(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_enqueue_costs_constant_round_trips(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     calls = CountingStore.wrap(br)
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(10)])
@@ -131,7 +131,7 @@ class CountingStore:
         return cls(br.store)
 
 
-async def test_unique_key_returns_the_live_task(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_unique_key_returns_the_live_task(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     a = await br.enqueue("t", 1, unique_key="invoice-7")
     b = await br.enqueue("t", 2, unique_key="invoice-7")
@@ -142,7 +142,7 @@ async def test_unique_key_returns_the_live_task(make_broker) -> None:  # type: i
     assert again.created and again.task_id != a.task_id
 
 
-async def test_handler_failure_retries_then_dead_letters(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_handler_failure_retries_then_dead_letters(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     e = await br.enqueue("t", None, max_retries=2)
@@ -162,7 +162,7 @@ async def test_handler_failure_retries_then_dead_letters(make_broker) -> None:  
     assert (await ins.get(e.task_id)).status is Status.SUCCEEDED
 
 
-async def test_purge_dead_removes_only_dead_tasks(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_purge_dead_removes_only_dead_tasks(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     dead = await br.enqueue("t", None, max_retries=0)
@@ -174,7 +174,7 @@ async def test_purge_dead_removes_only_dead_tasks(make_broker) -> None:  # type:
     assert (await ins.get(live.task_id)).status is Status.RUNNING
 
 
-async def test_cancel_pending_task_is_skipped_at_claim(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_pending_task_is_skipped_at_claim(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     e = await br.enqueue("t")
@@ -184,7 +184,7 @@ async def test_cancel_pending_task_is_skipped_at_claim(make_broker) -> None:  # 
     assert (await ins.get(e.task_id)).status is Status.CANCELLED
 
 
-async def test_cancel_running_task_shows_at_next_heartbeat_and_ack_loses(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_running_task_shows_at_next_heartbeat_and_ack_loses(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t")
     [c] = await claim_all(br)
@@ -196,7 +196,7 @@ async def test_cancel_running_task_shows_at_next_heartbeat_and_ack_loses(make_br
     assert t.status is Status.CANCELLED and t.result is None
 
 
-async def test_ack_and_cancel_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_ack_and_cancel_race_decides_one_outcome(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(50)])
     claimed = await claim_all(br)
@@ -224,7 +224,7 @@ async def test_ack_and_cancel_race_decides_one_outcome(make_broker) -> None:  # 
     assert statuses <= {Status.SUCCEEDED, Status.CANCELLED}
 
 
-async def test_lost_lease_is_retried_and_late_ack_refused(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_lost_lease_is_retried_and_late_ack_refused(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(lease_ms=200)
     ins = Inspector(br)
     e = await br.enqueue("t", max_retries=1)
@@ -247,14 +247,14 @@ async def test_lost_lease_is_retried_and_late_ack_refused(make_broker) -> None: 
     assert again[0].attempt == 2
 
 
-async def test_reaper_and_ack_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_reaper_and_ack_race_decides_one_outcome(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(lease_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i) for i in range(30)])
     outcomes, lost = await race_with_reaper(br, lambda c: br.ack(c, 1))
     assert sum(outcomes) + lost == 30
 
 
-async def test_progress_is_visible(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_progress_is_visible(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t")
     [c] = await claim_all(br)
@@ -263,7 +263,7 @@ async def test_progress_is_visible(make_broker) -> None:  # type: ignore[no-unty
     assert t.progress["fraction"] == 0.5 and t.progress["message"] == "half way"
 
 
-async def test_paused_queue_is_not_claimed(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_paused_queue_is_not_claimed(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     await br.enqueue("t", queue="mail")
@@ -276,7 +276,7 @@ async def test_paused_queue_is_not_claimed(make_broker) -> None:  # type: ignore
     assert await ins.queues() == ["mail"]
 
 
-async def test_listing_pages_newest_first_with_filters(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_listing_pages_newest_first_with_filters(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     ids = [(await br.enqueue("a" if i % 2 else "b", i)).task_id for i in range(25)]
@@ -293,14 +293,14 @@ async def test_listing_pages_newest_first_with_filters(make_broker) -> None:  # 
     dict(type=""), dict(type="t", priority=10), dict(type="t", priority="urgent"),
     dict(type="t", delay=-1), dict(type="t", max_retries=-1), dict(type="t", queue="a:b"),
 ])
-async def test_bad_requests_raise_value_error_and_store_nothing(make_broker, bad) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_requests_raise_value_error_and_store_nothing(make_broker: Callable[..., NodeBroker], bad: dict[str, Any]) -> None:
     br = make_broker()
     with pytest.raises(ValueError):
         await br.enqueue_many([EnqueueRequest(**bad)])
     assert await br.store.get(br.keys.seq) is None
 
 
-async def test_explicit_task_id_clash_stores_nothing(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_explicit_task_id_clash_stores_nothing(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t", 1, task_id="order-1")
     with pytest.raises(ValueError, match="order-1"):
@@ -309,7 +309,7 @@ async def test_explicit_task_id_clash_stores_nothing(make_broker) -> None:  # ty
     assert c.spec.payload == 1 and await claim_all(br) == []
 
 
-async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     ins = Inspector(br)
     late = await br.enqueue("t", "late", expires_in=0.2)
@@ -324,25 +324,26 @@ async def test_task_not_started_by_its_deadline_is_cancelled_as_expired(make_bro
     assert c.spec.payload == "fresh"
 
 
-async def test_an_expired_task_reached_by_a_worker_is_not_run(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_an_expired_task_reached_by_a_worker_is_not_run(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     e = await br.enqueue("t", expires_in=0.1)
-    deadline = (await Inspector(br).get(e.task_id)).spec.expires_at
+    task = await Inspector(br).get(e.task_id)
+    assert task is not None and task.spec.expires_at is not None
     with trio.fail_after(5):  # past it (no scheduler: the claim itself notices the deadline)
-        while br.clock() <= deadline:
+        while br.clock() <= task.spec.expires_at:
             await trio.sleep(0.01)
     assert await claim_all(br) == []
     t = await Inspector(br).get(e.task_id)
     assert t.status is Status.CANCELLED and t.attempts[0].error_type == "Expired"
 
 
-async def test_expiry_before_the_run_time_is_refused(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_expiry_before_the_run_time_is_refused(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     with pytest.raises(ValueError, match="expire"):
         await br.enqueue("t", delay=10, expires_in=5)
 
 
-async def test_weighted_queues_share_claims_by_weight(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_weighted_queues_share_claims_by_weight(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue_many([EnqueueRequest("t", "mail", queue="mail") for _ in range(600)])
     await br.enqueue_many([EnqueueRequest("t", "reports", queue="reports") for _ in range(600)])
@@ -355,7 +356,7 @@ async def test_weighted_queues_share_claims_by_weight(make_broker) -> None:  # t
     assert len(got) == 400 and 0.65 < share < 0.85  # 3:1 -> 75% expected
 
 
-async def test_reaper_and_cancel_race_decides_one_outcome(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_reaper_and_cancel_race_decides_one_outcome(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(lease_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i, max_retries=0) for i in range(30)])
     cancels, lost = await race_with_reaper(br, lambda c: br.cancel(c.spec.id))
@@ -365,7 +366,7 @@ async def test_reaper_and_cancel_race_decides_one_outcome(make_broker) -> None: 
     assert statuses.count(Status.DEAD) == lost  # max_retries=0: a lost attempt is final
 
 
-async def test_a_refused_request_does_not_hold_its_unique_key(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_refused_request_does_not_hold_its_unique_key(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     with pytest.raises(ValueError, match="no task"):
         await br.enqueue("t", unique_key="k1", depends_on=["missing"])

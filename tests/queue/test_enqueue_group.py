@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from nexq.errors import StoreUnavailable
-from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import EnqueueRequest, Inspector, LaneReader, NodeBroker
 from nexq.store import Batch, open_store
 from nexq.task import Status
 
@@ -46,7 +46,7 @@ def gate_store(br: NodeBroker) -> trio.Event:
     return gate
 
 
-async def test_concurrent_enqueues_are_created_once_in_their_lanes_sharing_round_trips(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_enqueues_are_created_once_in_their_lanes_sharing_round_trips(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(fair_every=0)
     await br.enqueue_many([EnqueueRequest("t", "warm", queue=q) for q in ("a", "b")])
     [warm_a] = await br.claim(["a"], 1, "w", LaneReader(br.store, br.keys))
@@ -80,7 +80,7 @@ async def test_concurrent_enqueues_are_created_once_in_their_lanes_sharing_round
     assert warm_a.spec.id not in ids and warm_b.spec.id not in ids
 
 
-async def test_an_invalid_request_fails_only_its_caller(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_an_invalid_request_fails_only_its_caller(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t", -1)
     calls = CountingStore.wrap(br)
@@ -93,7 +93,7 @@ async def test_an_invalid_request_fails_only_its_caller(make_broker) -> None:  #
     assert sorted(c.spec.payload for c in claimed) == [-1, *(i for i in range(40) if i != 17)]
 
 
-async def test_unique_key_duplicates_in_one_group_resolve_to_one_task(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_unique_key_duplicates_in_one_group_resolve_to_one_task(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t", "warm")
     gate = gate_store(br)
@@ -119,7 +119,7 @@ async def test_unique_key_duplicates_in_one_group_resolve_to_one_task(make_broke
     assert sorted(c.spec.unique_key or "" for c in claimed) == sorted(["", "", *(f"k{k}" for k in range(10))])
 
 
-async def test_a_failed_write_reaches_every_caller_of_the_group(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_write_reaches_every_caller_of_the_group(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t", "warm")
     gate, real = gate_store(br), br.store.execute
@@ -185,7 +185,7 @@ async def test_a_store_going_down_fails_every_waiting_caller(own_redis: Any, pre
     assert max(sizes) > 1  # they were enqueuing in groups
 
 
-async def test_a_cancelled_caller_does_not_break_its_group(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cancelled_caller_does_not_break_its_group(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker()
     await br.enqueue("t", "warm")
     [warm] = await br.claim(["default"], 1, "w", LaneReader(br.store, br.keys))
@@ -231,7 +231,7 @@ async def test_a_cancelled_caller_does_not_break_its_group(make_broker) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 3])
-async def test_a_lone_enqueue_writes_at_once_in_two_round_trips(make_broker, n: int) -> None:  # type: ignore[no-untyped-def]
+async def test_a_lone_enqueue_writes_at_once_in_two_round_trips(make_broker: Callable[..., NodeBroker], n: int) -> None:
     br = make_broker()
     await br.enqueue("t", "warm")
     calls = CountingStore.wrap(br)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -11,7 +12,7 @@ import redis
 pytestmark = pytest.mark.slow
 
 
-def test_two_producers_eight_claimers_ten_thousand_tasks(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_two_producers_eight_claimers_ten_thousand_tasks(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     py = [sys.executable, "-m", "tests.queue.procs"]
     outs = [tmp_path / f"claimer{i}.txt" for i in range(8)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import trio
+from trio.testing import MockClock
 
-from nexq.queue import NodeBroker, EnqueueRequest, Inspector, LaneReader
+from nexq.queue import EnqueueRequest, Inspector, LaneReader, NodeBroker
 from nexq.queue.lanes import PRIORITIES
 from nexq.runtime.scheduler import Scheduler
 from nexq.store.memory import MemoryStore
@@ -35,7 +37,7 @@ async def schedule_and_claim(brokers: list[NodeBroker], n: int, limit: float) ->
     return seen
 
 
-async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock: MockClock) -> None:
     br = NodeBroker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     rng = random.Random(7)
     reqs = [EnqueueRequest("t", i, delay=rng.uniform(0.05, 5)) for i in range(300)]
@@ -49,7 +51,7 @@ async def test_scheduled_tasks_start_in_due_order_never_early(autojump_clock) ->
     assert buckets == sorted(buckets)
 
 
-async def test_retry_delays_follow_jittered_exponential_backoff(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_retry_delays_follow_jittered_exponential_backoff(autojump_clock: MockClock) -> None:
     """Each failure schedules its retry after a backoff drawn under the capped
     exponential ceiling, and the retry starts no earlier than that (nor much later)."""
     policy = RetryPolicy(base=1.0, cap=8.0)
@@ -74,7 +76,7 @@ async def test_retry_delays_follow_jittered_exponential_backoff(autojump_clock) 
                         failed_at = br.clock()
                         if c.attempt <= 6:  # a retry is left: this failure scheduled it
                             t = await ins.get(e.task_id)
-                            assert t.status is Status.RETRYING and t.scheduled_at is not None, t.status
+                            assert t is not None and t.status is Status.RETRYING and t.scheduled_at is not None, t
                             waits.append(t.scheduled_at - failed_at)
                     await trio.sleep(0.005)
             n.cancel_scope.cancel()
@@ -96,7 +98,7 @@ def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
         assert max(samples) > 0.8 * ceiling and min(samples) < 0.2 * ceiling  # spread, not fixed
 
 
-async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_scheduler_catches_up_after_downtime(autojump_clock: MockClock) -> None:
     br = NodeBroker(MemoryStore(), clock=trio_clock(), bucket_ms=100)
     await br.enqueue_many([EnqueueRequest("t", i, delay=1 + i) for i in range(100)])
     await trio.sleep(3600)  # no scheduler for an hour
@@ -104,10 +106,12 @@ async def test_scheduler_catches_up_after_downtime(autojump_clock) -> None:  # t
     assert sorted(c.spec.payload for _, c in seen) == list(range(100))
 
 
-async def test_sweep_repairs_a_bucket_its_scheduler_abandoned(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_sweep_repairs_a_bucket_its_scheduler_abandoned(make_broker: Callable[..., NodeBroker]) -> None:
     br = make_broker(bucket_ms=50)
     e = await br.enqueue("t", "x", delay=0.05)
-    due = br.ctx.wheel.bucket_of((await Inspector(br).get(e.task_id)).spec.run_at)
+    task = await Inspector(br).get(e.task_id)
+    assert task is not None and task.spec.run_at is not None
+    due = br.ctx.wheel.bucket_of(task.spec.run_at)
     with trio.fail_after(5):  # a "scheduler" claims buckets up to the task's...
         while not (claimed := await br.ctx.wheel.claim_ended()) or claimed[-1] < due:
             await trio.sleep(0.01)
@@ -117,7 +121,7 @@ async def test_sweep_repairs_a_bucket_its_scheduler_abandoned(make_broker) -> No
     assert c.spec.payload == "x"
 
 
-async def test_three_schedulers_move_every_due_task_exactly_once(make_broker) -> None:  # type: ignore[no-untyped-def]
+async def test_three_schedulers_move_every_due_task_exactly_once(make_broker: Callable[..., NodeBroker]) -> None:
     brokers = [make_broker(bucket_ms=20) for _ in range(3)]
     n_tasks = 600
     start = brokers[0].clock()

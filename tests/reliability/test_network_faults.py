@@ -6,13 +6,15 @@ JSON while the store cannot be reached.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 import trio
 
 from tests.faultproxy import FaultProxy
 from tests.runtime.procs import spawn, stop, wait_http
-from tests.servers import free_port
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,7 @@ async def post_task(client: httpx.AsyncClient, i: int) -> str | None:
     return None
 
 
-async def test_latency_resets_and_blackhole_lose_nothing(own_redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_latency_resets_and_blackhole_lose_nothing(own_redis: RedisServer, tmp_path: Path) -> None:
     proxy = FaultProxy(("127.0.0.1", own_redis.port))
     async with trio.open_nursery() as nursery:
         port = await nursery.start(proxy.serve)

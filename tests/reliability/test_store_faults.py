@@ -6,6 +6,7 @@ import collections
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import trio
@@ -15,6 +16,7 @@ from nexq.config import Settings
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
+from nexq.store import Store
 from tests.runtime.procs import api, nexq_run, spawn, stop
 from tests.servers import redis_server
 
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.slow
 APP = "tests.runtime.sample_app:app"
 
 
-def test_embedded_store_killed_ten_times_loses_no_acknowledged_task(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_store_killed_ten_times_loses_no_acknowledged_task(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     args = ("--data-dir", data, "--app", APP, "--concurrency", "4", "--lease", "2")
     acked: list[str] = []
@@ -51,7 +53,7 @@ def test_embedded_store_killed_ten_times_loses_no_acknowledged_task(tmp_path) ->
         stop(proc)
 
 
-async def test_redis_restart_with_aof_loses_nothing_and_clients_reconnect(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_redis_restart_with_aof_loses_nothing_and_clients_reconnect(tmp_path: Path) -> None:
     with redis_server("--appendonly", "yes", "--appendfsync", "always") as server:
         w = spawn("worker", "--store", server.url, "--app", APP, "--lease", "2", "--with-scheduler",
                   "--store-timeout", "1", log=str(tmp_path / "w.log"))
@@ -90,7 +92,7 @@ async def test_redis_restart_with_aof_loses_nothing_and_clients_reconnect(tmp_pa
             stop(w)
 
 
-async def test_retry_storm_is_spread_by_jittered_backoff(store, prefix) -> None:  # type: ignore[no-untyped-def]
+async def test_retry_storm_is_spread_by_jittered_backoff(store: Store, prefix: str) -> None:
     """2,000 tasks fail for 8 s then succeed: retries spread out (peak ≤ 3x mean).
     The soak form: 10,000 tasks failing for 30 s."""
     count, outage = (10_000, 30) if os.environ.get("NEXQ_SOAK") == "1" else (2000, 8)

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ async def let_go(app: Nexq, pid: int, since: float, limit: float = 30) -> dict[s
             await trio.sleep(0.1)
 
 
-async def test_random_sigkill_every_two_seconds_loses_nothing(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_random_sigkill_every_two_seconds_loses_nothing(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     record = tmp_path / "runs.txt"
     env = {"NEXQ_TEST_RECORD": str(record)}
@@ -90,7 +91,7 @@ async def test_random_sigkill_every_two_seconds_loses_nothing(resp_url, prefix, 
     print(f"\nSOAK-RESULT sigkill: tasks={n} kills={kills} duplicates={duplicates} lost=0")
 
 
-async def test_frozen_worker_loses_its_tasks_and_its_late_ack_is_refused(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_frozen_worker_loses_its_tasks_and_its_late_ack_is_refused(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     app = Nexq(resp_url, namespace=ns)
     frozen = spawn(*workers_args(resp_url, ns, "--lease", "1"), log=str(tmp_path / "frozen.log"))
@@ -119,7 +120,7 @@ async def test_frozen_worker_loses_its_tasks_and_its_late_ack_is_refused(resp_ur
         stop(frozen)
 
 
-async def test_poison_pill_ends_dead_after_max_retries_while_work_continues(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_poison_pill_ends_dead_after_max_retries_while_work_continues(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     args = workers_args(resp_url, ns, "--lease", "1", "--concurrency", "4", "--with-scheduler")
     procs: list[subprocess.Popen[bytes]] = [spawn(*args, log=str(tmp_path / f"w{i}.log")) for i in range(2)]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 import trio
+from trio.testing import MockClock
 
-from nexq.queue import NodeBroker, Inspector
+from nexq.queue import Inspector, NodeBroker
 from nexq.runtime.cron import CronEntry, CronScheduler
 from nexq.store.memory import MemoryStore
 from tests.clocks import trio_clock
 
 
-async def test_two_schedulers_fire_every_second_exactly_once(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_two_schedulers_fire_every_second_exactly_once(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     clock = trio_clock(1_800_000_000.0)  # starts on a whole second
     entry = CronEntry.parse("tick", "* * * * * *", "noop", {"from": "cron"})

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from nexq.config import ConfigError, Settings
 from nexq.errors import StoreFull
-from nexq.queue import NodeBroker
 from nexq.hooks import Hooks
 from nexq.keys import Keys
+from nexq.queue import NodeBroker
 from nexq.runtime.guard import Admission, StoreGuard
 from nexq.store.memory import MemoryStore
 
@@ -31,7 +32,7 @@ async def test_enqueue_is_refused_over_the_limit_and_resumes_below() -> None:
     assert guard.status["refusing"] is None and guard.status["memory_used"] > 0
 
 
-async def test_an_evicted_canary_is_detected(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_an_evicted_canary_is_detected(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     guard = StoreGuard(store, Keys("g"), canary_every=10, canary_age=60)
     await guard.check()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import trio
@@ -27,7 +28,7 @@ async def wait_statuses(app: Nexq, ids: list[str], want: set[Status], limit: flo
             await trio.sleep(0.2)
 
 
-async def test_run_and_two_workers_process_mixed_priorities(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_run_and_two_workers_process_mixed_priorities(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     common = ["--store", resp_url, "--namespace", ns, "--app", APP, "--concurrency", "8"]
     workers = [spawn("worker", *common, log=str(tmp_path / f"w{i}.log")) for i in range(2)]
@@ -52,7 +53,7 @@ async def test_run_and_two_workers_process_mixed_priorities(resp_url, prefix, tm
             stop(w)
 
 
-async def test_sigterm_drains_and_hands_back_unfinished_tasks(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_sigterm_drains_and_hands_back_unfinished_tasks(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     w = spawn("worker", "--store", resp_url, "--namespace", ns, "--app", APP,
               "--shutdown-grace", "0.5", "--lease", "60", log=str(tmp_path / "w.log"))
@@ -71,7 +72,7 @@ async def test_sigterm_drains_and_hands_back_unfinished_tasks(resp_url, prefix, 
         assert t.attempts[0].error_type == "Interrupted"
 
 
-async def test_sigkill_mid_task_completes_on_another_worker(resp_url, prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_sigkill_mid_task_completes_on_another_worker(resp_url: str, prefix: str, tmp_path: Path) -> None:
     ns = prefix.rstrip(":")
     common = ["--store", resp_url, "--namespace", ns, "--app", APP, "--lease", "2", "--with-scheduler"]
     doomed = spawn("worker", *common, log=str(tmp_path / "doomed.log"))
@@ -92,7 +93,7 @@ async def test_sigkill_mid_task_completes_on_another_worker(resp_url, prefix, tm
         assert info
 
 
-def test_embedded_store_survives_sigkill_of_nexq_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_store_survives_sigkill_of_nexq_run(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     args = ("--data-dir", data, "--app", APP, "--concurrency", "1", "--lease", "3")
     ids = []
@@ -113,7 +114,7 @@ def test_embedded_store_survives_sigkill_of_nexq_run(tmp_path) -> None:  # type:
         stop(proc)
 
 
-def test_tasks_made_over_http_get_their_handlers_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tasks_made_over_http_get_their_handlers_defaults(tmp_path: Path) -> None:
     with nexq_run("--data-dir", str(tmp_path / "d"), "--app", APP, log=str(tmp_path / "run.log")) as (proc, port):
         t = api(port, "POST", "/api/tasks", json={"type": "noop"})  # @app.task("noop", max_retries=0)
         assert t["max_retries"] == 0

@@ -9,9 +9,10 @@ import trio
 from nexq.queue import NodeBroker
 from nexq.runtime.scheduler import Scheduler
 from nexq.store import open_store
+from tests.servers import RedisServer
 
 
-async def test_periodic_save_persists_the_store(own_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_periodic_save_persists_the_store(own_redis: RedisServer) -> None:
     # redis-server speaks RESP and has SAVE; the pogocache:// scheme makes
     # Nexq treat it as Pogocache (kind "pogocache"), which is what turns SAVE on.
     dump = os.path.join(own_redis.dir, "dump.rdb")

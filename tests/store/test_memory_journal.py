@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from nexq.store.journal import DataDirInUse
 from nexq.store.memory import MemoryStore
@@ -35,7 +37,7 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow  # a writer process, killed with SIGKILL
-def test_every_acknowledged_write_survives_sigkill(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_every_acknowledged_write_survives_sigkill(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, data], stdout=subprocess.PIPE, text=True
@@ -62,7 +64,7 @@ def test_every_acknowledged_write_survives_sigkill(tmp_path) -> None:  # type: i
     trio.run(check)
 
 
-async def test_ttl_and_deletes_survive_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_ttl_and_deletes_survive_reopen(tmp_path: Path) -> None:
     data = str(tmp_path)
     store = MemoryStore(data)
     await store.set("lease", b"w", px=60_000)
@@ -79,7 +81,7 @@ async def test_ttl_and_deletes_survive_reopen(tmp_path) -> None:  # type: ignore
     await store.aclose()
 
 
-async def test_torn_tail_is_cut_and_earlier_writes_kept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_torn_tail_is_cut_and_earlier_writes_kept(tmp_path: Path) -> None:
     store = MemoryStore(str(tmp_path))
     await store.set("a", b"1")
     await store.set("b", b"2")
@@ -96,7 +98,7 @@ async def test_torn_tail_is_cut_and_earlier_writes_kept(tmp_path) -> None:  # ty
     await store.aclose()
 
 
-async def test_journal_is_compacted_and_stays_bounded(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_journal_is_compacted_and_stays_bounded(tmp_path: Path) -> None:
     store = MemoryStore(str(tmp_path), min_compact_bytes=64 * 1024)
     for i in range(20_000):
         await store.set(f"k{i % 10}", f"value-{i}")
@@ -108,7 +110,7 @@ async def test_journal_is_compacted_and_stays_bounded(tmp_path) -> None:  # type
     await store.aclose()
 
 
-async def test_a_data_dir_serves_one_process_at_a_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_data_dir_serves_one_process_at_a_time(tmp_path: Path) -> None:
     store = MemoryStore(str(tmp_path))
     with pytest.raises(DataDirInUse, match="in use"):
         MemoryStore(str(tmp_path))
@@ -117,7 +119,7 @@ async def test_a_data_dir_serves_one_process_at_a_time(tmp_path) -> None:  # typ
     await again.aclose()
 
 
-async def test_ttls_follow_the_trio_clock(autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_ttls_follow_the_trio_clock(autojump_clock: MockClock) -> None:
     store = MemoryStore()
     await store.set("k", b"v", px=10_000)
     await trio.sleep(9.9)  # time passing (autojump) is the behaviour: just before the TTL...
