@@ -1,9 +1,11 @@
-"""Settings: flag > NEXQ_* environment variable > default.
+"""Settings: flag > NEXQ_* environment variable > the app's own > default.
 
-This is the only module that reads ``os.environ``. ``Settings.load(flags)``
-takes the CLI's parsed flags (None = not given) and fills the rest from the
-environment, then from defaults; bad values raise ConfigError naming the
-setting and where it came from.
+This is the only module that reads ``os.environ``. ``Settings.load(flags,
+app=...)`` takes the CLI's parsed flags (None = not given) and fills the rest
+from the environment, then from what the user's app was built with
+(``Nexq(store, namespace=)``), then from defaults; bad values raise
+ConfigError naming the setting and where it came from. ``Settings.origins``
+says where each value came from, for the start-up log.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def _opt_str(value: Any) -> str | None:
 # name -> (converter, default); the env variable is NEXQ_<NAME upper>.
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "store": (_opt_str, None),
+    "api": (_opt_str, None),
     "data_dir": (str, ".nexq-data"),
     "namespace": (str, "nexq"),
     "host": (str, "127.0.0.1"),
@@ -147,6 +150,7 @@ class Settings:
     """Everything a Nexq process is configured with."""
 
     store: str | None = None  # None: the embedded store in data_dir
+    api: str | None = None  # the CLI talks to this running server's REST API instead of a store
     data_dir: str = ".nexq-data"
     namespace: str = "nexq"
     host: str = "127.0.0.1"
@@ -170,26 +174,40 @@ class Settings:
     webhook_secret: str | None = attrs.field(default=None, repr=False)  # HMAC-SHA256 key
     webhook_allow_private: bool = False  # allow loopback / private / link-local targets
     webhook_on_failure: bool = False  # also notify each failed attempt
+    # setting name -> where its value came from: "--flag", "NEXQ_X", "the app" or "default"
+    origins: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
-    def load(cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``flags`` (None values ignored), then NEXQ_* env, then defaults."""
+    def load(
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        app: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Settings from ``flags`` (None values ignored), then NEXQ_* env, then
+        ``app`` (the values the user's Nexq app was built with, None ignored),
+        then defaults. Raises ConfigError naming the bad setting's source."""
         env = os.environ if env is None else env
-        flags = flags or {}
+        flags, app = flags or {}, app or {}
         values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
         for name, (convert, default) in _FIELDS.items():
             if flags.get(name) is not None:
                 raw, source = flags[name], f"--{name.replace('_', '-')}"
             elif f"NEXQ_{name.upper()}" in env:
                 raw, source = env[f"NEXQ_{name.upper()}"], f"NEXQ_{name.upper()}"
+            elif app.get(name) is not None:
+                raw, source = app[name], "the app"
             else:
-                values[name] = default
+                values[name], origins[name] = default, "default"
                 continue
             try:
                 values[name] = convert(raw)
             except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{source}={raw!r}: {exc}") from None
-        return cls(**values)
+                where = f"the app's {name}" if source == "the app" else source
+                raise ConfigError(f"{where}={raw!r}: {exc}") from None
+            origins[name] = source
+        return cls(**values, origins=origins)
 
     @property
     def store_url(self) -> str:

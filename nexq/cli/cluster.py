@@ -23,7 +23,8 @@ from ..store.url import split_store_urls
 def add_parser(sub: Any, common: Any) -> None:
     p = sub.add_parser("cluster", help="store nodes: where queues live, what a new node would take")
     common(p)
-    p.add_argument("action", choices=["status", "plan"])
+    p.add_argument("action", choices=["status", "plan"],
+                   help="status: what each node holds; plan: what adding --add would move")
     p.add_argument("--add", help="plan: the node URL(s) to add, comma-separated")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

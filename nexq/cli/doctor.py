@@ -56,6 +56,17 @@ async def _commands(store: Store, prefix: str) -> list[Finding]:
                     "EXISTS, EXPIRE, PTTL behave as Nexq needs")]
 
 
+def human_bytes(n: float) -> str:
+    """``1288490188`` -> ``"1.2 GiB"``; below 1 KiB in bytes."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
+
+
 async def diagnose(store: Store, namespace: str = "nexq", memory_limit: int | None = None) -> list[Finding]:
     out: list[Finding] = []
     try:
@@ -71,15 +82,15 @@ async def diagnose(store: Store, namespace: str = "nexq", memory_limit: int | No
     info = await store.info()
     used = memory_used(info)
     if store.kind == "memory":
-        out.append(Finding("ok", "memory", f"embedded store, {info.get('keys')} keys, ~{used or 0} bytes"))
+        out.append(Finding("ok", "memory", f"embedded store, {info.get('keys')} keys, ~{human_bytes(used or 0)}"))
     elif used is None:
         out.append(Finding("warn", "memory", "the server does not report its memory (Redis without INFO): "
                            "Nexq cannot refuse work before it fills up"))
     else:
-        limit = f", Nexq refuses new tasks at {memory_limit} B" if memory_limit else \
+        limit = f", Nexq refuses new tasks at {human_bytes(memory_limit)}" if memory_limit else \
             " (no --store-memory-limit: set one below the server's memory so Nexq refuses work before eviction)"
         level = "warn" if not memory_limit or used > 0.8 * memory_limit else "ok"
-        out.append(Finding(level, "memory", f"{used} bytes in use, {info.get('keys', '?')} keys{limit}. "
+        out.append(Finding(level, "memory", f"{human_bytes(used)} in use, {info.get('keys', '?')} keys{limit}. "
                            "Run Pogocache with --maxmemory unlimited: it evicts silently when full."))
     out.append(await _persistence(store))
     out += await _clocks(store, info, namespace)

@@ -37,7 +37,7 @@ def test_doctor_names_an_unreachable_store(capsys) -> None:  # type: ignore[no-u
 def test_cli_errors_are_one_line_not_tracebacks(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["worker"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("nexq: nexq worker needs a shared store") and "Traceback" not in err
+    assert err.startswith("nexq: nexq worker needs --app") and "Traceback" not in err
     assert main(["run", "--port", "99999"]) == 2
     assert "--port" in capsys.readouterr().err
     assert main(["enqueue", "t", "--payload", "{nope", "--store", "memory://"]) == 2

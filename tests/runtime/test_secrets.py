@@ -16,7 +16,8 @@ def test_token_and_store_password_are_never_logged(tmp_path) -> None:  # type: i
     log = tmp_path / "run.log"
     with redis_server(password=password) as server:
         store = f"redis://:{password}@127.0.0.1:{server.port}"
-        w = spawn("worker", "--store", store, "--log-level", "debug", log=str(tmp_path / "w.log"))
+        w = spawn("worker", "--store", store, "--app", "tests.runtime.sample_app:app", "--log-level", "debug",
+                  log=str(tmp_path / "w.log"))
         with nexq_run("--store", store, "--api-token", token, "--log-level", "debug", log=str(log)) as (proc, port):
             h = {"Authorization": f"Bearer {token}"}
             r = httpx.post(f"http://127.0.0.1:{port}/api/tasks", json={"type": "noop"}, headers=h)

@@ -1,0 +1,171 @@
+"""``nexq run`` (all-in-one) and ``nexq worker`` (joins a shared store).
+
+Both take the store and namespace from flag > NEXQ_* env > the app's own
+(``Nexq(store, namespace=)``) > default and log a start-up banner saying what
+they chose and why. Only ``nexq run`` without ``--app`` registers the demo
+handlers (the quick start); ``nexq worker`` needs ``--app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import logging
+import os
+from functools import partial
+from typing import Any
+
+import trio
+
+from .. import __version__
+from ..app import Nexq
+from ..config import Settings
+from ..errors import NexqError
+from ..logs import setup_logging
+from . import options
+from .discovery import api_url, remove_server_file, write_server_file
+from .errors import CliError, UsageError, unwrap
+
+log = logging.getLogger("nexq")
+
+
+def add_parsers(sub: Any) -> None:
+    run = sub.add_parser("run", help="all-in-one: REST API + dashboard, scheduler and workers")
+    _runner(run)
+    options.data_dir(run)
+    run.add_argument("--host", help="bind address (default 127.0.0.1); env NEXQ_HOST")
+    run.add_argument("--port", type=int, help="HTTP port (default 8080, 0 = any free port); env NEXQ_PORT")
+    run.add_argument("--api-token", help="require this bearer token on /api and /metrics; env NEXQ_API_TOKEN")
+    run.add_argument("--no-worker", action="store_true", help="API and scheduler only")
+    run.add_argument("--store-memory-limit", help="refuse new tasks (503) above this store memory, e.g. 2G")
+
+    worker = sub.add_parser("worker", help="worker (and scheduler) only, joining a shared store; needs --app")
+    _runner(worker)
+    worker.add_argument("--with-scheduler", action="store_true", help=argparse.SUPPRESS)  # the default now
+
+
+def _runner(p: argparse.ArgumentParser) -> None:
+    options.common(p)
+    p.add_argument("--app", help="module:attribute of your Nexq app (its handlers, cron entries, store "
+                   "and namespace); env NEXQ_APP. nexq run without it serves the demo handlers")
+    p.add_argument("--concurrency", type=int, help="handler slots (default 10)")
+    p.add_argument("--queues", help="comma-separated queues to serve, * for all, name:weight for "
+                   "weighted draws (default *)")
+    p.add_argument("--lease", type=float, help="lease seconds of a running attempt (default 30)")
+    p.add_argument("--shutdown-grace", type=float, help="seconds running tasks get at shutdown (default 30)")
+    p.add_argument("--save-interval", type=float,
+                   help="seconds between Pogocache SAVEs by the scheduler (default 5, 0 = off)")
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="do not run the scheduler agents here (due tasks, expired leases, cron); "
+                   "some process on the store must")
+
+
+def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
+    """Run the service until a signal; returns the exit code."""
+    first = options.settings_from(args)  # flags and env: which app, how to log
+    _ = first.store_nodes  # a bad --store list fails here, before anything else
+    setup_logging(first.log_level, first.log_format)
+    if first.app is None:
+        if worker_only:
+            raise UsageError("nexq worker needs --app module:attribute naming your Nexq app "
+                             "(e.g. --app myproject.tasks:app): the demo handlers are only for nexq run")
+        from .demo import demo_app
+
+        app, app_spec = demo_app(), None
+    else:
+        app, app_spec = options.load_app(first.app), first.app
+    settings = options.settings_from(args, app if app_spec else None)
+    _ = settings.store_nodes  # ... or a bad store of the app's
+    if worker_only and settings.embedded:
+        raise UsageError(
+            "nexq worker needs a shared store: the embedded store lives inside one `nexq run` "
+            "process. Pass --store pogocache://HOST:9401 (or set NEXQ_STORE, or give the app one)."
+        )
+    try:
+        trio.run(partial(_serve, settings, app, app_spec, api=not worker_only,
+                         worker=not getattr(args, "no_worker", False), scheduler=not args.no_scheduler))
+    except BaseException as exc:
+        err = unwrap(exc)
+        if isinstance(err, OSError) and not isinstance(err, NexqError) and err.errno in (
+                errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise CliError(f"--port {settings.port}: cannot listen on {settings.host}:{settings.port}: "
+                           f"{err.strerror}; pass another --port (or --host)") from exc
+        raise
+    return 0
+
+
+async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *,
+                 api: bool, worker: bool, scheduler: bool) -> None:
+    """run_service, with the banner once it started (a failure to start is
+    then the only line on stderr) and the server file for the CLI."""
+    from ..runtime.service import run_service
+
+    marker = None
+    try:
+        async with trio.open_nursery() as nursery:
+            service = await nursery.start(partial(run_service, settings, app, api=api, worker=worker,
+                                                  scheduler=scheduler))
+            banner(settings, app, app_spec, "run" if api else "worker", worker, scheduler)
+            if api:
+                url = api_url(settings.host, service.port)
+                log.info("dashboard and API on %s/", url)
+                if settings.store is None:  # the embedded store: let the CLI find us
+                    marker = write_server_file(os.path.abspath(settings.data_dir), url)
+    finally:
+        if marker is not None:
+            remove_server_file(marker)
+
+
+def banner(settings: Settings, app: Nexq, app_spec: str | None, role: str, worker: bool, scheduler: bool) -> None:
+    """Log what this process runs with, and where each choice came from."""
+    log.info("nexq %s: %s started", __version__, role)
+    store = ("embedded store in " + os.path.abspath(settings.data_dir)) if settings.store is None \
+        else mask(settings.store)
+    log.info("store: %s (%s)", store, _origin(settings, "store"))
+    log.info("namespace: %s (%s)", settings.namespace, _origin(settings, "namespace"))
+    # A flag is seen by this process only: code calling app.connect() elsewhere
+    # still uses the app's value (NEXQ_* variables it would see too).
+    for name, app_value in (("store", app.store_url), ("namespace", app.namespace)):
+        chosen, origin = getattr(settings, name), settings.origins.get(name, "")
+        if app_spec and app_value is not None and origin.startswith("--") and chosen != app_value:
+            shown = mask(app_value) if name == "store" else app_value
+            log.warning("%s overrides the app's %s %s: code using app.connect() without it still "
+                        "uses the app's", origin, name, shown)
+    work = (f"queues {','.join(settings.queues)}, concurrency {settings.concurrency}" if worker
+            else "off (--no-worker)")
+    log.info("worker: %s; scheduler: %s", work, "on" if scheduler else "off (--no-scheduler)")
+    types = ", ".join(sorted(app.handlers)) or "none"
+    if app_spec is None:
+        log.info("handlers: %s: the demo handlers of the quick start (no --app given; "
+                 "pass --app module:attribute to run your own)", types)
+    else:
+        log.info("handlers: %s (from %s)", types, app_spec)
+    if role == "run" and settings.api_token is None:
+        if _is_loopback(settings.host):
+            log.info("no API token set: listening on loopback only (set --api-token to expose it)")
+        else:
+            log.warning("no API token set and listening on %s: anyone who reaches it can use the API",
+                        settings.host)
+
+
+def _origin(settings: Settings, name: str) -> str:
+    origin = settings.origins.get(name, "default")
+    return "default" if origin == "default" else f"from {origin}"
+
+
+def mask(url: str) -> str:
+    """The store URL(s) with passwords masked, for logs."""
+    from ..store.url import split_store_urls
+
+    try:
+        return ",".join(str(n) for n in split_store_urls(url))
+    except NexqError:
+        return "<invalid store URL>"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
