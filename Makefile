@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := redis-server chromium iproute2 nftables
 
-.PHONY: run test test-fast install install-test system-deps bench bench-peers bench-peers-install clean
+.PHONY: run shell test test-fast install install-test system-deps bench bench-peers bench-peers-install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,21 @@ test: system-deps install-test
 test-fast: system-deps install-test
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-run: install
+# `make run` and `make shell` reinstall only when pyproject.toml changed
+# (the install is editable: code changes need none); the stamp records it.
+STAMP := $(VENV)/.nexq-installed
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	@touch $@
+
+run: $(STAMP)
 	$(VENV)/bin/nexq run $(ARGS)
+
+# A shell with .venv/bin first on PATH: `nexq` is the project's command there.
+shell: $(STAMP)
+	@echo "nexq $$($(VENV)/bin/nexq --version | cut -d' ' -f2) on PATH; exit to leave"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $${SHELL:-/bin/sh}
 
 bench: install-test
 	$(PY) benchmarks/store_ops.py
