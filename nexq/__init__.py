@@ -24,6 +24,7 @@ from .errors import (
 from .hooks import Middleware, Terminal
 from .task import Attempt, Outcome, RetryPolicy, Status, Task
 from .webhook_url import WebhookRefused
+from .webhook_url import verify as verify_webhook
 
 __version__ = "0.1.0"
 
@@ -54,4 +55,5 @@ __all__ = [
     "UnknownTaskType",
     "WebhookRefused",
     "__version__",
+    "verify_webhook",
 ]

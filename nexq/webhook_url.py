@@ -1,12 +1,15 @@
-"""Webhook URL validation without DNS: the rules every enqueue path applies.
+"""Webhook rules without I/O: URL validation and request signatures.
 
 Shared by the queue layer (a task's ``webhook`` field is checked when it is
-enqueued) and the runtime's deliveries (``nexq.runtime.webhooks``), which
-check the resolved address again before each POST.
+enqueued), the runtime's deliveries (``nexq.runtime.webhooks``, which check
+the resolved address again before each POST and sign each request) and
+receivers (``nexq.verify_webhook``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import urllib.parse
 
@@ -51,3 +54,11 @@ def check_url(url: str, allow_private: bool = False) -> str:
     return host
 
 
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """For receivers: is ``signature`` right for this body and timestamp?"""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
+from ..codec import (
+    decode_attempt,
+    decode_cur,
+    decode_follow_up,
+    decode_spec,
+    encode_cur,
+)
 from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome

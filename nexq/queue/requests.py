@@ -8,7 +8,14 @@ from typing import Any
 
 import attrs
 
-from ..task import DEFAULT_PRIORITY, DEFAULT_QUEUE, RetryPolicy, TaskSpec, new_task_id, parse_priority
+from ..task import (
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    RetryPolicy,
+    TaskSpec,
+    new_task_id,
+    parse_priority,
+)
 from ..webhook_url import check_url
 from .context import WebhookPolicy
 

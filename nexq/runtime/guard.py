@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import trio
-
-from collections.abc import Sequence
 
 from ..errors import StoreError, StoreFull
 from ..hooks import Middleware

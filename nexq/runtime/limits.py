@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import random
 import re
-
-import attrs
-
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 import trio
 
 from ..errors import Defer, StoreUnavailable

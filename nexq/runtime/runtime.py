@@ -19,7 +19,13 @@ import attrs
 from ..config import Settings
 from ..hooks import Hooks, Middleware
 from ..keys import Keys
-from ..queue import ClusterBroker, EnqueueRequest, NodeBroker, QueueBackend, WebhookPolicy
+from ..queue import (
+    ClusterBroker,
+    EnqueueRequest,
+    NodeBroker,
+    QueueBackend,
+    WebhookPolicy,
+)
 from ..store import Store, open_stores
 from ..webhook_url import check_url
 from .cron import CronScheduler
@@ -94,8 +100,9 @@ class Runtime:
             HandlerDurations(durations),
         ]
         if app is not None:
-            limits = {t: td.limits for t, td in app.handlers.items()}
-            middleware.append(LimitTasks(limits, stores[0], keys, lease_ms, clock))
+            limits = {t: td.limits for t, td in app.handlers.items() if td.limits.any}
+            if limits:  # no per-task cost for apps without limits
+                middleware.append(LimitTasks(limits, stores[0], keys, lease_ms, clock))
             middleware.extend(app.middleware)
         hooks = Hooks(middleware)
         policy = WebhookPolicy(settings.webhook_allow_private, settings.webhook_url is not None)

@@ -20,8 +20,6 @@ enqueued, resolved names again just before each delivery.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import socket
 import time
@@ -36,7 +34,15 @@ from ..hooks import Middleware, Terminal
 from ..queue import EnqueueRequest, NodeBroker
 from ..store import Batch
 from ..task import Attempt, RetryPolicy, TaskSpec
-from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE, WebhookRefused, blocked, check_url
+from ..webhook_url import (
+    WEBHOOK_QUEUE,
+    WEBHOOK_TYPE,
+    WebhookRefused,
+    blocked,
+    check_url,
+    sign,
+    verify,
+)
 
 __all__ = ["WEBHOOK_QUEUE", "WEBHOOK_TYPE", "WebhookRefused", "WebhookSettings", "check_url", "Webhooks", "verify"]
 
@@ -60,16 +66,6 @@ async def check_resolved(host: str, port: int, allow_private: bool) -> None:
         why = blocked(ip)
         if why:
             raise WebhookRefused(f"webhook host {host} resolves to {ip}, which is {why}; refused")
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    """For receivers: is ``signature`` right for this body and timestamp?"""
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 async def deliver(settings: WebhookSettings, url: str, body: bytes) -> int:

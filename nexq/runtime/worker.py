@@ -25,7 +25,6 @@ import trio
 from ..app import Context, Nexq, TaskDef
 from ..config import parse_queues
 from ..errors import Defer, Retry, StoreUnavailable, UnknownTaskType
-from ..hooks import Middleware
 from ..queue import Claimed
 from ..task import Outcome
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
@@ -165,33 +164,34 @@ class Worker:
     async def _run_one(self, c: Claimed) -> None:
         key = (c.spec.id, c.attempt)
         _, scope = self.running[key]
+        hooks = self.rt.hooks
         self.rt.cancels.watch(c.spec.id, c.attempt, scope.cancel)
         ctx = Context(c, self.broker, self.app)
-        passed: list[Middleware] = []
         started = time.perf_counter()
-        outcome: Outcome | None = None
-        result: Any = None
-        error: BaseException | None = None
         try:
             try:
-                await self.rt.hooks.before_process(ctx, passed)
+                await hooks.before_process(ctx)
             except Defer as exc:
                 await self.broker.defer(c, exc.delay, exc.reason)
                 self.running.pop(key, None)
                 return
-            outcome, error, tb, result, retry_in = await self._call(c, ctx, scope)
-            if outcome is not None:
-                await self._record(c, outcome, error, tb, result, retry_in)
-            # else: cancelled by request or lost lease; another actor decided it.
-            self.running.pop(key, None)
+            try:
+                outcome, error, tb, result, retry_in = await self._call(c, ctx, scope)
+                if outcome is not None:
+                    await self._record(c, outcome, error, tb, result, retry_in)
+                # else: cancelled by request or lost lease; another actor decided it.
+                self.running.pop(key, None)
+            except BaseException as exc:
+                # Shutdown (cancelled): the hooks still see the attempt end,
+                # shielded so they can give back what they hold.
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await hooks.after_process(ctx, None, None, exc, time.perf_counter() - started)
+                raise
+            await hooks.after_process(ctx, outcome, result, error, time.perf_counter() - started)
         finally:
             # A shutdown cancel skips the pop above: _release_all hands the
             # attempt back so it runs again at once.
             self.rt.cancels.watch(c.spec.id, c.attempt, None)
-            if passed:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await self.rt.hooks.after_process(passed, ctx, outcome, result, error,
-                                                      time.perf_counter() - started)
             self._idle.set()
 
     async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
