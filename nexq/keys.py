@@ -34,6 +34,7 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``limit:{type}:slot:{i}`` | ``worker`` | a worker starting a limited attempt (NX) | lease |
 | ``limit:{type}:rate:{w}`` | integer | workers starting attempts (INCR) | two windows |
 | ``canary:{id}`` | ``1`` | the store guard | canary age + 1 h |
+| ``save`` | process id | the scheduler about to SAVE (NX) | the SAVE interval |
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ class Keys:
         """``limit:{type}:slot:{i}`` or ``limit:{type}:rate:{w}`` (``part``
         is ``slot:{i}`` / ``rate:{w}``)."""
         return f"{self.ns}:limit:{type}:{part}"
+
+    @property
+    def save_marker(self) -> str:
+        """Taken (NX, PX = the SAVE interval) before each SAVE: one per interval per node."""
+        return f"{self.ns}:save"
 
     def canary(self, name: str) -> str:
         return f"{self.ns}:canary:{name}"

@@ -3,11 +3,26 @@
 Any number of schedulers may run at once on any machines: wheel buckets are
 claimed with INCR, moves are guarded by NX markers, cron fires by NX
 markers, so they share the work without a leader.
+
+Every process that serves tasks runs one, so their idle cost is bounded:
+
+- the wheel: a scheduler that claimed the bucket that just ended polls again
+  right after the next one ends (due tasks are as prompt as with one
+  scheduler); one that finds the bucket already taken by another backs off,
+  doubling its poll interval up to ``WHEEL_IDLE_MAX`` and polling
+  mid-bucket, so it does not race the active one. If the active one stops,
+  a backed-off one finds the cursor behind within ``WHEEL_IDLE_MAX``,
+  catches up and becomes active.
+- SAVE: before each SAVE a scheduler takes ``save`` with ``SET NX PX
+  interval``; only the winner saves, so a node gets one SAVE per interval
+  however many processes run.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 import trio
@@ -17,6 +32,7 @@ from ..queue import QueueBackend
 from .cron import CronScheduler
 
 log = logging.getLogger("nexq.scheduler")
+WHEEL_IDLE_MAX = 1.0  # seconds between wheel polls while another scheduler keeps up
 
 
 class Scheduler:
@@ -32,7 +48,9 @@ class Scheduler:
     ) -> None:
         self.broker, self.cron = broker, cron
         self.save_interval, self.sweep_interval = save_interval, sweep_interval
-        self.saves = 0
+        self.saves = 0  # SAVEs this scheduler issued
+        self.wheel_idle = 0.0  # 0: claims wheel buckets as they end; else its poll back-off (s)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -46,17 +64,22 @@ class Scheduler:
 
     async def _wheel_loop(self) -> None:
         width = self.broker.home.ctx.wheel.width
+        caught_up = False  # the last poll handled buckets: look again before sleeping
         while True:
             try:
-                if await self.broker.run_due():
-                    continue
+                handled = await self.broker.run_due()
             except StoreUnavailable as exc:
                 log.warning("scheduler: store unavailable: %s", exc)
                 await trio.sleep(1.0)
                 continue
-            # Sleep to just past the end of the current bucket.
-            now = self.broker.clock()
-            await trio.sleep(max(0.001, (now // width + 1) * width - now + 0.001))
+            if handled:
+                self.wheel_idle, caught_up = 0.0, True
+                continue  # more may have ended meanwhile
+            if not caught_up:
+                # The bucket that ended was taken by another scheduler: leave the polling to it.
+                self.wheel_idle = min(WHEEL_IDLE_MAX, max(width, self.wheel_idle * 2))
+            caught_up = False
+            await trio.sleep(next_poll(self.broker.clock(), width, self.wheel_idle))
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -69,15 +92,28 @@ class Scheduler:
                 log.warning("sweep: store unavailable: %s", exc)
 
     async def _save_loop(self) -> None:
-        """Ask the store to persist itself every ``save_interval`` s: a store
-        crash then loses at most that window (Pogocache saves only on SAVE)."""
+        """Have each Pogocache node persist itself every ``save_interval`` s:
+        a store crash then loses at most that window (Pogocache saves only on
+        SAVE). One SAVE per interval per node, whoever wins the marker."""
+        marker_ms = max(1, int(self.save_interval * 1000))
         while True:
             await trio.sleep(self.save_interval)
             for node in self.broker.nodes:
                 if node.store.kind != "pogocache":
                     continue
                 try:
-                    await node.store.save()
-                    self.saves += 1
+                    if await node.store.set(node.keys.save_marker, self.id, nx=True, px=marker_ms):
+                        await node.store.save()
+                        self.saves += 1
                 except StoreError as exc:
                     log.warning("SAVE failed: %s", exc)
+
+
+def next_poll(now: float, width: float, idle: float) -> float:
+    """Seconds until the next wheel poll: just past the end of the current
+    bucket when active (``idle`` 0), else mid-bucket ``idle`` s or more from
+    ``now``, clear of the active scheduler's polls at bucket ends."""
+    if idle <= 0:
+        return max(0.001, (now // width + 1) * width - now + 0.001)
+    at = ((now + idle) // width + 0.5) * width
+    return max(0.001, at - now if at >= now + idle else at + width - now)
