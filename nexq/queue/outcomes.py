@@ -35,6 +35,17 @@ def expired_attempt(attempt: int, now: float) -> Attempt:
                    "the task was not started before its deadline (expires_at)")
 
 
+def lease_holder(raw: bytes | None) -> tuple[str | None, float | None]:
+    """(worker, started_at) from a lease value ``worker|started``; Nones without one."""
+    if raw is None:
+        return None, None
+    worker, _, since = raw.decode(errors="replace").rpartition("|")
+    try:
+        return worker or None, float(since)
+    except ValueError:
+        return worker or None, None
+
+
 class Outcomes:
     """Decides outcomes on one node (a part of :class:`~nexq.queue.node.NodeBroker`)."""
 
@@ -76,8 +87,8 @@ class Outcomes:
     async def cancel(self, task_id: str, reason: str = "cancelled on request") -> bool:
         """Cancel a waiting, scheduled, pending or running task. False if it
         already ended (or does not exist). The worker running it learns of
-        it through the ``after_decided`` hook in this process, else at its
-        next heartbeat."""
+        it through the ``after_decided`` hook: at once in this process, by
+        its doorbell in another (else at its next heartbeat)."""
         k, store = self.ctx.keys, self.ctx.store
         for _ in range(5):
             spec_raw, cur_raw = await store.mget([k.spec(task_id), k.cur(task_id)])
@@ -86,7 +97,10 @@ class Outcomes:
             a, state, _, _ = decode_cur(cur_raw)
             if state in TERMINAL_STATES:
                 return False
-            attempt = Attempt(a, Outcome.CANCELLED, None, None, self.ctx.clock(), "Cancelled", reason)
+            # A running attempt keeps who runs it and since when: the decision
+            # names its worker, whose doorbell the after_decided hook rings.
+            worker, started = lease_holder(await store.get(k.lease(task_id, a)))
+            attempt = Attempt(a, Outcome.CANCELLED, worker, started, self.ctx.clock(), "Cancelled", reason)
             if await self.decide(decode_spec(spec_raw), attempt, check_after=True):
                 return True
             # attempt a was decided meanwhile (finished or retried): look again

@@ -8,6 +8,11 @@ sends every live worker a one-byte datagram, and the worker claims at once.
 The doorbell only says "look now": a lost datagram costs one poll interval,
 a forged one costs one extra claim round, never correctness.
 
+A second datagram, ``CHECK``, says "check your running attempts now": a
+process that cancels a running attempt rings it at the worker its lease
+names, which then runs its heartbeat check at once (it reads the decision
+from the store; the datagram itself decides nothing).
+
 The advertised address is the local address this host uses to reach the
 store, so any machine that reaches the store can usually reach it too.
 """
@@ -24,6 +29,8 @@ import trio
 
 log = logging.getLogger("nexq.doorbell")
 REFRESH = 1.0  # seconds between reads of the registry's doorbell addresses
+RING = b"!"  # work was pushed: claim now
+CHECK = b"c"  # an attempt was decided elsewhere (a cancel): check the running attempts now
 
 
 def advertise_ip(host: str | None, port: int = 9) -> str:
@@ -39,10 +46,12 @@ def advertise_ip(host: str | None, port: int = 9) -> str:
 
 
 class Doorbell:
-    """Listens for rings and calls ``on_ring`` (collapsing bursts)."""
+    """Listens for rings: calls ``on_check`` for a CHECK datagram (when
+    given), ``on_ring`` for any other."""
 
-    def __init__(self, on_ring: Callable[[], None], host: str = "127.0.0.1") -> None:
-        self.on_ring, self.host = on_ring, host
+    def __init__(self, on_ring: Callable[[], None], host: str = "127.0.0.1",
+                 on_check: Callable[[], None] | None = None) -> None:
+        self.on_ring, self.host, self.on_check = on_ring, host, on_check
         self.address: tuple[str, int] | None = None
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -52,8 +61,11 @@ class Doorbell:
             self.address = (self.host, sock.getsockname()[1])
             task_status.started(self.address)
             while True:
-                await sock.recv(16)
-                self.on_ring()
+                data = await sock.recv(16)
+                if data == CHECK and self.on_check is not None:
+                    self.on_check()
+                else:
+                    self.on_ring()
 
 
 class Ringer:
@@ -61,6 +73,7 @@ class Ringer:
 
     def __init__(self) -> None:
         self.addresses: list[tuple[str, int]] = []
+        self.by_worker: dict[str, tuple[str, int]] = {}
         self.refreshed = float("-inf")
         self._sock: socket.socket | None = None
 
@@ -69,17 +82,28 @@ class Ringer:
         return time.monotonic() - self.refreshed > REFRESH
 
     def update(self, workers: Iterable[dict[str, Any]]) -> None:
-        self.addresses = [tuple(w["wake"]) for w in workers if w.get("wake")]
+        self.by_worker = {str(w.get("id")): (str(w["wake"][0]), int(w["wake"][1]))
+                          for w in workers if w.get("wake")}
+        self.addresses = list(self.by_worker.values())
         self.refreshed = time.monotonic()
 
     def ring(self) -> None:
-        if not self.addresses:
-            return
+        """Ring every worker: work was pushed."""
+        for addr in self.addresses:
+            self._send(RING, addr)
+
+    def check(self, worker_id: str) -> bool:
+        """Ring ``worker_id`` with CHECK; False if its doorbell is not known."""
+        addr = self.by_worker.get(worker_id)
+        if addr is not None:
+            self._send(CHECK, addr)
+        return addr is not None
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._sock is None:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._sock.setblocking(False)
-        for addr in self.addresses:
-            try:
-                self._sock.sendto(b"!", addr)
-            except OSError:
-                pass  # full buffer or unreachable: the worker's poll covers it
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:
+            pass  # full buffer or unreachable: the worker's poll (or heartbeat) covers it

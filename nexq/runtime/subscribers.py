@@ -51,7 +51,8 @@ class PublishEvents(Middleware):
 
 class Wakeup(Middleware):
     """Wakes claimers when work is pushed: at once in this process, and
-    through their doorbells (:mod:`nexq.runtime.doorbell`) in others.
+    through their doorbells (:mod:`nexq.runtime.doorbell`) in others; and
+    rings the worker running an attempt cancelled here to check it now.
 
     ``list_workers`` reads the worker registry (None: nobody else to ring,
     as with the embedded store, which lives in one process).
@@ -77,11 +78,24 @@ class Wakeup(Middleware):
         if self._list_workers is None:
             return
         if self.ringer.stale:
-            try:
-                self.ringer.update(await self._list_workers())
-            except StoreError:  # only delays wake-ups to the workers' next poll
-                self.ringer.update([])
+            await self._refresh(self._list_workers)
         self.ringer.ring()
+
+    async def after_decided(self, node: NodeBroker, spec: TaskSpec, attempt: Attempt) -> None:
+        """A cancel of a running attempt rings the doorbell of the worker its
+        lease named (CHECK): that worker stops the handler at once instead of
+        at its next heartbeat."""
+        if attempt.outcome is not Outcome.CANCELLED or not attempt.worker or self._list_workers is None:
+            return
+        if not self.ringer.check(attempt.worker) and self.ringer.stale:
+            await self._refresh(self._list_workers)  # a worker that registered since the last read
+            self.ringer.check(attempt.worker)
+
+    async def _refresh(self, list_workers: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
+        try:
+            self.ringer.update(await list_workers())
+        except StoreError:  # only delays wake-ups to the workers' next poll
+            self.ringer.update([])
 
 
 class LocalCancels(Middleware):

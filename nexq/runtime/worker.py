@@ -33,6 +33,7 @@ from .runtime import Runtime
 
 log = logging.getLogger("nexq.worker")
 DOORBELL_POLL = 0.5  # seconds between idle polls of a worker that has a doorbell
+CHECK_GAP = 0.05  # seconds between early checks of the running attempts (doorbell CHECK rings)
 
 
 class Worker:
@@ -63,6 +64,8 @@ class Worker:
         self._stopping = trio.Event()
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
+        self._check = trio.Event()  # a CHECK ring: look at the running attempts before the next beat
+        self._checked = float("-inf")
         self._node_names = runtime.node_names  # Claimed.node -> name, for the registry
         self._webhook_handler = TaskDef(WEBHOOK_TYPE, runtime.webhooks.deliver)
 
@@ -75,7 +78,8 @@ class Worker:
             async with trio.open_nursery() as nursery:
                 if self.rt.store.kind != "memory":
                     host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
-                    self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host))
+                    self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host),
+                                             on_check=self._check_now)
                     await nursery.start(self.doorbell.serve)
                 await self.rt.registry.register(self.info())
                 nursery.start_soon(self._beat_loop)
@@ -241,9 +245,21 @@ class Worker:
 
     # -- heartbeats and shutdown -----------------------------------------------------
 
+    def _check_now(self) -> None:
+        self._check.set()
+
+    async def _next_beat(self) -> None:
+        """Return when the next heartbeat is due, or at once on a CHECK ring
+        (a cancel elsewhere of an attempt running here), at most every CHECK_GAP s."""
+        with trio.move_on_after(self.heartbeat_every):
+            await self._check.wait()
+            await trio.sleep_until(self._checked + CHECK_GAP)  # a flood of rings costs 20 checks/s
+        self._check = trio.Event()
+        self._checked = trio.current_time()
+
     async def _beat_loop(self) -> None:
         while True:
-            await trio.sleep(self.heartbeat_every)
+            await self._next_beat()
             try:
                 entries = list(self.running.values())
                 states = await self.broker.heartbeat([c for c, _ in entries])
