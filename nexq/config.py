@@ -73,6 +73,31 @@ _port = _bounded(int, lambda v: 0 <= v <= 65535, "must be a port number 0-65535"
 _count = _bounded(int, lambda v: v >= 1, "must be at least 1")
 
 
+def cpu_count() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _processes(value: Any) -> int:
+    """A number of processes, or ``auto``: one per core."""
+    if str(value).strip().lower() == "auto":
+        return cpu_count()
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        v = 0
+    if not 1 <= v <= 1024:
+        raise ValueError("must be a number of processes (1-1024) or auto")
+    return v
+
+
+def _opt_count(value: Any) -> int | None:
+    return None if value in (None, "") else int(_count(value))
+
+
 def _level(value: Any) -> str:
     v = str(value).upper()
     if v not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -115,6 +140,17 @@ def _opt_str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+def _env_text(value: Any) -> str:
+    """``value`` as the text its converter reads back (None: empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 # name -> (converter, default); the env variable is NEXQ_<NAME upper>.
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "store": (_opt_str, None),
@@ -124,11 +160,17 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "host": (str, "127.0.0.1"),
     "port": (_port, 8080),
     "concurrency": (_count, 10),
+    "processes": (_processes, 1),
+    "worker_processes": (_processes, 1),
+    "process_pool_size": (_opt_count, None),
+    "process_max_tasks": (_count, 1000),
     "queues": (_queues, ("*",)),
     "api_token": (_opt_str, None),
     "lease": (_positive, 30.0),
     "retention": (_positive, 7 * 86_400.0),
     "save_interval": (_non_negative, 5.0),
+    "reconcile_interval": (_non_negative, 30.0),
+    "reconcile_grace": (_positive, 10.0),
     "max_payload_bytes": (_count, 1 << 20),
     "shutdown_grace": (_non_negative, 30.0),
     "poll_interval": (_positive, 0.05),
@@ -156,11 +198,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     concurrency: int = 10
+    processes: int = 1  # nexq worker: worker processes under one supervisor
+    worker_processes: int = 1  # nexq run: worker processes besides the API and scheduler
+    process_pool_size: int | None = None  # executor="process" handler processes (None: concurrency)
+    process_max_tasks: int = 1000  # tasks a handler process runs before it is replaced
     queues: tuple[str, ...] = ("*",)
     api_token: str | None = attrs.field(default=None, repr=False)
     lease: float = 30.0
     retention: float = 7 * 86_400.0
     save_interval: float = 5.0
+    reconcile_interval: float = 30.0  # seconds between reconciliation rounds (0 = off)
+    reconcile_grace: float = 10.0  # how old a disagreement must be before it is repaired
     max_payload_bytes: int = 1 << 20
     shutdown_grace: float = 30.0
     poll_interval: float = 0.05
@@ -228,6 +276,16 @@ class Settings:
         if self.embedded:
             return {}
         return {"command_timeout": self.store_timeout, "connect_timeout": self.store_timeout}
+
+    def environ(self, **overrides: Any) -> dict[str, str]:
+        """This process's environment plus the NEXQ_* variables with which
+        ``Settings.load`` gives these settings (and ``overrides``) in a child
+        process: how a supervisor hands its settings to worker processes
+        without putting a store password on their command line."""
+        env = dict(os.environ)
+        for name in _FIELDS:
+            env[f"NEXQ_{name.upper()}"] = _env_text(overrides.get(name, getattr(self, name)))
+        return env
 
     @property
     def embedded(self) -> bool:

@@ -15,6 +15,9 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``mv:{id}:{a}`` | ``1`` | whoever moves attempt a into a lane (NX) | 1 day |
 | ``rq:{id}:{a}`` | ``1`` | whoever requeues dead / cancelled attempt a (NX) | 1 day |
 | ``uniq:{key}`` | ``id|claimed_at`` | enqueue (NX) | until terminal |
+| ``rp:{id}:{a}`` | ``1`` | reconciliation pushing a due attempt (NX) | 1 day |
+| ``rclow`` | index position | reconciliation (a low-water hint) | none |
+| ``probe:{process}`` | the reconciler's last token | each reconciling process (SET GET) | 3 rounds |
 | ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCRBY) / consumers | none |
 | ``lane:{q}:{p}:s:{n}`` | ``id|a``, then ``~`` | producer (NX), consumer (XX GET) | none; 1 h once taken |
 | ``wheel:cursor`` | last claimed bucket | schedulers (INCR) | none |
@@ -22,18 +25,21 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``seq`` / ``idx:{n}`` | counter / task id | enqueue | idx: R once terminal |
 | ``queues`` / ``qreg:{q}`` | ``name,`` append-list / marker | first enqueue to a queue | none |
 | ``paused:{q}`` | ``1`` | pause / resume | none |
-| ``cnt:{q}:{state}`` | integer | each state change's single writer | none |
+| ``cnt:{q}:{state}`` | integer: ``scheduled`` now; lifetime totals of ``succeeded`` / ``dead`` / ``cancelled`` tasks and ``failed`` attempts | each state change's single writer | none |
+| ``tc:{q}:{state}:{w}`` | tasks that ended ``state`` in window w and still exist | terminal writers (SET NX PX, INCRBY), deleters / requeuers (INCRBY -1) | until the window's tasks expire |
 | ``m:{minute}:{kind}`` | integer (processed / failed) | winners of ``fin`` (SET NX PX, then INCRBY) | 2 days |
 | ``deps:{child}`` | unresolved parents (integer) | the child's enqueue, then DECR per edge | none; R with the child |
 | ``kids:{parent}`` | ``child,`` append-list | each child's enqueue | R once the parent ends |
 | ``edge:{child}:{parent}`` | ``1`` | whoever resolves the edge first (NX) | 7 days |
 | ``rel:{child}`` | ``1`` | whoever releases the child (NX) | 7 days |
 | ``wseq`` / ``wlow`` / ``wslot:{n}`` / ``worker:{wid}`` | counter / lowest live slot / worker id / JSON | worker registry | heartbeat TTL |
+| ``wtypes:{wid}`` | the worker's task types with their defaults, and its cron entries (JSON) | worker registry | heartbeat TTL |
 | ``cron:{name}:{t}`` | ``1`` | the scheduler that fires slot t (NX) | 1 day |
 | ``cronlast:{name}`` | last fire time | that scheduler | none |
 | ``limit:{type}:slot:{i}`` | ``worker`` | a worker starting a limited attempt (NX) | lease |
 | ``limit:{type}:rate:{w}`` | integer | workers starting attempts (INCR) | two windows |
-| ``canary:{id}`` | ``1`` | the store guard | canary age + 1 h |
+| ``canary:{id}`` | ``1`` | the store guard | canary age + 1 min |
+| ``acct:live`` / ``acct:ret:{t}`` | bytes of live tasks / of ended tasks expiring by unix time t | admission control (INCRBY) | none / until t |
 | ``save`` | process id | the scheduler about to SAVE (NX) | the SAVE interval |
 """
 
@@ -92,6 +98,19 @@ class Keys:
     def moved(self, tid: str, attempt: int) -> str:
         return f"{self.ns}:mv:{tid}:{attempt}"
 
+    def repaired(self, tid: str, attempt: int) -> str:
+        """Reconciliation pushed this due attempt (once)."""
+        return f"{self.ns}:rp:{tid}:{attempt}"
+
+    @property
+    def reconcile_low(self) -> str:
+        """Index positions below this hold no live task (a hint for reconciliation)."""
+        return f"{self.ns}:rclow"
+
+    def loss_probe(self, process: str) -> str:
+        """A reconciler's own last write: finding an older value means the store lost writes."""
+        return f"{self.ns}:probe:{process}"
+
     def requeued(self, tid: str, attempt: int) -> str:
         return f"{self.ns}:rq:{tid}:{attempt}"
 
@@ -129,6 +148,10 @@ class Keys:
     def count(self, queue: str, state: str) -> str:
         return f"{self.ns}:cnt:{queue}:{state}"
 
+    def terminal_count(self, queue: str, state: str, window: int) -> str:
+        """Tasks of ``queue`` that ended ``state`` in retention window ``window``."""
+        return f"{self.ns}:tc:{queue}:{state}:{window}"
+
     def minute(self, minute: int, kind: str) -> str:
         return f"{self.ns}:m:{minute}:{kind}"
 
@@ -145,6 +168,10 @@ class Keys:
 
     def worker(self, wid: str) -> str:
         return f"{self.ns}:worker:{wid}"
+
+    def worker_types(self, wid: str) -> str:
+        """What worker ``wid`` publishes: its task types' defaults and cron entries."""
+        return f"{self.ns}:wtypes:{wid}"
 
     def cron_fire(self, name: str, t: int) -> str:
         return f"{self.ns}:cron:{name}:{t}"
@@ -176,6 +203,10 @@ class Keys:
 
     def canary(self, name: str) -> str:
         return f"{self.ns}:canary:{name}"
+
+    def accounting(self, part: str) -> str:
+        """Admission control's byte counters: ``live``, ``ret:{t}``."""
+        return f"{self.ns}:acct:{part}"
 
     def lane_tail(self, queue: str, priority: int) -> str:
         return f"{self.lane(queue, priority)}:tail"

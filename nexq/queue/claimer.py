@@ -18,12 +18,15 @@ from ..codec import decode_spec, dumps
 from ..store import Batch
 from .context import NodeContext
 from .lanes import PRIORITIES, LaneReader, read_lanes
+from .malformed import decoded
 from .outcomes import expired_attempt
 from .requests import Claimed
 from .wheel import Entry
 
 if TYPE_CHECKING:
     from .node import NodeBroker
+
+STALLED_WINDOW = 512  # slots peeked past holes when the head's window had nothing to claim
 
 
 class Claimer:
@@ -70,7 +73,11 @@ class Claimer:
                 # Under contention, peek a wider window and lease a random
                 # part of it, so competing consumers rarely race for the
                 # same slots. Alone, a consumer takes strictly FIFO.
-                window = min(st.tail - st.head, n * 4 + 8) if reader.contended else n
+                # Stalled behind holes (slots whose writes a store lost, or
+                # whose producers died), look well past them so the work
+                # beyond is not held up for the holes' grace period.
+                window = (min(st.tail - st.head, STALLED_WINDOW) if reader.stalled else
+                          min(st.tail - st.head, n * 4 + 8) if reader.contended else n)
                 plan.append((lane, st.head, window))
                 wants.append(n)
                 left -= n
@@ -80,6 +87,7 @@ class Claimer:
             return []
         slots = await reader.peek(plan)
         chosen = reader.choose(slots, wants)
+        reader.stalled = not chosen and any(s.ref is None and not s.taken for s in slots)
         return await self._lease_and_settle(plan, slots, chosen, reader, worker)
 
     async def _lease_and_settle(
@@ -107,10 +115,11 @@ class Claimer:
                 reader.lost_races += 1
                 continue  # another consumer holds it; it settles the slot
             resolved.add(s.key)
-            if spec_raw is None or fin_raw is not None:
-                after.delete(self.ctx.keys.lease(r.task_id, r.attempt))  # deleted or already decided
+            spec = None if spec_raw is None else decoded(decode_spec, spec_raw, self.ctx.keys.spec(r.task_id))
+            if spec is None or fin_raw is not None:
+                # deleted, malformed or already decided
+                after.delete(self.ctx.keys.lease(r.task_id, r.attempt))
                 continue
-            spec = decode_spec(spec_raw)
             if spec.expires_at is not None and now >= spec.expires_at and r.attempt == 1:
                 expired.append(Claimed(spec, r.attempt, worker, now, self.ctx.index))
                 continue

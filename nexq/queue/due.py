@@ -34,6 +34,7 @@ from ..store import Batch
 from ..task import Attempt, Outcome
 from .context import NodeContext
 from .lanes import Ref, push
+from .malformed import decoded
 from .outcomes import FOLLOW_UP_CHECK, expired_attempt
 from .wheel import Entry
 
@@ -91,13 +92,13 @@ class Due:
         after = Batch()
         for i, e in enumerate(entries):
             won, (spec_raw, fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
-            if not won or spec_raw is None:
-                continue  # moved by another, or deleted meanwhile
-            spec = decode_spec(spec_raw)
+            spec = None if spec_raw is None else decoded(decode_spec, spec_raw, k.spec(e.task_id))
+            if not won or spec is None:
+                continue  # moved by another, deleted meanwhile, or malformed
             after.incrby(k.count(spec.queue, State.SCHEDULED), -1)
             if fin_raw is not None:
                 continue  # cancelled while it waited
-            cur = decode_cur(cur_raw) if cur_raw else (e.attempt, "", now, 0)
+            cur = (decoded(decode_cur, cur_raw, k.cur(spec.id)) if cur_raw else None) or (e.attempt, "", now, 0)
             if cur[0] == e.attempt:
                 after.set(k.cur(spec.id), encode_cur(e.attempt, State.PENDING, now, cur[3]), keepttl=True)
             lanes.setdefault((spec.queue, spec.priority), []).append(Ref(spec.id, e.attempt))
@@ -122,38 +123,44 @@ class Due:
         for i, e in enumerate(entries):
             pttl, (fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
             if fin_raw is not None:
-                if cur_raw is None:
-                    continue
-                a, state, _, _ = decode_cur(cur_raw)
-                if a != e.attempt or state in TERMINAL_STATES:
+                cur = None if cur_raw is None else decoded(decode_cur, cur_raw, k.cur(e.task_id))
+                fin = decoded(decode_attempt, fin_raw, k.fin(e.task_id, e.attempt))
+                if cur is None or fin is None:
+                    continue  # gone, or malformed: nothing to redo from
+                if cur[0] != e.attempt or cur[1] in TERMINAL_STATES:
                     continue  # the follow-up was written
-                attempt, _ = decode_attempt(fin_raw)
+                attempt = fin[0]
                 if now - (attempt.finished_at or now) >= FOLLOW_UP_CHECK / 2:
                     redo.append((e, fin_raw))
                 else:  # its winner may still be writing it
                     again.append(attrs.evolve(e, due=now + FOLLOW_UP_CHECK))
             elif pttl >= 0:
                 again.append(attrs.evolve(e, due=now + pttl / 1000 + 0.5))
-            elif pttl == -2:
+            elif pttl == -2 and _on_attempt(cur_raw, e.attempt):
+                # Only while cur is still on this attempt: a store that lost
+                # a finished attempt's outcome must not have it declared lost
+                # over the state that followed (reconciliation handles a lost cur).
                 gone.append(e)
         if again:
             await self.ctx.wheel.add(again)
         if redo:
             specs = await store.mget([k.spec(e.task_id) for e, _ in redo])
             for (e, fin_raw), raw in zip(redo, specs):
-                if raw is not None:
+                spec = None if raw is None else decoded(decode_spec, raw, k.spec(e.task_id))
+                if spec is not None:
                     attempt, _ = decode_attempt(fin_raw)
                     retry_in, counts = decode_follow_up(fin_raw)
-                    await outcomes.follow_up(decode_spec(raw), attempt, retry_in=retry_in, counts=counts)
+                    await outcomes.follow_up(spec, attempt, retry_in=retry_in, counts=counts)
         lost = 0
         if gone:
             specs = await store.mget([k.spec(e.task_id) for e in gone])
             for e, raw in zip(gone, specs):
-                if raw is None:
+                spec = None if raw is None else decoded(decode_spec, raw, k.spec(e.task_id))
+                if spec is None:
                     continue
                 attempt = Attempt(e.attempt, Outcome.LOST, e.extra or None, None, now, "LeaseExpired",
                                   "the worker stopped heartbeating before the attempt finished")
-                lost += await outcomes.decide(decode_spec(raw), attempt, check_after=True)
+                lost += await outcomes.decide(spec, attempt, check_after=True)
         return lost
 
     async def expire(self, entries: Sequence[Entry]) -> int:
@@ -167,8 +174,16 @@ class Due:
             b.mget([k.lease(e.task_id, e.attempt), k.fin(e.task_id, e.attempt), k.spec(e.task_id)])
         n = 0
         for e, (lease, fin, spec_raw) in zip(entries, await self.ctx.store.execute(b)):
-            if lease is None and fin is None and spec_raw is not None:
-                n += await self.node.outcomes.decide(decode_spec(spec_raw),
-                                                     expired_attempt(e.attempt, self.ctx.clock()),
+            spec = None if spec_raw is None else decoded(decode_spec, spec_raw, k.spec(e.task_id))
+            if lease is None and fin is None and spec is not None:
+                n += await self.node.outcomes.decide(spec, expired_attempt(e.attempt, self.ctx.clock()),
                                                      check_after=True)
         return n
+
+
+def _on_attempt(cur_raw: bytes | None, attempt: int) -> bool:
+    """Whether ``cur`` names ``attempt`` in a live state."""
+    if cur_raw is None:
+        return False
+    a, state, _, _ = decode_cur(cur_raw)
+    return a == attempt and state not in TERMINAL_STATES

@@ -31,6 +31,7 @@ import trio
 from ..codec import decode_ref, encode_ref
 from ..keys import Keys
 from ..store import Batch, Store
+from .malformed import decoded
 
 TAKEN = b"~"
 TAKEN_TTL_MS = 3_600_000  # a taken slot's tombstone outlives any producer retry
@@ -173,6 +174,7 @@ class LaneReader:
         self.store, self.keys, self.grace = store, keys, grace
         self._holes: dict[str, float] = {}  # slot key -> when first seen empty
         self.contended = False  # did the last round lose lease races?
+        self.stalled = False  # did the last round find only holes and taken slots?
         self.lost_races = 0
         self._rng = random.Random()
 
@@ -205,9 +207,10 @@ class LaneReader:
         for (idx, n, key), v in zip(keys, values):
             ref = None
             if v is not None and v != TAKEN:
-                tid, attempt = decode_ref(v)
-                ref = Ref(tid, attempt)
-            out.append(Slot(idx, n, key, ref, v == TAKEN))
+                got = decoded(decode_ref, v, key)
+                ref = Ref(*got) if got is not None else None
+            # A malformed slot counts as taken: the head moves past it.
+            out.append(Slot(idx, n, key, ref, v == TAKEN or (v is not None and ref is None)))
         return out
 
     def settle(

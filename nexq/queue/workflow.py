@@ -85,11 +85,12 @@ async def resolve_edge(node: NodeBroker, child: str, parent: str, state: str) ->
         await release(node, spec)
 
 
-async def release(node: NodeBroker, spec: TaskSpec) -> None:
-    """Every parent resolved: the child becomes pending (or scheduled), once."""
+async def release(node: NodeBroker, spec: TaskSpec, force: bool = False) -> None:
+    """Every parent resolved: the child becomes pending (or scheduled), once
+    (``force``: again, for reconciliation after the store lost the first time's writes)."""
     ctx = node.ctx
     store, k = ctx.store, ctx.keys
-    if not await store.set(k.released(spec.id), b"1", nx=True, px=EDGE_MARKER_MS):
+    if not await store.set(k.released(spec.id), b"1", nx=True, px=EDGE_MARKER_MS) and not force:
         return
     if await store.exists(k.fin(spec.id, 1)):
         return  # cancelled while it waited

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -21,7 +21,6 @@ from ..hooks import Hooks, Middleware
 from ..keys import Keys
 from ..queue import (
     ClusterBroker,
-    EnqueueRequest,
     NodeBroker,
     QueueBackend,
     WebhookPolicy,
@@ -33,8 +32,10 @@ from .events import EventHub
 from .guard import Admission, StoreGuard
 from .histogram import Histogram
 from .limits import LimitTasks
+from .reconcile_agent import ReconcileAgent
 from .registry import WorkerRegistry
 from .subscribers import HandlerDurations, LocalCancels, PublishEvents, Wakeup
+from .task_types import TaskTypes, publication
 from .webhooks import Webhooks, WebhookSettings
 
 if TYPE_CHECKING:
@@ -56,11 +57,11 @@ class Runtime:
     webhooks: Webhooks
     guards: list[StoreGuard]
     cron: CronScheduler
+    reconciler: ReconcileAgent  # run by processes with the scheduler agents
     handler_durations: Histogram
-    task_types: frozenset[str] = frozenset()  # types with a handler in this process
-    # Builds an EnqueueRequest with the type's handler defaults (the app's);
-    # the API uses it so tasks made over HTTP get @app.task's settings too.
-    task_defaults: Callable[[str, Any, dict[str, Any]], EnqueueRequest] | None = None
+    # The types' defaults (the app's handlers', the live workers') and the
+    # one function every enqueue path (API, cron, app) builds requests with.
+    task_types: TaskTypes
     started_at: float = attrs.field(factory=time.time)
 
     @property
@@ -83,7 +84,12 @@ class Runtime:
         names = list(names or [f"node{i}" for i in range(len(stores))])
         keys = Keys(settings.namespace)
         events = EventHub()
-        registry = WorkerRegistry(stores[0], keys)
+        local = app.type_defaults if app is not None else {}
+        cron_entries = list(app.cron_entries) if app is not None else []
+        # A worker publishes its app's types and cron entries next to its facts.
+        registry = WorkerRegistry(stores[0], keys, publication=None if app is None else (
+            lambda: publication(local, [e.to_json() for e in cron_entries])))
+        task_types = TaskTypes(local, registry.publications)
         if settings.webhook_url:
             check_url(settings.webhook_url, settings.webhook_allow_private)
         webhooks = Webhooks(WebhookSettings(
@@ -93,7 +99,8 @@ class Runtime:
         # the embedded store lives in one process: nobody else to ring
         wakeup = Wakeup(None if stores[0].kind == "memory" else registry.list)
         cancels, durations = LocalCancels(), Histogram()
-        guards = [StoreGuard(s, keys, settings.store_memory_limit) for s in stores]
+        guards = [StoreGuard(s, keys, settings.store_memory_limit, retention=settings.retention, clock=clock)
+                  for s in stores]
         lease_ms = int(settings.lease * 1000)
         middleware: list[Middleware] = [
             Admission(guards, names), PublishEvents(events), wakeup, cancels, webhooks,
@@ -116,10 +123,10 @@ class Runtime:
             settings=settings, store=stores[0], broker=backend, inspector=backend.inspector(),
             registry=registry, events=events, hooks=hooks, wakeup=wakeup, cancels=cancels,
             webhooks=webhooks, guards=guards,
-            cron=CronScheduler(backend, list(app.cron_entries) if app is not None else []),
-            handler_durations=durations,
-            task_types=frozenset(app.handlers) if app is not None else frozenset(),
-            task_defaults=app.request if app is not None else None,
+            cron=CronScheduler(backend, cron_entries, task_types),
+            reconciler=ReconcileAgent(backend, interval=settings.reconcile_interval,
+                                      grace=settings.reconcile_grace),
+            handler_durations=durations, task_types=task_types,
         )
 
 

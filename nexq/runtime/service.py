@@ -53,13 +53,15 @@ async def run_service(
         app.bind(rt)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            if api or scheduler:
-                # One guard per node: each node refuses enqueues near its own limit.
-                for guard in rt.guards:
-                    await nursery.start(guard.run)
+            # One guard per node, in every process: each node refuses enqueues
+            # near its own limit, and the account needs every process's changes.
+            for guard in rt.guards:
+                await nursery.start(guard.run)
             if scheduler:
                 save = settings.save_interval if any(n.store.kind == "pogocache" for n in nodes) else 0.0
                 await nursery.start(Scheduler(rt.broker, rt.cron, save_interval=save).run)
+                if settings.reconcile_interval > 0:
+                    await nursery.start(rt.reconciler.run)
             port = None
             if api:
                 from ..api.server import serve_api
