@@ -19,7 +19,7 @@ one argument gets the payload; one taking two gets ``(ctx, payload)``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,6 +32,7 @@ from .hooks import Middleware
 from .queue import Claimed, EnqueueRequest, NodeBroker, QueueBackend
 from .runtime.limits import Limits, RateLimit
 from .runtime.runtime import Runtime, open_runtime
+from .runtime.task_types import HANDLER_OPTIONS, TypeDefaults, check_options
 from .task import RetryPolicy, Status, Task
 
 
@@ -50,6 +51,7 @@ class TaskDef:
     concurrency_limit: int | None = None  # at most this many running, cluster-wide
     rate_limit: str | None = None  # at most COUNT per UNIT cluster-wide, e.g. "100/m"
     limits: Limits = attrs.field(init=False)
+    defaults: TypeDefaults = attrs.field(init=False)  # the options above, checked
 
     is_async: bool = attrs.field(init=False)
     wants_context: bool = attrs.field(init=False)
@@ -62,8 +64,9 @@ class TaskDef:
         except (TypeError, ValueError):
             wants = False
         object.__setattr__(self, "wants_context", wants)
-        if self.concurrency_limit is not None and self.concurrency_limit < 1:
-            raise ValueError("concurrency_limit must be at least 1")
+        defaults = TypeDefaults(**{name: getattr(self, name) for name in HANDLER_OPTIONS})
+        defaults.check(self.name)  # a bad default fails at @app.task, not at each enqueue
+        object.__setattr__(self, "defaults", defaults)
         rate = RateLimit.parse(self.rate_limit) if self.rate_limit else None
         object.__setattr__(self, "limits", Limits(self.concurrency_limit, rate))
 
@@ -113,7 +116,7 @@ class Context:
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue a follow-up task from inside a handler."""
-        [e] = await self.broker.enqueue_many([self.app.request(type, payload, options)])
+        [e] = await self.broker.enqueue_many([await self.app.request(type, payload, options)])
         return TaskHandle(e.task_id, self.broker, e.created)
 
 
@@ -182,6 +185,7 @@ class Nexq:
         self.namespace = namespace
         self.middleware = tuple(middleware)  # hooks around enqueue and processing (nexq.hooks)
         self.handlers: dict[str, TaskDef] = {}
+        self.type_defaults: Mapping[str, TypeDefaults] = _HandlerDefaults(self.handlers)
         self.cron_entries: list[Any] = []
         self._runtime: Runtime | None = None
 
@@ -201,6 +205,7 @@ class Nexq:
             raise ValueError("a task type must be a non-empty string")
         if type in self.handlers:
             raise ValueError(f"a handler for {type!r} is already registered")
+        check_options(options, HANDLER_OPTIONS, f"option of @app.task({type!r})")
         td = TaskDef(type, fn, **options)
         self.handlers[type] = td
         return td
@@ -238,29 +243,33 @@ class Nexq:
 
     @property
     def broker(self) -> QueueBackend:
+        return self._bound().broker
+
+    def _bound(self) -> Runtime:
         if self._runtime is None:
             raise NexqError("the app is not connected: use `async with app.connect():`")
-        return self._runtime.broker
+        return self._runtime
 
-    def request(self, type: str, payload: Any, options: dict[str, Any]) -> EnqueueRequest:
-        """An EnqueueRequest with the type's handler defaults under ``options``."""
-        td = self.handlers.get(type)
-        if td is not None:
-            for field in ("max_retries", "timeout", "queue", "priority", "retry", "webhook"):
-                value = getattr(td, field)
-                if value is not None:
-                    options.setdefault(field, value)
-        return EnqueueRequest(type, payload, **options)
+    async def request(self, type: str, payload: Any, options: Mapping[str, Any]) -> EnqueueRequest:
+        """The request to enqueue for ``type`` (:mod:`nexq.runtime.task_types`):
+        ``options``, else this app's handler defaults, else those the live
+        workers published, else the global ones. Raises ValueError naming
+        an unknown option; ``make_spec`` checks the values when enqueued."""
+        return await self._bound().task_types.request(type, payload, options, self.type_defaults)
 
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue one task. Options: queue, priority, delay, run_at,
-        max_retries, timeout, unique_key, task_id, retry."""
-        [e] = await self.broker.enqueue_many([self.request(type, payload, options)])
+        max_retries, timeout, unique_key, task_id, retry, webhook,
+        expires_in, expires_at, depends_on, on_parent_failure; the ones not
+        given come from the type's defaults. Raises ValueError for an
+        unknown option or a bad value."""
+        [e] = await self.broker.enqueue_many([await self.request(type, payload, options)])
         return TaskHandle(e.task_id, self.broker, e.created)
 
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
-        reqs = [self.request(t[0], t[1], dict(t[2]) if len(t) > 2 else {}) for t in tasks]
+        items = [(t[0], t[1], t[2] if len(t) > 2 else {}) for t in tasks]
+        reqs = await self._bound().task_types.requests(items, self.type_defaults)
         return [TaskHandle(e.task_id, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
     async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
@@ -289,3 +298,19 @@ class Nexq:
 
     def handle(self, task_id: str) -> TaskHandle:
         return TaskHandle(task_id, self.broker)
+
+
+class _HandlerDefaults(Mapping[str, TypeDefaults]):
+    """The defaults of an app's handlers by type, as a live view."""
+
+    def __init__(self, handlers: dict[str, TaskDef]) -> None:
+        self._handlers = handlers
+
+    def __getitem__(self, type: str) -> TypeDefaults:
+        return self._handlers[type].defaults
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)

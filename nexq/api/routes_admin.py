@@ -1,4 +1,4 @@
-"""Queues, dead letters, workers, stats, cron, nodes and the health check."""
+"""Queues, dead letters, workers, stats, cron, task types, nodes and the health check."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .schemas import (
     QUEUE_FILTER,
     STATS_QUERY,
     TASK_PAGE,
+    JsonSchema,
 )
 from .state import current_runtime
 from .stats import ping, queues, snapshot, workers
@@ -91,10 +92,53 @@ async def stats(query: dict[str, Any]) -> Response:
     return json_response(await snapshot(current_runtime(), query["minutes"]))
 
 
-@routes.route("GET", "/api/cron", summary="Cron entries with their last and next fire",
-              tag="cron", responses={200: OBJECT})
+# Responses of /api/cron and /api/types (documentation only).
+_NUMBER_OR_NULL: JsonSchema = {"type": ["number", "null"]}
+TYPE_DEFAULTS: JsonSchema = {
+    "type": "object",
+    "description": "a task type's defaults (null: not set)",
+    "properties": {name: {"type": [kind, "null"]} for name, kind in (
+        ("queue", "string"), ("priority", "integer"), ("max_retries", "integer"), ("timeout", "number"),
+        ("retry", "object"), ("webhook", "string"), ("concurrency_limit", "integer"), ("rate_limit", "string"))},
+}
+_SOURCES: dict[str, JsonSchema] = {
+    "workers": {"type": "array", "items": {"type": "string"}, "description": "live workers publishing it"},
+    "conflicts": {"type": "array", "items": {"type": "object"},
+                  "description": "other definitions live workers publish under the same name"},
+}
+
+
+def _listing(key: str, required: list[str], properties: dict[str, JsonSchema]) -> JsonSchema:
+    """``{key: [objects with these properties]}``."""
+    item = {"type": "object", "required": required, "properties": {**properties, **_SOURCES}}
+    return {"type": "object", "required": [key], "properties": {key: {"type": "array", "items": item}}}
+
+
+TYPE_LIST = _listing("types", ["type", "defaults", "local", "workers", "conflicts"], {
+    "type": {"type": "string"},
+    "defaults": {**TYPE_DEFAULTS, "description": "what a task enqueued through this server gets"},
+    "registered": {"oneOf": [TYPE_DEFAULTS, {"type": "null"}], "description": "the newest live worker's"},
+    "local": {"type": "boolean", "description": "this server's app has the handler"},
+})
+CRON_LIST = _listing("cron", ["name", "schedule", "timezone", "type", "next_fire"], {
+    "name": {"type": "string"}, "schedule": {"type": "string"}, "timezone": {"type": "string"},
+    "type": {"type": "string"}, "payload": {}, "last_fire": _NUMBER_OR_NULL, "next_fire": {"type": "number"},
+    "here": {"type": "boolean", "description": "this server's app has the entry"},
+})
+
+
+@routes.route("GET", "/api/cron", tag="cron",
+              summary="Cron entries of this app and of the live workers, with their last and next fire",
+              responses={200: CRON_LIST})
 async def cron() -> Response:
     return json_response({"cron": await current_runtime().cron.status()})
+
+
+@routes.route("GET", "/api/types", tag="types",
+              summary="Task types served here or by live workers, with the defaults their tasks get",
+              responses={200: TYPE_LIST})
+async def types() -> Response:
+    return json_response({"types": await current_runtime().task_types.describe()})
 
 
 @routes.route("GET", "/api/nodes", tag="stats",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ from quart import Response
 from ..config import Settings
 from ..queue import EnqueueRequest
 from ..runtime.runtime import Runtime
+from ..runtime.task_types import Item
 from ..task import Task
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Routes
@@ -32,11 +32,9 @@ READ_CHUNK = 1_000  # tasks read back per round trip after a batch
 routes = Routes()
 
 
-def to_request(
-    item: dict[str, Any], max_payload: int, field: str = "",
-    defaults: Callable[[str, Any, dict[str, Any]], EnqueueRequest] | None = None,
-) -> EnqueueRequest:
-    """Turn one schema-valid task body into an EnqueueRequest.
+def to_item(item: dict[str, Any], max_payload: int, field: str = "") -> Item:
+    """Turn one schema-valid task body into (type, payload, options) for
+    ``rt.task_types.requests`` (which adds the type's defaults).
 
     Raises ApiError 413 when the encoded payload passes ``max_payload``
     bytes. ``field`` prefixes field names in messages (``tasks[3].``).
@@ -73,9 +71,7 @@ def to_request(
         options["on_parent_failure"] = item["on_parent_failure"]
     if "expires_in" in item:
         options["expires_in"] = float(item["expires_in"])
-    if defaults is not None:  # the task type's defaults from its handler (@app.task)
-        return defaults(item["type"], payload, options)
-    return EnqueueRequest(type=item["type"], payload=payload, **options)
+    return item["type"], payload, options
 
 
 def check_task_id(task_id: str) -> None:
@@ -95,9 +91,14 @@ def batch_body_limit(settings: Settings) -> int:
     return max(16 * settings.max_payload_bytes, 32 << 20)
 
 
-def _validated(rt: Runtime, requests: list[EnqueueRequest], prefix: str) -> None:
-    # The broker's own checks, run before anything is written so a bad
-    # item in a batch stores nothing.
+async def _requests(rt: Runtime, items: list[Item], prefix: str) -> list[EnqueueRequest]:
+    """The requests with their types' defaults (the handler's here, else the
+    live workers'), each checked by the broker before anything is written,
+    so a bad item in a batch stores nothing."""
+    try:
+        requests = await rt.task_types.requests(items)
+    except ValueError as exc:
+        raise invalid(prefix or "body", str(exc)) from None
     now = rt.broker.clock()
     for i, req in enumerate(requests):
         try:
@@ -105,6 +106,7 @@ def _validated(rt: Runtime, requests: list[EnqueueRequest], prefix: str) -> None
         except ValueError as exc:
             field = f"{prefix}[{i}]" if prefix else "body"
             raise invalid(field, str(exc)) from None
+    return requests
 
 
 async def _load(rt: Runtime, task_id: str) -> Task:
@@ -127,9 +129,8 @@ async def _enqueue(rt: Runtime, requests: list[EnqueueRequest], field: str) -> l
               responses={201: TASK, 200: TASK, 409: None})
 async def create(body: dict[str, Any]) -> Response:
     rt = current_runtime()
-    req = to_request(body, rt.settings.max_payload_bytes, defaults=rt.task_defaults)
-    _validated(rt, [req], "")
-    [done] = await _enqueue(rt, [req], "")
+    requests = await _requests(rt, [to_item(body, rt.settings.max_payload_bytes)], "")
+    [done] = await _enqueue(rt, requests, "")
     task = await rt.inspector.get(done.task_id)
     if task is None:  # the unique_key holder ended and expired meanwhile
         raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
@@ -144,9 +145,8 @@ async def create(body: dict[str, Any]) -> Response:
 async def create_batch(body: dict[str, Any]) -> Response:
     rt = current_runtime()
     max_payload = rt.settings.max_payload_bytes
-    requests = [to_request(item, max_payload, f"tasks[{i}].", rt.task_defaults)
-                for i, item in enumerate(body["tasks"])]
-    _validated(rt, requests, "tasks")
+    items = [to_item(item, max_payload, f"tasks[{i}].") for i, item in enumerate(body["tasks"])]
+    requests = await _requests(rt, items, "tasks")
     results = await _enqueue(rt, requests, "tasks") if requests else []
     out: list[dict[str, Any]] = []
     for lo in range(0, len(results), READ_CHUNK):

@@ -17,27 +17,37 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ..queue.requests import (
+    MAX_DELAY,
+    MAX_PARENTS,
+    MAX_QUEUE,
+    MAX_RETRIES,
+    MAX_RUN_AT,
+    MAX_TASK_ID,
+    MAX_TIMEOUT,
+    MAX_TYPE,
+    MAX_UNIQUE_KEY,
+    QUEUE_PATTERN,
+    SOLID_CHAR,
+    WEBHOOK_PATTERN,
+)
 from ..task import Status
 
 JsonSchema = dict[str, Any]
 
 MAX_BATCH = 10_000
 MAX_LIST_LIMIT = 500
-MAX_RUN_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
-MAX_DELAY = 10 * 365 * 86_400.0
 
-# A character that is whitespace neither to ECMA-262 (what clients' schema
-# tools use) nor to Python (``str.strip`` in Broker.make_spec): so "contains
-# one" means the same thing to both.
-_SOLID = r"[^\s\u001c-\u001f\u0085\ufeff:|,*/?#%]"
-_SOLID_CHAR = r"[^\s\u001c-\u001f\u0085\ufeff]"
-
+# The bounds and patterns are make_spec's (nexq.queue.requests), so a request
+# the Python API refuses is refused here too, and the other way round. A
+# "solid" character is whitespace neither to ECMA-262 (clients' schema
+# tools) nor to Python.
 TASK_TYPE: JsonSchema = {
-    "type": "string", "minLength": 1, "maxLength": 200, "pattern": _SOLID_CHAR,
+    "type": "string", "minLength": 1, "maxLength": MAX_TYPE, "pattern": SOLID_CHAR,
     "description": "a handler name containing a non-space character",
 }
 QUEUE_NAME: JsonSchema = {
-    "type": "string", "minLength": 1, "maxLength": 100, "pattern": f"^{_SOLID}+$",
+    "type": "string", "minLength": 1, "maxLength": MAX_QUEUE, "pattern": QUEUE_PATTERN,
     "description": "a queue name without whitespace, ':', '|', ',', '*', '/', '?', '#' or '%'",
 }
 PRIORITY: JsonSchema = {
@@ -69,18 +79,18 @@ TASK_CREATE: JsonSchema = {
                         "description": "seconds from now before the task may run"},
         "run_at": RUN_AT,
         "queue": QUEUE_NAME,
-        "max_retries": {"type": "integer", "minimum": 0, "maximum": 1000},
-        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86_400,
+        "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT,
                     "description": "seconds one attempt may run"},
-        "unique_key": {"type": "string", "minLength": 1, "maxLength": 1024,
+        "unique_key": {"type": "string", "minLength": 1, "maxLength": MAX_UNIQUE_KEY,
                        "description": "while a live task holds this key, enqueueing returns it"},
         "webhook": {"type": "string", "maxLength": 2048,
-                    "pattern": "^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
+                    "pattern": WEBHOOK_PATTERN,
                     "description": "URL notified (signed POST) when the task succeeds or dies; "
                                    "loopback, private and link-local targets are refused (400) "
                                    "unless the server allows them"},
-        "depends_on": {"type": "array", "maxItems": 1000, "uniqueItems": True,
-                       "items": {"type": "string", "minLength": 1, "maxLength": 256},
+        "depends_on": {"type": "array", "maxItems": MAX_PARENTS, "uniqueItems": True,
+                       "items": {"type": "string", "minLength": 1, "maxLength": MAX_TASK_ID},
                        "description": "ids of tasks that must succeed first (unknown ids: 400)"},
         "on_parent_failure": {"type": "string", "enum": ["cancel", "run"],
                               "description": "when a parent ends dead or cancelled: cancel this task "
@@ -158,6 +168,7 @@ TASK_PAGE: JsonSchema = {
 }
 OBJECT: JsonSchema = {"type": "object"}
 OBJECT_LIST: JsonSchema = {"type": "array", "items": {"type": "object"}}
+
 
 
 # -- the validator ---------------------------------------------------------------

@@ -3,6 +3,8 @@ path shares (:func:`make_spec`); pure data, no store."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +20,27 @@ from ..task import (
 )
 from ..webhook_url import check_url
 from .context import WebhookPolicy
+
+# The rules of a request, enforced by make_spec on every enqueue path. The
+# REST schemas (nexq.api.schemas) are built from these same constants, so
+# the Python API and HTTP refuse the same things. A "solid" character is
+# whitespace neither to ECMA-262 (clients' schema tools) nor to Python.
+NOT_SOLID = r"\s\u001c-\u001f\u0085\ufeff"
+SOLID_CHAR = f"[^{NOT_SOLID}]"
+QUEUE_PATTERN = f"^[^{NOT_SOLID}:|,*/?#%]+$"
+WEBHOOK_PATTERN = "^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$"
+MAX_TYPE = 200
+MAX_QUEUE = 100
+MAX_RETRIES = 1000
+MAX_TIMEOUT = 365 * 86_400.0
+MAX_DELAY = 10 * 365 * 86_400.0
+MAX_RUN_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_UNIQUE_KEY = 1024
+MAX_PARENTS = 1000
+MAX_TASK_ID = 256
+_SOLID_RE = re.compile(SOLID_CHAR)
+_QUEUE_RE = re.compile(QUEUE_PATTERN[:-1] + r"\Z")  # ECMA's final $ is the end of input
+_WEBHOOK_RE = re.compile(WEBHOOK_PATTERN[:-1] + r"\Z")
 
 
 @attrs.frozen
@@ -57,21 +80,13 @@ class Claimed:
     worker: str
     started_at: float
     node: int = 0  # which store node it came from (see nexq.queue.cluster)
+    free: int = 0  # the task's earlier attempts not counted against its retries (cur's free)
 
 
 def make_spec(req: EnqueueRequest, now: float, webhooks: WebhookPolicy = WebhookPolicy()) -> TaskSpec:
     """Validate ``req`` into the spec to store (id and times filled in);
     raises ValueError naming the bad field. Writes nothing."""
-    if not isinstance(req.type, str) or not req.type.strip():
-        raise ValueError("type must be a non-empty string")
-    if not isinstance(req.queue, str) or not req.queue or any(c in req.queue for c in ":|,*/?#%"):
-        raise ValueError("queue must be a non-empty name without ':', '|', ',', '*', '/', '?', '#' or '%'")
-    if req.delay is not None and req.delay < 0:
-        raise ValueError("delay must not be negative")
-    if req.max_retries < 0:
-        raise ValueError("max_retries must not be negative")
-    if req.timeout is not None and req.timeout <= 0:
-        raise ValueError("timeout must be positive")
+    _check_fields(req)
     run_at = req.run_at
     if req.delay:
         run_at = now + req.delay
@@ -79,20 +94,12 @@ def make_spec(req: EnqueueRequest, now: float, webhooks: WebhookPolicy = Webhook
         run_at = None
     expires_at = req.expires_at
     if req.expires_in is not None:
-        if req.expires_in <= 0:
-            raise ValueError("expires_in must be positive")
         expires_at = now + req.expires_in
     if expires_at is not None and expires_at <= max(now, run_at or now):
         raise ValueError("the task would expire before it could start (expires_at <= run time)")
-    if req.on_parent_failure not in ("cancel", "run"):
-        raise ValueError("on_parent_failure must be 'cancel' or 'run'")
-    if isinstance(req.depends_on, str) or len(set(req.depends_on)) != len(req.depends_on):
-        raise ValueError("depends_on must be a list of distinct task ids")
     if req.webhook is not None:
         check_url(req.webhook, webhooks.allow_private)  # WebhookRefused is a ValueError
     tid = req.task_id or new_task_id()
-    if "|" in tid or "," in tid or ":" in tid:
-        raise ValueError("task_id must not contain '|', ',' or ':'")
     return TaskSpec(
         id=tid,
         type=req.type,
@@ -110,3 +117,72 @@ def make_spec(req: EnqueueRequest, now: float, webhooks: WebhookPolicy = Webhook
         depends_on=tuple(req.depends_on),
         on_parent_failure=req.on_parent_failure,
     )
+
+
+
+def _number(name: str, value: Any, low: float, high: float, *, above: bool = False) -> None:
+    """``value`` is a finite number in [low, high] ((low, high] with ``above``)."""
+    if type(value) in (int, float) and low <= value <= high and not (above and value == low):
+        return  # the common case, decided in one line
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if value < low or (above and value == low):
+        raise ValueError(f"{name} must be {'positive' if above and low == 0 else f'at least {low:g}'}")
+    if value > high:
+        raise ValueError(f"{name} must be at most {high:g}")
+
+
+def _name(name: str, value: Any, longest: int, allowed: re.Pattern[str], rule: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > longest or not allowed.search(value):
+        raise ValueError(f"{name} must be {rule}, at most {longest} characters; not {value!r}")
+
+
+# (type, queue) pairs found valid: producers reuse a few, so each is checked once.
+_GOOD_NAMES: set[tuple[str, str]] = set()
+
+
+def _check_fields(req: EnqueueRequest) -> None:
+    """Each field of ``req`` alone is valid (types, ranges, names; priority
+    is make_spec's); raises ValueError naming the first bad one."""
+    names = (req.type, req.queue)
+    if type(req.type) is not str or type(req.queue) is not str or names not in _GOOD_NAMES:
+        _name("type", req.type, MAX_TYPE, _SOLID_RE, "a string with a non-space character")
+        _name("queue", req.queue, MAX_QUEUE, _QUEUE_RE,
+              "a name without whitespace, ':', '|', ',', '*', '/', '?', '#' or '%'")
+        if len(_GOOD_NAMES) < 10_000:
+            _GOOD_NAMES.add(names)
+    if type(req.max_retries) is not int:
+        raise ValueError(f"max_retries must be an integer, not {req.max_retries!r}")
+    _number("max_retries", req.max_retries, 0, MAX_RETRIES)
+    if req.timeout is not None:
+        _number("timeout", req.timeout, 0, MAX_TIMEOUT, above=True)
+    if req.delay is not None:
+        _number("delay", req.delay, 0, MAX_DELAY)
+    if req.run_at is not None:
+        _number("run_at", req.run_at, 0, MAX_RUN_AT)
+    if req.expires_in is not None:
+        _number("expires_in", req.expires_in, 0, MAX_DELAY, above=True)
+    if req.expires_at is not None:
+        _number("expires_at", req.expires_at, 0, MAX_RUN_AT)
+    if req.unique_key is not None and (type(req.unique_key) is not str or not req.unique_key
+                                       or len(req.unique_key) > MAX_UNIQUE_KEY):
+        raise ValueError(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY} characters")
+    if type(req.retry) is not RetryPolicy:
+        raise ValueError(f"retry must be a nexq RetryPolicy, not {req.retry!r}")
+    if req.webhook is not None and (type(req.webhook) is not str or not _WEBHOOK_RE.search(req.webhook)):
+        raise ValueError(f"webhook must be an http(s) URL with a host name or address, not {req.webhook!r}")
+    if req.on_parent_failure != "cancel" and req.on_parent_failure != "run":
+        raise ValueError("on_parent_failure must be 'cancel' or 'run'")
+    if type(req.depends_on) is not tuple or req.depends_on:  # () is the default
+        _check_parents(req.depends_on)
+    tid = req.task_id
+    if tid is not None and (type(tid) is not str or not tid or len(tid) > MAX_TASK_ID
+                            or "|" in tid or "," in tid or ":" in tid):
+        raise ValueError(f"task_id must be 1-{MAX_TASK_ID} characters without '|', ',' or ':'")
+
+
+def _check_parents(parents: Any) -> None:
+    if (isinstance(parents, str) or not isinstance(parents, Sequence) or len(parents) > MAX_PARENTS
+            or len(set(parents)) != len(parents)
+            or not all(isinstance(p, str) and 0 < len(p) <= MAX_TASK_ID for p in parents)):
+        raise ValueError(f"depends_on must be a list of at most {MAX_PARENTS} distinct task ids")

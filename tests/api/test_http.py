@@ -123,7 +123,7 @@ async def test_openapi_documents_the_validating_schemas(client: Client) -> None:
         ("/api/tasks/{id}", "get"), ("/api/tasks/{id}/cancel", "post"), ("/api/tasks/{id}/retry", "post"),
         ("/api/tasks/{id}", "delete"), ("/api/queues", "get"), ("/api/queues/{name}/pause", "post"),
         ("/api/queues/{name}/resume", "post"), ("/api/dead", "get"), ("/api/dead/requeue", "post"),
-        ("/api/dead/purge", "post"), ("/api/workers", "get"), ("/api/stats", "get"), ("/api/cron", "get"), ("/api/nodes", "get"),
+        ("/api/dead/purge", "post"), ("/api/workers", "get"), ("/api/stats", "get"), ("/api/cron", "get"), ("/api/types", "get"), ("/api/nodes", "get"),
         ("/api/events", "get"), ("/healthz", "get"), ("/metrics", "get"),
     }
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
