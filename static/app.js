@@ -13,6 +13,7 @@ import * as workers from './js/views/workers.js';
 import * as nodes from './js/views/nodes.js';
 import * as dead from './js/views/dead.js';
 import * as cron from './js/views/cron.js';
+import * as types from './js/views/types.js';
 import * as newTask from './js/views/newtask.js';
 
 const ROUTES = [
@@ -24,6 +25,7 @@ const ROUTES = [
   { re: /^nodes$/, nav: 'nodes', title: 'Nodes', view: nodes },
   { re: /^dead$/, nav: 'dead', title: 'Dead letters', view: dead },
   { re: /^cron$/, nav: 'cron', title: 'Cron', view: cron },
+  { re: /^types$/, nav: 'types', title: 'Types', view: types },
   { re: /^new$/, nav: 'new', title: 'New task', view: newTask },
 ];
 

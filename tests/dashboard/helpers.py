@@ -131,6 +131,7 @@ SHOWN = {
     "#/nodes": "#nodes section.node",
     "#/dead": "#dead-table tbody tr[data-id]",
     "#/cron": "#cron-table tbody tr[data-cron]",
+    "#/types": "#types-table tbody tr[data-type]",
     "#/new": "#nt-submit",
 }
 

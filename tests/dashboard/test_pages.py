@@ -17,7 +17,7 @@ from .helpers import APP, Server, new_page, nexq_server, wait_shown
 
 pytestmark = pytest.mark.slow
 
-ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/new"]
+ROUTES = ["#/", "#/tasks", "#/queues", "#/workers", "#/nodes", "#/dead", "#/cron", "#/types", "#/new"]
 
 
 def badge(page: Any) -> Any:

@@ -1,10 +1,12 @@
-// Cron: the app's entries with their last and next fire. Fetched again
-// when a next fire passes (at most once a second); times tick locally.
+// Cron: the entries of this server's app and of the live workers' apps,
+// with their last and next fire. Fetched again when a next fire passes (at
+// most once a second); times tick locally.
 
 import { get } from '../api.js';
 import { fill, fmtTime, h, jsonInline, relTime, serverNow } from '../dom.js';
 import { listPage, tableView } from '../table.js';
 import { pageHeader } from '../ui.js';
+import { definedBy } from './types.js';
 
 function when(ts) {
   if (typeof ts !== 'number') return h('span', { class: 'muted', text: 'never' });
@@ -18,6 +20,7 @@ const COLUMNS = [
   { title: 'Payload', td: 'mono small', attrs: (e) => ({ title: JSON.stringify(e.payload) ?? '' }), cell: (e) => jsonInline(e.payload, 60) },
   { title: 'Last fire', cell: (e) => when(e.last_fire) },
   { title: 'Next fire', cell: (e) => when(e.next_fire) },
+  { title: 'Defined by', cell: (e) => definedBy(e.here, e.workers) },
 ];
 
 export function mount(main) {
@@ -29,11 +32,11 @@ export function mount(main) {
     nextDue = Math.min(Infinity, ...entries.map((e) => (typeof e.next_fire === 'number' ? e.next_fire : Infinity)));
     // Not fired yet (scheduler busy or stopped): look again in 10 s, not every second.
     if (nextDue <= serverNow()) nextDue = serverNow() + 10;
-    table.show(entries, 'This app has no cron entries (app.cron(...) adds one).');
+    table.show(entries, 'No cron entries here or on a live worker (app.cron(...) adds one).');
   });
 
   fill(main,
-    pageHeader('Cron', 'Entries of the app; each fire is enqueued once across the cluster'),
+    pageHeader('Cron', 'Entries of this server and of the live workers; each fire is enqueued once across the cluster'),
     page.errorSlot, table.el);
 
   // A second's grace: the scheduler records the fire just after its time.

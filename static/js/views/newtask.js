@@ -1,6 +1,9 @@
 // New task: a form for POST /api/tasks. The payload is parsed in the page
 // (JSON.parse, never eval) and every field is checked against the API's own
 // rules before anything is sent; the server's answer is shown if it differs.
+// Choosing a registered type (GET /api/types: this server's handlers and the
+// live workers') fills in the queue, priority, retries and timeout its tasks
+// get; a field left at that default is not sent, so the server applies it.
 
 import { get, post } from '../api.js';
 import { fill, h } from '../dom.js';
@@ -30,11 +33,16 @@ function field(id, label, input, hint) {
   };
 }
 
-export function mount(main) {
+// The fields a type's defaults fill in: [body key, field name in `f`].
+const DEFAULTED = [['queue', 'queue'], ['priority', 'priority'], ['max_retries', 'retries'], ['timeout', 'timeout']];
+
+export function mount(main, route) {
   let alive = true;
   const types = h('datalist', { id: 'type-options' });
   const queues = h('datalist', { id: 'queue-options' });
   const f = {
+    pick: field('nt-pick', 'Registered type', h('select', { name: 'pick' }, h('option', { value: '', text: 'Choose…' })),
+      'Fills in the defaults of its tasks.'),
     type: field('nt-type', 'Task type', h('input', { name: 'type', required: true, maxlength: '200', list: 'type-options', autocomplete: 'off', spellcheck: 'false', placeholder: 'send_email' }),
       'The name a handler is registered under.'),
     payload: field('nt-payload', 'Payload (JSON)', h('textarea', { name: 'payload', rows: '10', spellcheck: 'false', class: 'mono', value: '{\n  \n}' }),
@@ -55,15 +63,34 @@ export function mount(main) {
   const formError = h('div', { class: 'error-box', role: 'alert', hidden: true });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', id: 'nt-submit', text: 'Enqueue task' });
   const format = h('button', { type: 'button', class: 'btn btn-small', text: 'Format JSON' });
+  const advanced = h('details', { class: 'advanced' },
+    h('summary', { text: 'More options' }),
+    h('div', { class: 'form-grid' }, f.unique.wrap));
+
+  // What the defaulted fields hold when no registered type is chosen (the
+  // form's own starting values), and what the chosen type's defaults are.
+  const generic = Object.fromEntries(DEFAULTED.map(([key, name]) => [key, f[name].input.value]));
+  let baseline = { ...generic };
+  const registered = new Map();
+  const text = (v) => (v === null || v === undefined ? '' : String(v));
+
+  /** Follow the typed type's defaults in every field the user left at the previous ones. */
+  function prefill() {
+    const type = registered.get(f.type.input.value);
+    const next = type ? Object.fromEntries(DEFAULTED.map(([key]) => [key, text(type.defaults[key])])) : generic;
+    for (const [key, name] of DEFAULTED) {
+      if (f[name].input.value === baseline[key]) f[name].input.value = next[key];
+    }
+    baseline = next;
+    f.pick.input.value = type ? type.type : '';
+  }
 
   const form = h('form', { class: 'task-form', id: 'new-task-form', novalidate: true },
     h('div', { class: 'form-grid' },
-      f.type.wrap, f.queue.wrap, f.priority.wrap, f.delay.wrap),
+      f.pick.wrap, f.type.wrap, f.queue.wrap, f.priority.wrap, f.retries.wrap, f.timeout.wrap, f.delay.wrap),
     f.payload.wrap,
     h('div', { class: 'json-bar' }, payloadStatus, format),
-    h('details', { class: 'advanced' },
-      h('summary', { text: 'More options' }),
-      h('div', { class: 'form-grid' }, f.retries.wrap, f.timeout.wrap, f.unique.wrap)),
+    advanced,
     formError,
     h('div', { class: 'form-actions' }, submit, h('a', { class: 'btn btn-ghost', href: '#/tasks', text: 'Cancel' })),
     types, queues);
@@ -120,9 +147,9 @@ export function mount(main) {
       ? 'No spaces, “:”, “|”, “,” or “*”; at most 100 characters.' : null;
     f.queue.error(queueErr);
     if (queueErr) ok = false;
-    if (queue) body.queue = queue;
+    if (queue && queue !== baseline.queue) body.queue = queue;
 
-    body.priority = Number(f.priority.input.value);
+    if (f.priority.input.value !== baseline.priority) body.priority = Number(f.priority.input.value);
     for (const [key, fld, opts] of [
       ['schedule_in', f.delay, { max: MAX_DELAY }],
       ['max_retries', f.retries, { max: 1000, integer: true }],
@@ -131,7 +158,7 @@ export function mount(main) {
       const r = num(fld.input, opts);
       fld.error(r.error ? `This ${r.error}.` : null);
       if (r.error) ok = false;
-      else if (r.value !== undefined) body[key] = r.value;
+      else if (r.value !== undefined && fld.input.value.trim() !== baseline[key]) body[key] = r.value;
     }
     const unique = f.unique.input.value;
     if (unique) body.unique_key = unique;
@@ -141,7 +168,11 @@ export function mount(main) {
   }
 
   form.addEventListener('input', (ev) => {
-    if (ev.target === f.type.input) f.type.input.dataset.touched = '1';
+    if (ev.target === f.pick.input && f.pick.input.value) f.type.input.value = f.pick.input.value;
+    if (ev.target === f.type.input || ev.target === f.pick.input) {
+      f.type.input.dataset.touched = '1';
+      prefill();
+    }
     formError.hidden = true;
     check();
   });
@@ -183,6 +214,18 @@ export function mount(main) {
     }
   };
   addOptions(queues, (live.state.stats?.queues || []).map((q) => q.name));
+  get('/api/types').then((out) => {
+    if (!alive) return;
+    for (const t of out.types || []) {
+      registered.set(t.type, t);
+      f.pick.input.append(h('option', { value: t.type, text: `${t.type} · ${t.defaults.queue}` }));
+    }
+    addOptions(types, [...registered.keys()]);
+    const wanted = route?.params?.get('type');  // #/new?type=... from the Types page
+    if (wanted && !f.type.input.value) f.type.input.value = wanted;
+    prefill();
+    check();
+  }, () => {});
   get('/api/tasks?limit=200').then((page) => {
     if (!alive) return;
     addOptions(types, page.tasks.map((t) => t.type));
