@@ -116,7 +116,7 @@ class Task:
 
     spec: TaskSpec
     status: Status
-    attempt: int  # the current (or last) attempt number, from 1
+    attempt: int  # attempts counted against the retries, the current (or last) one included, from 1
     attempts: tuple[Attempt, ...] = ()
     result: Any = None
     progress: dict[str, Any] | None = None

@@ -39,10 +39,10 @@ IDLE_PASSES = 2  # ... or after this many scheduler passes without one
 
 
 class _Ack:
-    __slots__ = ("attempt", "done", "error", "record", "spec", "won")
+    __slots__ = ("attempt", "done", "error", "free", "record", "spec", "won")
 
-    def __init__(self, spec: TaskSpec, attempt: Attempt, record: bytes) -> None:
-        self.spec, self.attempt, self.record = spec, attempt, record
+    def __init__(self, spec: TaskSpec, attempt: Attempt, record: bytes, free: int) -> None:
+        self.spec, self.attempt, self.record, self.free = spec, attempt, record, free
         self.won = False
         self.error: BaseException | None = None
         self.done = trio.Event()
@@ -55,11 +55,13 @@ class AckGroup:
         self._outcomes = outcomes
         self._joining: list[_Ack] = []
 
-    async def ack(self, spec: TaskSpec, attempt: Attempt, result: Any) -> bool:
-        """Record a succeeded attempt; False if its outcome was decided
-        elsewhere. Raises what recording the group raised (StoreUnavailable)."""
+    async def ack(self, spec: TaskSpec, attempt: Attempt, result: Any, free: int = 0) -> bool:
+        """Record a succeeded attempt (``free``: the task's earlier attempts
+        not counted against its retries, kept in its terminal ``cur``); False
+        if its outcome was decided elsewhere. Raises what recording the group
+        raised (StoreUnavailable)."""
         # Encoded here: a result JSON cannot carry fails this ack alone (TypeError).
-        me = _Ack(spec, attempt, encode_attempt(attempt, result))
+        me = _Ack(spec, attempt, encode_attempt(attempt, result), free)
         self._joining.append(me)
         if len(self._joining) > 1:
             await me.done.wait()  # the leader records it
@@ -108,7 +110,7 @@ async def record(outcomes: Outcomes, group: list[_Ack]) -> None:
             continue
         w.won = True
         winners.append(w)
-        outcomes.terminal_ops(w.spec, w.attempt.number, State.SUCCEEDED, now, 0, b)
+        outcomes.terminal_ops(w.spec, w.attempt.number, State.SUCCEEDED, now, w.free, b)
         per_queue[w.spec.queue] = per_queue.get(w.spec.queue, 0) + 1
     if not winners:
         return

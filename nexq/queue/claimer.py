@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..codec import decode_spec, dumps
+from ..codec import decode_cur, decode_spec, dumps
 from ..store import Batch
 from .context import NodeContext
 from .lanes import PRIORITIES, LaneReader, read_lanes
@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from .node import NodeBroker
 
 STALLED_WINDOW = 512  # slots peeked past holes when the head's window had nothing to claim
+
+
+def _free(cur_raw: bytes | None) -> int:
+    """``free`` of a task's ``cur`` (earlier attempts not counted against its retries)."""
+    try:
+        return decode_cur(cur_raw)[3] if cur_raw else 0
+    except ValueError:
+        return 0  # malformed: only the shown attempt number suffers
 
 
 class Claimer:
@@ -102,7 +110,8 @@ class Claimer:
             for s in waiting:
                 r = s.ref
                 b.set(self.ctx.keys.lease(r.task_id, r.attempt), f"{worker}|{now:.3f}", nx=True, px=self.ctx.lease_ms)
-                b.mget([self.ctx.keys.spec(r.task_id), self.ctx.keys.fin(r.task_id, r.attempt)])
+                b.mget([self.ctx.keys.spec(r.task_id), self.ctx.keys.fin(r.task_id, r.attempt),
+                        self.ctx.keys.cur(r.task_id)])
             answers = await self.ctx.store.execute(b)
         claimed: list[Claimed] = []
         expired: list[Claimed] = []
@@ -110,7 +119,7 @@ class Claimer:
         after = Batch()
         for i, s in enumerate(waiting):
             r = s.ref
-            leased, (spec_raw, fin_raw) = answers[2 * i], answers[2 * i + 1]
+            leased, (spec_raw, fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
             if not leased:
                 reader.lost_races += 1
                 continue  # another consumer holds it; it settles the slot
@@ -123,7 +132,7 @@ class Claimer:
             if spec.expires_at is not None and now >= spec.expires_at and r.attempt == 1:
                 expired.append(Claimed(spec, r.attempt, worker, now, self.ctx.index))
                 continue
-            claimed.append(Claimed(spec, r.attempt, worker, now, self.ctx.index))
+            claimed.append(Claimed(spec, r.attempt, worker, now, self.ctx.index, _free(cur_raw)))
         due = now + self.ctx.lease_ms / 1000 + 0.5
         # Lease checks first: if we die inside this pipeline, either the
         # slots still hold their refs or the checks are already scheduled.

@@ -26,6 +26,7 @@ from ..keys import TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, Status, Task
 from .lanes import PRIORITIES, Ref, push
+from .outcomes import lease_holder
 from .workflow import children
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def _derive(
     fins: builtins.list[bytes | None], detail: bool,
 ) -> Task:
     spec = decode_spec(spec_raw)
-    a, state, at, _ = decode_cur(cur_raw)
+    a, state, at, free = decode_cur(cur_raw)
     attempts: builtins.list[Attempt] = []
     result = None
     for raw in fins:
@@ -259,8 +260,7 @@ def _derive(
         status = _OUTCOME_STATUS.get(current.outcome, Status.RETRYING)
     elif lease_raw is not None:
         status = Status.RUNNING
-        worker, _, since = lease_raw.decode().rpartition("|")
-        attempts.append(Attempt(a, None, worker, float(since)))
+        attempts.append(Attempt(a, None, *lease_holder(lease_raw)))
     else:
         status = Status(state)
     started = attempts[-1].started_at if attempts else None
@@ -271,7 +271,10 @@ def _derive(
     return Task(
         spec=spec,
         status=status,
-        attempt=a,
+        # Shown: attempts counted against the retries (hand-backs and
+        # deferrals are not), so never past max_retries + 1 while live or
+        # dead; ``attempts`` keeps every record, numbered as stored.
+        attempt=max(1, a - free),
         attempts=tuple(attempts),
         result=result,
         progress=loads(prog_raw) if prog_raw else None,

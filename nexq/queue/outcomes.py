@@ -59,7 +59,7 @@ class Outcomes:
         """Attempt succeeded. False if another actor already decided it
         (the lease was lost or the task cancelled): the result is dropped."""
         attempt = Attempt(c.attempt, Outcome.SUCCEEDED, c.worker, c.started_at, self.ctx.clock())
-        return await self._acks.ack(c.spec, attempt, result)
+        return await self._acks.ack(c.spec, attempt, result, c.free)
 
     async def fail(self, c: Claimed, error: BaseException | None, *, outcome: Outcome = Outcome.FAILED,
                    retry_in: float | None = None, traceback: str | None = None) -> bool:
@@ -141,11 +141,11 @@ class Outcomes:
         k, tid, a, now = ctx.keys, spec.id, attempt.number, ctx.clock()
         minute = int(now // 60)
         await ctx.hooks.after_decided(self.node, spec, attempt)
-        if attempt.outcome in TERMINAL_OUTCOMES:
-            await self._terminal(spec, a, attempt.outcome.value, now, 0, minute)
-            return
         raw = await ctx.store.get(k.cur(tid))
         free = decode_cur(raw)[3] if raw else 0
+        if attempt.outcome in TERMINAL_OUTCOMES:  # cur keeps free: shown attempts count it out
+            await self._terminal(spec, a, attempt.outcome.value, now, free, minute)
+            return
         if not counts:
             free += 1
         used = a - free

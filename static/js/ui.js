@@ -82,7 +82,7 @@ export const TERMINAL = new Set(['succeeded', 'dead', 'cancelled']);
 
 export function statusBadge(status) {
   const s = String(status ?? 'unknown');
-  const known = STATUSES.includes(s) || ['failed', 'lost', 'timeout', 'live', 'stale', 'paused', 'active', 'stopping'].includes(s);
+  const known = STATUSES.includes(s) || ['failed', 'lost', 'timeout', 'handed_back', 'deferred', 'live', 'stale', 'paused', 'active', 'stopping'].includes(s);
   return h('span', { class: `badge badge-${known ? s : 'unknown'}`, text: s });
 }
 

@@ -150,7 +150,9 @@ async def test_retry_moves_dead_or_cancelled_back_to_pending(client: Client, run
     assert (await (await client.get(f"/api/tasks/{dead['id']}")).get_json())["status"] == "dead"
     resp = await client.post(f"/api/tasks/{dead['id']}/retry")
     body = await resp.get_json()
-    assert resp.status_code == 200 and body["status"] == "pending" and body["attempt"] == 2
+    # a fresh retry budget: attempt 1 of it shown, the dead attempt still listed
+    assert resp.status_code == 200 and body["status"] == "pending" and body["attempt"] == 1
+    assert [a["outcome"] for a in body["attempts"]] == ["failed"]
     _, cancelled = await post(client, {"type": "t", "schedule_in": 60})
     await client.post(f"/api/tasks/{cancelled['id']}/cancel")
     resp = await client.post(f"/api/tasks/{cancelled['id']}/retry")

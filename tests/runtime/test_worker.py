@@ -158,6 +158,7 @@ async def test_graceful_stop_hands_unfinished_attempts_back_at_once(rt: Runtime)
     # one was handed back as pending (not waiting for its lease to expire).
     assert await h_short.result(timeout=1) == "done"
     t = await h_long.info()
-    assert t.status is Status.PENDING and t.attempt == 2
+    # attempt 2 is stored, but a hand-back does not use up a retry: still attempt 1 shown
+    assert t.status is Status.PENDING and t.attempt == 1 and len(t.attempts) == 1
     assert t.attempts[0].error_type == "Interrupted"
     assert await rt.registry.list() == []

@@ -9,6 +9,11 @@ import * as live from '../live.js';
 import { TERMINAL, confirmAction, errorBox, panel, runAction, statusBadge, taskHref, toast } from '../ui.js';
 import { progressBar } from './tasks.js';
 
+// Hand-backs (a worker shut down) and deferrals (a limit) do not use up a
+// retry: the task's "Attempt n of m" counts only the other attempts.
+const NOT_COUNTED = new Set(['handed_back', 'deferred']);
+const TIMELINE_OUTCOMES = ['succeeded', 'failed', 'lost', 'cancelled', 'timeout', 'running', ...NOT_COUNTED];
+
 export function mount(main, route) {
   let alive = true;
   let id;
@@ -137,10 +142,11 @@ export function mount(main, route) {
         if (details.open) openTracebacks.add(a.number);
         else openTracebacks.delete(a.number);
       });
-      return h('li', { class: `timeline-item outcome-${['succeeded', 'failed', 'lost', 'cancelled', 'timeout', 'running'].includes(outcome) ? outcome : 'other'}` },
+      return h('li', { class: `timeline-item outcome-${TIMELINE_OUTCOMES.includes(outcome) ? outcome : 'other'}` },
         h('div', { class: 'timeline-head' },
           h('strong', { text: `#${a.number}` }), statusBadge(outcome),
-          a.started_at && a.finished_at ? h('span', { class: 'muted', text: fmtDuration(a.finished_at - a.started_at) }) : null),
+          a.started_at && a.finished_at ? h('span', { class: 'muted', text: fmtDuration(a.finished_at - a.started_at) }) : null,
+          NOT_COUNTED.has(outcome) ? h('span', { class: 'muted', text: 'not counted against the retries' }) : null),
         h('div', { class: 'timeline-meta muted' },
           h('span', { text: a.started_at ? fmtTime(a.started_at) : 'not started' }),
           a.worker ? h('span', { class: 'mono', text: ` · ${a.worker}` }) : null),
