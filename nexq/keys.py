@@ -37,7 +37,8 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``cron:{name}:{t}`` | ``1`` | the scheduler that fires slot t (NX) | 1 day |
 | ``cronlast:{name}`` | last fire time | that scheduler | none |
 | ``limit:{type}:slot:{i}`` | ``worker`` | a worker starting a limited attempt (NX) | lease |
-| ``limit:{type}:rate:{w}`` | integer | workers starting attempts (INCR) | two windows |
+| ``limit:{type}:tat:{n}`` | GCRA tat after start n (unix µs) | the worker taking start n (NX) | burst + interval + 10 s |
+| ``limit:{type}:tat:head`` | a recent n (hint) | each ``tat:{n}`` writer | as ``tat:{n}`` |
 | ``canary:{id}`` | ``1`` | the store guard | canary age + 1 min |
 | ``acct:live`` / ``acct:ret:{t}`` | bytes of live tasks / of ended tasks expiring by unix time t | admission control (INCRBY) | none / until t |
 | ``save`` | process id | the scheduler about to SAVE (NX) | the SAVE interval |
@@ -192,8 +193,8 @@ class Keys:
         return f"{self.ns}:rel:{child}"
 
     def limit(self, type: str, part: str) -> str:
-        """``limit:{type}:slot:{i}`` or ``limit:{type}:rate:{w}`` (``part``
-        is ``slot:{i}`` / ``rate:{w}``)."""
+        """``limit:{type}:slot:{i}``, ``limit:{type}:tat:{n}`` or
+        ``limit:{type}:tat:head`` (``part`` is what follows the type)."""
         return f"{self.ns}:limit:{type}:{part}"
 
     @property

@@ -4,14 +4,16 @@
   attempt needs one, taken with ``SET NX PX lease`` (so a crashed worker's
   slot frees itself), renewed with the attempt's heartbeat, deleted when it
   ends.
-- ``rate_limit="100/m"``: fixed windows ``limit:{type}:rate:{w}`` counted
-  with ``INCR`` (expiring after two windows); past the limit, wait for the
-  next window.
+- ``rate_limit="100/m;burst=10"``: a smooth limit (GCRA, :mod:`.gcra`):
+  one start every ``60/100`` s, up to ``burst`` (default 1) at once after a
+  quiet spell; no window of a minute ever holds more than 100 + 10 - 1.
 
-A limited attempt is not run: it is deferred (outcome ``deferred``, not
-counted against its retries) through the time wheel to when a slot or the
-next window is likely free, with jitter, so limited tasks wait without
-polling.
+A rate-limited attempt whose turn comes within :data:`SHORT_WAIT` waits for
+it in the worker. Otherwise, and when no concurrency slot is free, it is not
+run: it is deferred (outcome ``deferred``, not counted against its retries)
+through the time wheel to when its turn or a slot is likely, with jitter that
+grows with each deferral of the same task (so a long backlog is not claimed
+again every interval), so limited tasks wait without polling.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from ..keys import Keys
 from ..queue import Claimed
 from ..store import Batch, Store
 from ..task import Outcome
+from .gcra import Gcra
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*"
+                   r"(?:;\s*burst\s*=\s*(\d+)\s*)?$")
+SHORT_WAIT = 1.0  # seconds a rate-limited attempt may wait in its worker for its turn
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
@@ -39,14 +44,27 @@ _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 
 class RateLimit:
     count: int
     per: float  # seconds
+    burst: int = 1  # starts allowed at once after a quiet spell
+
+    @property
+    def interval(self) -> float:
+        """Seconds between starts once the burst is spent."""
+        return self.per / self.count
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of the schedule a start may be (the burst, in seconds)."""
+        return (self.burst - 1) * self.interval
 
     @classmethod
     def parse(cls, text: str) -> RateLimit:
-        """``"100/m"``, ``"10/s"``, ``"5/10s"``, ``"1000/h"``; raises ValueError."""
+        """``"100/m"``, ``"10/s"``, ``"5/10s"``, ``"1000/h"``, with an optional
+        ``";burst=N"`` (N >= 1, default 1); raises ValueError."""
         m = _RATE.match(text)
-        if not m or int(m.group(1)) < 1:
-            raise ValueError(f"rate limit {text!r}: expected COUNT/UNIT such as 100/m, 10/s or 5/10s")
-        return cls(int(m.group(1)), int(m.group(2) or 1) * _UNITS[m.group(3)])
+        if not m or int(m.group(1)) < 1 or (m.group(4) is not None and int(m.group(4)) < 1):
+            raise ValueError(f"rate limit {text!r}: expected COUNT/UNIT[;burst=N] such as 100/m, 10/s, "
+                             "5/10s or 100/m;burst=10")
+        return cls(int(m.group(1)), int(m.group(2) or 1) * _UNITS[m.group(3)], int(m.group(4) or 1))
 
 
 @attrs.frozen
@@ -62,37 +80,34 @@ class Limits:
 class Limiter:
     """Takes and gives back the permits of one worker process."""
 
-    def __init__(self, store: Store, keys: Keys, lease_ms: int) -> None:
+    def __init__(self, store: Store, keys: Keys, lease_ms: int, clock: Callable[[], float]) -> None:
         self.store, self.keys, self.lease_ms = store, keys, lease_ms
+        self.rates = Gcra(store, keys, clock)
         self._rng = random.Random()
 
-    async def acquire(self, type: str, limits: Limits, now: float, owner: str) -> tuple[str | None, float | None]:
-        """(slot key or None, None) when the attempt may run, else (None, seconds to wait)."""
-        slot = None
-        if limits.concurrency is not None:
-            order = list(range(limits.concurrency))
-            self._rng.shuffle(order)
-            names = [self.keys.limit(type, f"slot:{i}") for i in order]
-            b = Batch()
-            for n in names:
-                b.set(n, owner, nx=True, px=self.lease_ms)
-            won = [n for n, ok in zip(names, await self.store.execute(b)) if ok]
-            if not won:
-                return None, self._rng.uniform(0.1, 1.0)
-            slot = won[0]
-            if won[1:]:
-                await self.store.delete(*won[1:])
-        if limits.rate is not None:
-            window = int(now // limits.rate.per)
-            key = self.keys.limit(type, f"rate:{window}")
-            b = Batch().incr(key).expire(key, max(1, int(limits.rate.per * 2)))
-            used = (await self.store.execute(b))[0]
-            if used > limits.rate.count:
-                if slot:
-                    await self.store.delete(slot)
-                next_window = (window + 1) * limits.rate.per
-                return None, next_window - now + self._rng.uniform(0, limits.rate.per * 0.25)
-        return slot, None
+    async def slot(self, type: str, concurrency: int, owner: str) -> str | None:
+        """One of ``type``'s ``concurrency`` slot keys, taken for ``owner``; None if all are held."""
+        order = list(range(concurrency))
+        self._rng.shuffle(order)
+        names = [self.keys.limit(type, f"slot:{i}") for i in order]
+        b = Batch()
+        for n in names:
+            b.set(n, owner, nx=True, px=self.lease_ms)
+        won = [n for n, ok in zip(names, await self.store.execute(b)) if ok]
+        if won[1:]:
+            await self.store.delete(*won[1:])
+        return won[0] if won else None
+
+    def slot_wait(self) -> float:
+        """When an attempt that found every slot held should try again (when
+        a slot frees is unknown: soon, spread out)."""
+        return self._rng.uniform(0.1, 1.0)
+
+    def spread(self, wait: float, rate: RateLimit, deferrals: int) -> float:
+        """When a deferred attempt should come back: after ``wait``, plus
+        jitter of a quarter interval doubling with each earlier deferral (up
+        to 16 intervals), so waiting tasks do not all return at once."""
+        return wait + self._rng.uniform(0, rate.interval * 0.25 * 2 ** min(max(deferrals, 0), 6))
 
     async def renew(self, slots: list[tuple[str, str]]) -> None:
         """Extend held slots (key, owner) with the heartbeat."""
@@ -114,8 +129,7 @@ class LimitTasks(Middleware):
     def __init__(self, limits: Mapping[str, Limits], store: Store, keys: Keys, lease_ms: int,
                  clock: Callable[[], float]) -> None:
         self.limits = {t: lim for t, lim in limits.items() if lim.any}
-        self.limiter = Limiter(store, keys, lease_ms)
-        self.clock = clock
+        self.limiter = Limiter(store, keys, lease_ms, clock)
         self.slots: dict[tuple[str, int], tuple[str, str]] = {}  # attempt -> (slot key, owner)
 
     async def before_process(self, ctx: Any) -> None:
@@ -123,11 +137,31 @@ class LimitTasks(Middleware):
         lim = self.limits.get(c.spec.type)
         if lim is None:
             return
-        slot, wait = await self.limiter.acquire(c.spec.type, lim, self.clock(), c.worker)
-        if wait is not None:
-            raise Defer(wait, f"{c.spec.type} is at its concurrency or rate limit")
+        slot = None
+        if lim.concurrency is not None:
+            slot = await self.limiter.slot(c.spec.type, lim.concurrency, c.worker)
+            if slot is None:
+                raise Defer(self.limiter.slot_wait(), f"{c.spec.type} is at its concurrency limit")
+        if lim.rate is not None:
+            wait = await self._turn(c, lim.rate)
+            if wait:
+                if slot is not None:
+                    await self.limiter.release(slot)
+                raise Defer(self.limiter.spread(wait, lim.rate, c.attempt - 1),
+                            f"{c.spec.type} is at its rate limit")
         if slot is not None:
             self.slots[(c.spec.id, c.attempt)] = (slot, c.worker)
+
+    async def _turn(self, c: Claimed, rate: RateLimit) -> float:
+        """Take a start from the rate limit, waiting here for a turn that
+        comes within SHORT_WAIT; else the seconds until one is likely."""
+        waited = 0.0
+        while (wait := await self.limiter.rates.take(c.spec.type, rate)) > 0:
+            if waited + wait > SHORT_WAIT:
+                return wait
+            await trio.sleep(wait)
+            waited += wait
+        return 0.0
 
     async def after_process(self, ctx: Any, outcome: Outcome | None, result: Any,
                             error: BaseException | None, duration: float) -> None:
