@@ -27,13 +27,15 @@ import attrs
 import trio
 
 from .config import Settings
-from .errors import NexqError, TaskNotFound
+from .errors import NexqError, Retry, TaskNotFound
 from .hooks import Middleware
 from .queue import Claimed, EnqueueRequest, NodeBroker, QueueBackend
 from .runtime.limits import Limits, RateLimit
 from .runtime.runtime import Runtime, open_runtime
 from .runtime.task_types import HANDLER_OPTIONS, TypeDefaults, check_options
 from .task import RetryPolicy, Status, Task
+
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 @attrs.frozen
@@ -50,6 +52,11 @@ class TaskDef:
     webhook: str | None = None
     concurrency_limit: int | None = None  # at most this many running, cluster-wide
     rate_limit: str | None = None  # at most COUNT per UNIT cluster-wide, e.g. "100/m"
+    # Which handler exceptions are retried (Celery's autoretry_for, Dramatiq's
+    # retry_when): only those matching retry_on when given, never those
+    # matching dont_retry_on; any other ends the task dead at once.
+    retry_on: ExceptionTypes | None = None
+    dont_retry_on: ExceptionTypes | None = None
     limits: Limits = attrs.field(init=False)
     defaults: TypeDefaults = attrs.field(init=False)  # the options above, checked
 
@@ -64,6 +71,8 @@ class TaskDef:
         except (TypeError, ValueError):
             wants = False
         object.__setattr__(self, "wants_context", wants)
+        for option in ("retry_on", "dont_retry_on"):
+            object.__setattr__(self, option, _exception_classes(self.name, option, getattr(self, option)))
         defaults = TypeDefaults(**{name: getattr(self, name) for name in HANDLER_OPTIONS})
         defaults.check(self.name)  # a bad default fails at @app.task, not at each enqueue
         object.__setattr__(self, "defaults", defaults)
@@ -72,6 +81,29 @@ class TaskDef:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def retries(self, error: BaseException | None) -> bool:
+        """Whether a failed attempt's ``error`` may be retried (retries left
+        permitting): ``Retry`` always; otherwise not when it matches
+        ``dont_retry_on``, nor, when ``retry_on`` is given, when it matches
+        none of it. A handler timeout is a ``TimeoutError``."""
+        if error is None or isinstance(error, Retry):
+            return True
+        if self.dont_retry_on and isinstance(error, self.dont_retry_on):
+            return False
+        return self.retry_on is None or isinstance(error, self.retry_on)
+
+
+def _exception_classes(name: str, option: str, value: Any) -> tuple[type[BaseException], ...] | None:
+    """``value`` as a tuple of exception classes (None stays None); ValueError
+    naming the handler and the option otherwise."""
+    if value is None:
+        return None
+    classes = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+        raise ValueError(f"@app.task({name!r}): {option} must be an exception class or a tuple of them, "
+                         f"not {value!r}")
+    return classes
 
 
 @attrs.frozen
@@ -193,7 +225,8 @@ class Nexq:
 
     def task(self, name: str | None = None, **options: Any) -> Callable[[Callable[..., Any]], TaskDef]:
         """Decorator registering a handler for task type ``name`` (default: the
-        function's name) with defaults for max_retries, timeout, queue, priority."""
+        function's name) with defaults for max_retries, timeout, queue, priority,
+        and which exceptions are retried (``retry_on`` / ``dont_retry_on``)."""
 
         def register(fn: Callable[..., Any]) -> TaskDef:
             return self.register_handler(name or fn.__name__, fn, **options)
@@ -205,7 +238,8 @@ class Nexq:
             raise ValueError("a task type must be a non-empty string")
         if type in self.handlers:
             raise ValueError(f"a handler for {type!r} is already registered")
-        check_options(options, HANDLER_OPTIONS, f"option of @app.task({type!r})")
+        check_options(options, (*HANDLER_OPTIONS, "retry_on", "dont_retry_on"),
+                      f"option of @app.task({type!r})")
         td = TaskDef(type, fn, **options)
         self.handlers[type] = td
         return td

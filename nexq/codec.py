@@ -78,15 +78,18 @@ def decode_spec(data: bytes) -> TaskSpec:
 
 
 def encode_attempt(
-    a: Attempt, result: Any = None, retry_in: float | None = None, counts: bool = True
+    a: Attempt, result: Any = None, retry_in: float | None = None, counts: bool = True, final: bool = False
 ) -> bytes:
     """An outcome record (``fin`` register): the attempt, on success the
-    result, and what the follow-up needs to be redone after a crash."""
+    result, and what the follow-up needs to be redone after a crash
+    (``final``: a failure that is not retried)."""
     d: dict[str, Any] = {"n": a.number, "o": a.outcome.value if a.outcome else None}
     if retry_in is not None:
         d["ri"] = retry_in
     if not counts:
         d["nc"] = 1
+    if final:
+        d["fx"] = 1
     d["w"] = a.worker
     d["s"] = a.started_at
     d["f"] = a.finished_at
@@ -112,10 +115,10 @@ def decode_attempt(data: bytes) -> tuple[Attempt, Any]:
     return attempt, d.get("r")
 
 
-def decode_follow_up(data: bytes) -> tuple[float | None, bool]:
-    """(retry_in, counts) stored with an outcome record."""
+def decode_follow_up(data: bytes) -> tuple[float | None, bool, bool]:
+    """(retry_in, counts, final) stored with an outcome record."""
     d = loads(data)
-    return d.get("ri"), not d.get("nc")
+    return d.get("ri"), not d.get("nc"), bool(d.get("fx"))
 
 
 def encode_ref(tid: str, attempt: int) -> bytes:

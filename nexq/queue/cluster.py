@@ -240,9 +240,9 @@ class ClusterBroker:
         return await self.nodes[c.node].ack(c, result)
 
     async def fail(self, c: Claimed, error: BaseException | None, *, outcome: Outcome = Outcome.FAILED,
-                   retry_in: float | None = None, traceback: str | None = None) -> bool:
+                   retry_in: float | None = None, traceback: str | None = None, final: bool = False) -> bool:
         return await self.nodes[c.node].fail(c, error, outcome=outcome, retry_in=retry_in,
-                                             traceback=traceback)
+                                             traceback=traceback, final=final)
 
     async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
         return await self.nodes[c.node].defer(c, delay, reason)

@@ -149,8 +149,8 @@ class Due:
                 spec = None if raw is None else decoded(decode_spec, raw, k.spec(e.task_id))
                 if spec is not None:
                     attempt, _ = decode_attempt(fin_raw)
-                    retry_in, counts = decode_follow_up(fin_raw)
-                    await outcomes.follow_up(spec, attempt, retry_in=retry_in, counts=counts)
+                    retry_in, counts, final = decode_follow_up(fin_raw)
+                    await outcomes.follow_up(spec, attempt, retry_in=retry_in, counts=counts, final=final)
         lost = 0
         if gone:
             specs = await store.mget([k.spec(e.task_id) for e in gone])

@@ -135,8 +135,9 @@ class NodeBroker:
         return await self.outcomes.ack(c, result)
 
     async def fail(self, c: Claimed, error: BaseException | None, *, outcome: Outcome = Outcome.FAILED,
-                   retry_in: float | None = None, traceback: str | None = None) -> bool:
-        return await self.outcomes.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=traceback)
+                   retry_in: float | None = None, traceback: str | None = None, final: bool = False) -> bool:
+        return await self.outcomes.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=traceback,
+                                        final=final)
 
     async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
         return await self.outcomes.defer(c, delay, reason)

@@ -62,13 +62,14 @@ class Outcomes:
         return await self._acks.ack(c.spec, attempt, result, c.free)
 
     async def fail(self, c: Claimed, error: BaseException | None, *, outcome: Outcome = Outcome.FAILED,
-                   retry_in: float | None = None, traceback: str | None = None) -> bool:
+                   retry_in: float | None = None, traceback: str | None = None, final: bool = False) -> bool:
         """Attempt failed: retried with backoff (or ``retry_in``) while
-        retries remain, else dead. False if the outcome was decided elsewhere."""
+        retries remain, else dead; ``final`` (the type's retry filters gave
+        up on this error): dead at once. False if the outcome was decided elsewhere."""
         attempt = Attempt(c.attempt, outcome, c.worker, c.started_at, self.ctx.clock(),
                           type(error).__name__ if error else outcome.value,
                           str(error) if error else None, traceback)
-        return await self.decide(c.spec, attempt, retry_in=retry_in, lease_held=True)
+        return await self.decide(c.spec, attempt, retry_in=retry_in, lease_held=True, final=final)
 
     async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
         """Do not run this attempt now (a limit was reached): it runs again
@@ -110,13 +111,15 @@ class Outcomes:
 
     async def decide(self, spec: TaskSpec, attempt: Attempt, *, result: Any = None,
                      retry_in: float | None = None, lease_held: bool = False, counts: bool = True,
-                     check_after: bool = False) -> bool:
+                     check_after: bool = False, final: bool = False) -> bool:
         """Decide ``attempt``'s outcome once (``SET fin NX``); the winner
         writes what follows. Returns whether this call won.
 
         ``check_after`` first schedules a check that redoes the follow-up if
         this process dies before writing it (the reaper's and cancel's case;
         a worker's attempt already has its lease check on the wheel).
+        ``final`` (a failure with no retry, whatever retries are left) is
+        kept in the outcome record, so a redone follow-up decides the same.
         """
         k, tid, a = self.ctx.keys, spec.id, attempt.number
         b = Batch()
@@ -125,18 +128,18 @@ class Outcomes:
             self.ctx.wheel.add_ops(b, [Entry("L", tid, a, due, attempt.worker or "")])
         # A terminal outcome's record gets its TTL now (one EXPIRE less later).
         px = int(self.ctx.retention + FIN_GRACE) * 1000 if attempt.outcome in TERMINAL_OUTCOMES else None
-        b.set(k.fin(tid, a), encode_attempt(attempt, result, retry_in, counts), nx=True, px=px)
+        b.set(k.fin(tid, a), encode_attempt(attempt, result, retry_in, counts, final), nx=True, px=px)
         if lease_held:
             b.delete(k.lease(tid, a))
         won = (await self.ctx.store.execute(b))[-2 if lease_held else -1]
         if won:
-            await self.follow_up(spec, attempt, retry_in=retry_in, counts=counts)
+            await self.follow_up(spec, attempt, retry_in=retry_in, counts=counts, final=final)
         return bool(won)
 
     async def follow_up(self, spec: TaskSpec, attempt: Attempt, *, retry_in: float | None,
-                        counts: bool) -> None:
+                        counts: bool, final: bool = False) -> None:
         """Write the task's next state after ``attempt`` ended (winner only,
-        or the lease check redoing a dead winner's follow-up)."""
+        or the lease check redoing a dead winner's follow-up); ``final``: dead."""
         ctx = self.ctx
         k, tid, a, now = ctx.keys, spec.id, attempt.number, ctx.clock()
         minute = int(now // 60)
@@ -154,7 +157,7 @@ class Outcomes:
         if counts:
             token = ctx.minutes.incr(b, k, minute, "failed")
             b.incr(k.count(spec.queue, "failed"))  # failed attempts, ever: a monotonic counter
-        if used > spec.max_retries:
+        if used > spec.max_retries or (final and counts):
             await self._terminal(spec, a, State.DEAD.value, now, free, minute, b, token)
             return
         delay = retry_in if retry_in is not None else spec.retry.delay(used)

@@ -267,8 +267,8 @@ class Reconciler:
         attempt, _ = decode_attempt(fin)
         if now - (attempt.finished_at or now) < FOLLOW_UP_CHECK:
             return  # its winner may still be writing it; the lease check covers it
-        retry_in, counts = decode_follow_up(fin)
-        await self.node.outcomes.follow_up(t.spec, attempt, retry_in=retry_in, counts=counts)
+        retry_in, counts, final = decode_follow_up(fin)
+        await self.node.outcomes.follow_up(t.spec, attempt, retry_in=retry_in, counts=counts, final=final)
         report.followed_up += 1
 
     async def _unblock(self, t: _Live, report: Report) -> None:
@@ -301,8 +301,8 @@ class Reconciler:
         report.rebuilt += 1
         if last:
             attempt, _ = decode_attempt(fins[last - 1] or b"")
-            retry_in, counts = decode_follow_up(fins[last - 1] or b"")
-            await self.node.outcomes.follow_up(spec, attempt, retry_in=retry_in, counts=counts)
+            retry_in, counts, final = decode_follow_up(fins[last - 1] or b"")
+            await self.node.outcomes.follow_up(spec, attempt, retry_in=retry_in, counts=counts, final=final)
             return
         if spec.depends_on:
             await store.set(k.cur(spec.id), encode_cur(1, State.WAITING, spec.created_at), nx=True)

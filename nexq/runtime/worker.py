@@ -207,11 +207,18 @@ class Worker:
                     self.processed += 1
             elif outcome is Outcome.DEFERRED:
                 await self.broker.defer(c, retry_in or 0.0, str(error))
-            elif await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb):
+            elif await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb,
+                                        final=self._gives_up(c, error)):
                 self.failed += 1
         except StoreUnavailable as exc:
             # The lease will expire and the reaper retries the attempt.
             log.warning("could not record the outcome of %s: %s", c.spec.id, exc)
+
+    def _gives_up(self, c: Claimed, error: Any) -> bool:
+        """The type's retry filters (``retry_on`` / ``dont_retry_on``) end the
+        task at this error, whatever retries are left."""
+        td = self.app.handlers.get(c.spec.type)
+        return td is not None and not td.retries(error)
 
     async def _call(self, c: Claimed, ctx: Context, scope: trio.CancelScope) -> tuple[Any, ...]:
         """Run the handler; returns (outcome or None if cancelled, error, tb, result, retry_in)."""
