@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # take (the store timeout is 5 s a command), short enough that an enqueue
 # waiting on a dead producer's key is not stuck for long.
 UNIQUE_GRACE = 15.0
+# Largest jump when re-indexing past positions a set-back seq hands out
+# again: below the gap reconciliation probes past seq (nexq.queue.reconcile).
+CHUNK_STEP = 256
 
 
 class Producer:
@@ -122,7 +125,9 @@ class Producer:
             spec = specs[i] = attrs.evolve(specs[i], seq=n)
             spec_ops.append(len(b))
             b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not chosen[i])
-            b.set(self.keys.index(n), spec.id)
+            # NX: a seq counter the store set back (a restart) must not
+            # overwrite a live task's index entry (see _reindex).
+            b.set(self.keys.index(n), spec.id, nx=True)
             if spec.depends_on:
                 b.set(self.keys.cur(spec.id), encode_cur(1, State.WAITING, now))
             elif spec.run_at is None:
@@ -139,6 +144,9 @@ class Producer:
         answers = await self.store.execute(b)
         if not all(answers[i] for i in spec_ops):
             raise ValueError("a task with that task_id already exists")
+        clashed = [i for op, i in zip(spec_ops, fresh) if not answers[op + 1]]
+        if clashed:
+            await self._reindex(specs, clashed)
         if lanes:
             await pusher.settle(self.store, answers)
             await self.ctx.hooks.after_push(self.node)
@@ -153,6 +161,20 @@ class Producer:
             if late:
                 await self.node.handle_due(late)
         return [r for r in results if r is not None]
+
+    async def _reindex(self, specs: list[TaskSpec], clashed: list[int]) -> None:
+        """Give new index positions to tasks whose position was taken: the
+        store lost ``seq``'s last increments (a restart) and handed out
+        numbers again. Each moves past the taken range; its spec follows."""
+        for i in clashed:
+            step = 1
+            while True:  # jump ahead, doubling: the lost range may be long
+                n = await self.store.incrby(self.keys.seq, step)
+                if await self.store.set(self.keys.index(n), specs[i].id, nx=True):
+                    break
+                step = min(step * 2, CHUNK_STEP)
+            specs[i] = attrs.evolve(specs[i], seq=n)
+            await self.store.set(self.keys.spec(specs[i].id), encode_spec(specs[i]))
 
     async def _unique_holders(
         self, specs: list[TaskSpec], lost: list[int], results: list[Enqueued | None]

@@ -79,6 +79,7 @@ class Report:
     rebuilt: int = 0  # tasks whose cur was lost and rebuilt
     lost_tasks: int = 0  # tasks whose spec was lost: cannot run
     lanes_fixed: int = 0  # lanes whose tail was behind their head
+    counters_fixed: int = 0  # times seq had fallen behind index entries in use
     queues_registered: int = 0  # queues missing from the queue list
 
     def add(self, other: Report) -> None:
@@ -89,7 +90,7 @@ class Report:
     @property
     def repairs(self) -> int:
         return (self.lost_attempts + self.repromoted + self.followed_up + self.released + self.rebuilt
-                + self.lost_tasks + self.lanes_fixed + self.queues_registered)
+                + self.lost_tasks + self.lanes_fixed + self.counters_fixed + self.queues_registered)
 
 
 @attrs.frozen
@@ -108,13 +109,14 @@ class Reconciler:
         self.node, self.ctx = node, node.ctx
         self.grace, self.budget, self.lane_limit = grace, budget, lane_limit
         self._next = 0  # the next index position a partial round starts at
+        self._seen_top = 0  # the highest index position this process has seen in use
 
     async def run(self, full: bool = False) -> Report:
         """One round: ``full`` walks the whole live index, else the next
         ``budget`` entries (rounds rotate through the index)."""
         report = Report()
         k, store = self.ctx.keys, self.ctx.store
-        top = int(await store.get(k.seq) or 0)
+        top = await self._top(report)
         if top <= 0:
             return report
         lo = int(await store.get(k.reconcile_low) or 1)
@@ -128,6 +130,27 @@ class Reconciler:
         return report
 
     # -- reading ------------------------------------------------------------------
+
+    async def _top(self, report: Report) -> int:
+        """The highest index position in use. If the store set ``seq``
+        back (it lost increments), entries exist past it: find the last
+        one and move ``seq`` up to it, so new tasks stop landing on taken
+        positions (producers also refuse to overwrite one, see
+        Producer._reindex)."""
+        k, store = self.ctx.keys, self.ctx.store
+        seq = int(await store.get(k.seq) or 0)
+        top = probe = max(seq, self._seen_top)
+        while True:
+            found = await store.mget([k.index(n) for n in range(probe + 1, probe + CHUNK + 1)])
+            last = max((probe + j + 1 for j, v in enumerate(found) if v is not None), default=0)
+            if not last:
+                break
+            top = probe = last
+        if top > seq:
+            await store.incrby(k.seq, top - seq)
+            report.counters_fixed += 1
+        self._seen_top = top
+        return top
 
     async def _read_live(self, start: int, end: int, report: Report) -> tuple[list[_Live], int]:
         """The live tasks indexed in [start, end]; and the first position from

@@ -221,3 +221,19 @@ async def test_a_healthy_queue_is_left_alone(kind: str, autojump_clock: MockCloc
     report = await rec.run(full=True)
     assert report.repairs == 0 and report.checked == 3
     assert running.task_id in {x.spec.id for x in await br.claim(["default"], 5, "w", reader)}
+
+
+async def test_a_seq_counter_set_back_by_the_store_overwrites_no_task(autojump_clock: MockClock) -> None:
+    br = broker(MemoryStore())
+    rec = Reconciler(br, grace=GRACE)
+    old = [(await br.enqueue("t", i)).task_id for i in range(5)]
+    await br.store.set(br.keys.seq, 2)  # a restart lost the last three increments
+    new = (await br.enqueue("t", "new")).task_id
+    ids = await br.store.mget([br.keys.index(n) for n in range(1, 7)])
+    assert [x.decode() for x in ids if x is not None][:5] == old  # nothing overwritten
+    t = await Inspector(br).get(new)
+    assert t is not None and await br.store.get(br.keys.index(t.spec.seq)) == new.encode()
+    await br.store.set(br.keys.seq, 1)
+    report = await rec.run(full=True)
+    assert report.counters_fixed == 1
+    assert int(await br.store.get(br.keys.seq) or 0) >= t.spec.seq
