@@ -1,4 +1,4 @@
-"""What ``nexq enqueue`` / ``nexq tasks`` talk to: the store, or a running
+"""What ``nexq enqueue`` / ``nexq tasks`` / ``nexq top`` talk to: the store, or a running
 server's REST API (``--api``, or the ``nexq run`` found holding
 ``--data-dir``). Both answer with the API's task JSON and fail with the same
 CliErrors, so the commands print the same whichever is used.
@@ -6,6 +6,7 @@ CliErrors, so the commands print the same whichever is used.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ import httpx
 
 from ..app import Nexq
 from ..config import Settings
-from ..runtime.runtime import open_runtime
+from ..runtime.runtime import Runtime, open_runtime
 from ..task import Status
 from .discovery import find_server
 from .errors import (
@@ -52,6 +53,14 @@ class Client(Protocol):
         """The task, pending again; NotFound, or CliError naming its state."""
         ...
 
+    async def stats(self, minutes: int) -> dict[str, Any]:
+        """What ``GET /api/stats`` answers: counts, queues, ``minutes`` of throughput."""
+        ...
+
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        """What ``GET /api/workers`` lists: registered workers, stale ones flagged."""
+        ...
+
 
 def not_found(task_id: str) -> NotFound:
     return NotFound(f"task {task_id!r} not found (ids are shown by `nexq tasks list`)")
@@ -66,8 +75,8 @@ def wrong_state(action: str, task_id: str, status: str) -> CliError:
 class StoreClient:
     """Straight to the store, through the app (its handler defaults apply)."""
 
-    def __init__(self, app: Nexq) -> None:
-        self.app = app
+    def __init__(self, app: Nexq, runtime: Runtime) -> None:
+        self.app, self.runtime = app, runtime
 
     async def enqueue(self, type: str, payload: Any, options: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -97,6 +106,16 @@ class StoreClient:
         if task["status"] not in RETRYABLE or not await self.app.broker.inspector().requeue(task_id):
             raise wrong_state("retry", task_id, (await self.get(task_id))["status"])
         return await self.get(task_id)
+
+    async def stats(self, minutes: int) -> dict[str, Any]:
+        from ..api.stats import snapshot
+
+        return await snapshot(self.runtime, minutes)
+
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        from ..api.stats import workers
+
+        return await workers(self.runtime)
 
 
 class ApiClient:
@@ -163,6 +182,14 @@ class ApiClient:
     async def retry(self, task_id: str) -> dict[str, Any]:
         return await self._act("retry", task_id)
 
+    async def stats(self, minutes: int) -> dict[str, Any]:
+        _, stats = await self._call("GET", "/api/stats", params={"minutes": minutes})
+        return dict(stats)
+
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        _, body = await self._call("GET", "/api/workers")
+        return builtins.list(body["workers"])
+
 
 def _existing_data_dir(settings: Settings) -> str:
     path = os.path.abspath(settings.data_dir)
@@ -196,6 +223,6 @@ async def open_client(settings: Settings, app: Nexq) -> AsyncIterator[Client]:
     async with open_runtime(settings, app) as rt:
         app.bind(rt)
         try:
-            yield StoreClient(app)
+            yield StoreClient(app, rt)
         finally:
             app.bind(None)

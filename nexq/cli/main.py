@@ -1,4 +1,4 @@
-"""The ``nexq`` command: run, worker, enqueue, tasks, doctor, bench, cluster.
+"""The ``nexq`` command: run, worker, enqueue, tasks, top, doctor, bench, cluster.
 
 Every failure a user can cause (a bad flag, an unreachable store, an unknown
 task, a bad ``--app``) ends in one line on stderr naming the problem and a
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import trio
 
 from .. import __version__
-from . import options, serve, tasks
+from . import options, serve, tasks, top
 from .errors import EXIT_CODES, UsageError, describe, unwrap
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 parser_class=options.Parser)
     serve.add_parsers(sub)
     tasks.add_parsers(sub)
+    top.add_parser(sub)
 
     doctor = sub.add_parser("doctor", help="check a store: reachable, commands, memory, persistence, clocks")
     options.common(doctor)
@@ -91,6 +92,7 @@ COMMANDS = {
     "worker": lambda args: serve.cmd_run(args, worker_only=True),
     "enqueue": tasks.cmd_enqueue,
     "tasks": tasks.cmd_tasks,
+    "top": top.cmd_top,
     "doctor": cmd_doctor,
     "bench": cmd_bench,
     "cluster": cmd_cluster,
