@@ -52,12 +52,16 @@ class TaskDef:
     webhook: str | None = None
     concurrency_limit: int | None = None  # at most this many running, cluster-wide
     rate_limit: str | None = None  # at most COUNT per UNIT cluster-wide, e.g. "100/m"
+    # where the handler runs: "async" (trio task), "thread" (plain functions'
+    # default) or "process" (a plain function in a handler process)
+    executor: str | None = None
     # Which handler exceptions are retried (Celery's autoretry_for, Dramatiq's
     # retry_when): only those matching retry_on when given, never those
     # matching dont_retry_on; any other ends the task dead at once.
     retry_on: ExceptionTypes | None = None
     dont_retry_on: ExceptionTypes | None = None
     limits: Limits = attrs.field(init=False)
+    target: str | None = attrs.field(init=False, default=None)  # module:qualname, for "process"
     defaults: TypeDefaults = attrs.field(init=False)  # the options above, checked
 
     is_async: bool = attrs.field(init=False)
@@ -71,6 +75,7 @@ class TaskDef:
         except (TypeError, ValueError):
             wants = False
         object.__setattr__(self, "wants_context", wants)
+        self._check_executor()
         for option in ("retry_on", "dont_retry_on"):
             object.__setattr__(self, option, _exception_classes(self.name, option, getattr(self, option)))
         defaults = TypeDefaults(**{name: getattr(self, name) for name in HANDLER_OPTIONS})
@@ -78,6 +83,26 @@ class TaskDef:
         object.__setattr__(self, "defaults", defaults)
         rate = RateLimit.parse(self.rate_limit) if self.rate_limit else None
         object.__setattr__(self, "limits", Limits(self.concurrency_limit, rate))
+
+    def _check_executor(self) -> None:
+        """Settle ``executor`` (default by the function's kind); ValueError
+        naming the handler if it cannot run there."""
+        kind = self.executor or ("async" if self.is_async else "thread")
+        if kind not in ("async", "thread", "process"):
+            raise ValueError(f"@app.task({self.name!r}): executor must be 'async', 'thread' or "
+                             f"'process', not {kind!r}")
+        if (kind == "async") != self.is_async:
+            what = "an async function" if self.is_async else "a plain (def) function"
+            raise ValueError(f"@app.task({self.name!r}): executor={kind!r} does not fit {what}: "
+                             "async handlers run as 'async'; plain ones as 'thread' or 'process'")
+        if kind == "process":
+            if self.wants_context:
+                raise ValueError(f"@app.task({self.name!r}): an executor='process' handler takes only "
+                                 "the payload (a Context cannot cross into another process)")
+            from .runtime.process_pool import handler_target
+
+            object.__setattr__(self, "target", handler_target(self.fn))
+        object.__setattr__(self, "executor", kind)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -238,7 +263,7 @@ class Nexq:
             raise ValueError("a task type must be a non-empty string")
         if type in self.handlers:
             raise ValueError(f"a handler for {type!r} is already registered")
-        check_options(options, (*HANDLER_OPTIONS, "retry_on", "dont_retry_on"),
+        check_options(options, (*HANDLER_OPTIONS, "executor", "retry_on", "dont_retry_on"),
                       f"option of @app.task({type!r})")
         td = TaskDef(type, fn, **options)
         self.handlers[type] = td

@@ -29,6 +29,7 @@ from ..queue import Claimed
 from ..task import Outcome
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .doorbell import Doorbell, advertise_ip
+from .process_pool import ProcessPool
 from .runtime import Runtime
 
 log = logging.getLogger("nexq.worker")
@@ -58,6 +59,9 @@ class Worker:
         self.poll_interval = poll_interval
         self.heartbeat_every = heartbeat or self.broker.lease_ms / 3000
         self.threads = trio.CapacityLimiter(thread_limit or concurrency)
+        # handler processes of executor="process" handlers, started on first use
+        self.processes = ProcessPool(runtime.settings.process_pool_size or concurrency,
+                                     runtime.settings.process_max_tasks)
         self.running: dict[tuple[str, int], tuple[Claimed, trio.CancelScope]] = {}
         self.processed = self.failed = 0
         self.started_at = time.time()
@@ -98,6 +102,7 @@ class Worker:
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._release_all()
+                await self.processes.aclose()
                 try:
                     await self.rt.registry.deregister(self.id)
                 except StoreUnavailable:
@@ -234,6 +239,8 @@ class Worker:
                 with trio.fail_after(timeout) if timeout else contextlib.nullcontext():
                     if td.is_async:
                         result = await td.fn(*args)
+                    elif td.target is not None:  # executor="process": killed on timeout or cancel
+                        result = await self.processes.run(td.target, c.spec.payload)
                     else:
                         result = await trio.to_thread.run_sync(
                             td.fn, *args, limiter=self.threads, abandon_on_cancel=True

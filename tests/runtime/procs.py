@@ -68,3 +68,29 @@ def api(port: int, method: str, path: str, **kw: Any) -> Any:
     r = httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=10, **kw)
     r.raise_for_status()
     return r.json()
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields and fields[0] != "Z" and int(fields[1]) == pid:
+            out.append(int(entry))
+    return sorted(out)
