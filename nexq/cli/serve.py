@@ -13,8 +13,9 @@ import errno
 import ipaddress
 import logging
 import os
+import sys
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -26,6 +27,9 @@ from ..logs import setup_logging
 from . import options
 from .discovery import api_url, remove_server_file, write_server_file
 from .errors import CliError, UsageError, unwrap
+
+if TYPE_CHECKING:
+    from ..runtime.supervisor import Supervisor
 
 log = logging.getLogger("nexq")
 
@@ -39,10 +43,17 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--api-token", help="require this bearer token on /api and /metrics; env NEXQ_API_TOKEN")
     run.add_argument("--no-worker", action="store_true", help="API and scheduler only")
     run.add_argument("--store-memory-limit", help="refuse new tasks (503) above this store memory, e.g. 2G")
+    run.add_argument("--worker-processes", help="run the workers in this many processes of their own "
+                     "(auto = one per core; default 1: in this process); needs a shared --store and "
+                     "--app; env NEXQ_WORKER_PROCESSES")
 
     worker = sub.add_parser("worker", help="worker (and scheduler) only, joining a shared store; needs --app")
     _runner(worker)
     worker.add_argument("--with-scheduler", action="store_true", help=argparse.SUPPRESS)  # the default now
+    worker.add_argument("--processes", help="worker processes under one supervisor, each with "
+                        "--concurrency slots; a crashed one is started again (auto = one per core; "
+                        "default 1); env NEXQ_PROCESSES")
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)  # a child of --processes
 
 
 def _runner(p: argparse.ArgumentParser) -> None:
@@ -82,9 +93,14 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
             "nexq worker needs a shared store: the embedded store lives inside one `nexq run` "
             "process. Pass --store pogocache://HOST:9401 (or set NEXQ_STORE, or give the app one)."
         )
+    worker = not getattr(args, "no_worker", False)
+    processes = _processes(settings, app_spec, worker_only, worker)
     try:
-        trio.run(partial(_serve, settings, app, app_spec, api=not worker_only,
-                         worker=not getattr(args, "no_worker", False), scheduler=not args.no_scheduler))
+        if worker_only and processes > 1:
+            return int(trio.run(_supervise_workers, settings, app, app_spec, not args.no_scheduler))
+        return int(trio.run(partial(_serve, settings, app, app_spec, api=not worker_only, worker=worker,
+                                    scheduler=not args.no_scheduler, processes=processes,
+                                    supervised=getattr(args, "supervised", False))))
     except BaseException as exc:
         err = unwrap(exc)
         if isinstance(err, OSError) and not isinstance(err, NexqError) and err.errno in (
@@ -92,32 +108,115 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
             raise CliError(f"--port {settings.port}: cannot listen on {settings.host}:{settings.port}: "
                            f"{err.strerror}; pass another --port (or --host)") from exc
         raise
-    return 0
 
 
-async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *,
-                 api: bool, worker: bool, scheduler: bool) -> None:
+def _processes(settings: Settings, app_spec: str | None, worker_only: bool, worker: bool) -> int:
+    """How many worker processes to start (1: none, the worker runs here);
+    UsageError when they cannot work."""
+    name = "processes" if worker_only else "worker_processes"
+    n: int = getattr(settings, name)
+    if n == 1:
+        return 1
+    given = f"{settings.origins.get(name, '--' + name.replace('_', '-'))} {n}"
+    if settings.embedded:  # (nexq worker refused it already)
+        raise UsageError(f"{given}: the embedded store lives inside this nexq run process and worker "
+                         "processes cannot share it; pass --store redis://HOST:6379 (or pogocache://HOST:9401, "
+                         "or set NEXQ_STORE), or --worker-processes 1")
+    if not worker:
+        raise UsageError(f"{given} and --no-worker contradict each other: pass one of them")
+    if app_spec is None:
+        raise UsageError(f"{given} needs --app module:attribute: worker processes load your handlers "
+                         "from it (the demo handlers run only inside nexq run)")
+    return n
+
+
+async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *, api: bool, worker: bool,
+                 scheduler: bool, processes: int = 1, supervised: bool = False) -> int:
     """run_service, with the banner once it started (a failure to start is
-    then the only line on stderr) and the server file for the CLI."""
+    then the only line on stderr) and the server file for the CLI; with
+    ``processes`` > 1 the workers run in supervised child processes instead
+    (the exit code is the supervisor's)."""
     from ..runtime.service import run_service
+    from ..runtime.supervisor import supervise
 
-    marker = None
+    marker, code = None, 0
+    children = processes > 1
+    service_scope, watch_scope = trio.CancelScope(), trio.CancelScope()
+
+    async def service_task(task_status: Any) -> None:
+        with service_scope:
+            await run_service(settings, app, api=api, worker=worker and not children, scheduler=scheduler,
+                              handle_signals=not children, task_status=task_status)
+        watch_scope.cancel()
+
     try:
         async with trio.open_nursery() as nursery:
-            service = await nursery.start(partial(run_service, settings, app, api=api, worker=worker,
-                                                  scheduler=scheduler))
-            banner(settings, app, app_spec, "run" if api else "worker", worker, scheduler)
+            service = await nursery.start(service_task)
+            if supervised:
+                log.info("nexq %s: worker process %d started (concurrency %d, scheduler %s)", __version__,
+                         os.getpid(), settings.concurrency, "on" if scheduler else "off")
+                nursery.start_soon(_watch_supervisor, service.stop, watch_scope)
+            else:
+                banner(settings, app, app_spec, "run" if api else "worker", worker, scheduler, processes)
             if api:
                 url = api_url(settings.host, service.port)
                 log.info("dashboard and API on %s/", url)
                 if settings.store is None:  # the embedded store: let the CLI find us
                     marker = write_server_file(os.path.abspath(settings.data_dir), url)
+            if children:
+                def second_stops_the_service(count: int) -> None:
+                    if count > 1:  # the first drains the children (the API stays up meanwhile)
+                        service_scope.cancel()
+
+                code = await supervise(_workers(settings, processes, scheduler=False), second_stops_the_service)
+                service.stop.set()
     finally:
         if marker is not None:
             remove_server_file(marker)
+    return code
 
 
-def banner(settings: Settings, app: Nexq, app_spec: str | None, role: str, worker: bool, scheduler: bool) -> None:
+async def _supervise_workers(settings: Settings, app: Nexq, app_spec: str | None, scheduler: bool) -> int:
+    """``nexq worker --processes N``: check the store, then supervise N
+    workers (the first runs the scheduler agents); returns the exit code."""
+    from ..runtime.supervisor import supervise
+    from ..store import open_stores
+
+    async with open_stores(settings.store_nodes, **settings.store_options()) as stores:
+        for store in stores:
+            await store.ping()  # fail fast, in one line, rather than N children each failing
+    banner(settings, app, app_spec, "worker", True, scheduler, settings.processes)
+    return await supervise(_workers(settings, settings.processes, scheduler))
+
+
+def _workers(settings: Settings, processes: int, scheduler: bool) -> Supervisor:
+    """The supervisor of ``processes`` ``nexq worker`` children with these
+    settings (handed over as NEXQ_* variables); the first child runs the
+    scheduler agents if ``scheduler``."""
+    from ..runtime.supervisor import Supervisor
+
+    def command(slot: int) -> list[str]:
+        argv = [sys.executable, "-m", "nexq.cli.main", "worker", "--supervised"]
+        return argv if scheduler and slot == 0 else [*argv, "--no-scheduler"]
+
+    return Supervisor(command, settings.environ(processes=1, worker_processes=1), processes,
+                      grace=settings.shutdown_grace)
+
+
+async def _watch_supervisor(stop: trio.Event, scope: trio.CancelScope) -> None:
+    """Set ``stop`` when stdin (a pipe from the supervisor) closes: the
+    supervisor is gone, even killed, and nobody else would stop us."""
+    with scope:
+        async with trio.lowlevel.FdStream(os.dup(0)) as stdin:
+            while await stdin.receive_some():
+                pass
+        if not stop.is_set():
+            log.warning("the supervisor is gone (its pipe closed): stopping")
+            stop.set()
+
+
+def banner(settings: Settings, app: Nexq, app_spec: str | None, role: str, worker: bool, scheduler: bool,
+           processes: int = 1) -> None:
     """Log what this process runs with, and where each choice came from."""
     log.info("nexq %s: %s started", __version__, role)
     store = ("embedded store in " + os.path.abspath(settings.data_dir)) if settings.store is None \
@@ -134,7 +233,11 @@ def banner(settings: Settings, app: Nexq, app_spec: str | None, role: str, worke
                         "uses the app's", origin, name, shown)
     work = (f"queues {','.join(settings.queues)}, concurrency {settings.concurrency}" if worker
             else "off (--no-worker)")
-    log.info("worker: %s; scheduler: %s", work, "on" if scheduler else "off (--no-scheduler)")
+    if worker and processes > 1:
+        name = "processes" if role == "worker" else "worker_processes"
+        work += f" in each of {processes} worker processes ({_origin(settings, name)})"
+    where = " (in worker process 1)" if role == "worker" and processes > 1 else ""
+    log.info("worker: %s; scheduler: %s", work, f"on{where}" if scheduler else "off (--no-scheduler)")
     types = ", ".join(sorted(app.handlers)) or "none"
     if app_spec is None:
         log.info("handlers: %s: the demo handlers of the quick start (no --app given; "
