@@ -59,6 +59,12 @@ class TaskNotFound(NexqError, LookupError):
     """No task has that id (or it expired after its retention)."""
 
 
+class ResultNotSerializable(NexqError, TypeError):
+    """A handler returned a value JSON cannot carry (bytes, a set, a Decimal,
+    an object, a dict with non-string keys, ...). The attempt fails with this
+    error like any handler failure: it is retried, then dead."""
+
+
 class StoreFull(NexqError):
     """New work is refused: the store is near its configured memory limit.
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..codec import encode_attempt
-from ..errors import StoreError
+from ..errors import ResultNotSerializable, StoreError
 from ..keys import State
 from ..store import Batch
 from ..task import Attempt, TaskSpec
@@ -60,8 +60,8 @@ class AckGroup:
         not counted against its retries, kept in its terminal ``cur``); False
         if its outcome was decided elsewhere. Raises what recording the group
         raised (StoreUnavailable)."""
-        # Encoded here: a result JSON cannot carry fails this ack alone (TypeError).
-        me = _Ack(spec, attempt, encode_attempt(attempt, result), free)
+        # Encoded here: a result JSON cannot carry fails this ack alone.
+        me = _Ack(spec, attempt, encode_result(attempt, result), free)
         self._joining.append(me)
         if len(self._joining) > 1:
             await me.done.wait()  # the leader records it
@@ -88,6 +88,20 @@ class AckGroup:
             for w in group:
                 w.done.set()
         return me.won
+
+
+def encode_result(attempt: Attempt, result: Any) -> bytes:
+    """The outcome record of a succeeded attempt; raises ResultNotSerializable
+    (naming the offending type) if JSON cannot carry ``result``."""
+    try:
+        return encode_attempt(attempt, result)
+    except TypeError as exc:
+        text = str(exc)  # orjson: "Type is not JSON serializable: bytes", "Dict key must be str"
+        head, _, name = text.rpartition(": ")
+        what = f"{name} is not JSON" if head.endswith("not JSON serializable") else f"the result is not JSON: {text}"
+        raise ResultNotSerializable(
+            f"{what}; a handler must return JSON values (dict with str keys, list, str, int, float, bool, None)"
+        ) from None
 
 
 async def record(outcomes: Outcomes, group: list[_Ack]) -> None:

@@ -20,6 +20,7 @@ from ..task import Attempt, Outcome, TaskSpec
 from .acks import AckGroup
 from .context import FIN_GRACE, NodeContext
 from .lanes import Ref, push
+from .malformed import decoded
 from .requests import Claimed
 from .wheel import Entry
 
@@ -33,6 +34,16 @@ TERMINAL_OUTCOMES = frozenset({Outcome.SUCCEEDED, Outcome.CANCELLED})
 def expired_attempt(attempt: int, now: float) -> Attempt:
     return Attempt(attempt, Outcome.CANCELLED, None, None, now, "Expired",
                    "the task was not started before its deadline (expires_at)")
+
+
+def _text(value: object) -> str:
+    """``str(value)`` that any handler's exception can give and JSON can carry:
+    a ``__str__`` that raises, or lone surrogates, never fail the attempt's record."""
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - a handler's exception may break its own __str__
+        text = f"<unprintable {type(value).__name__}>"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def lease_holder(raw: bytes | None) -> tuple[str | None, float | None]:
@@ -68,7 +79,7 @@ class Outcomes:
         up on this error): dead at once. False if the outcome was decided elsewhere."""
         attempt = Attempt(c.attempt, outcome, c.worker, c.started_at, self.ctx.clock(),
                           type(error).__name__ if error else outcome.value,
-                          str(error) if error else None, traceback)
+                          _text(error) if error else None, _text(traceback) if traceback else None)
         return await self.decide(c.spec, attempt, retry_in=retry_in, lease_held=True, final=final)
 
     async def defer(self, c: Claimed, delay: float, reason: str) -> bool:
@@ -145,7 +156,8 @@ class Outcomes:
         minute = int(now // 60)
         await ctx.hooks.after_decided(self.node, spec, attempt)
         raw = await ctx.store.get(k.cur(tid))
-        free = decode_cur(raw)[3] if raw else 0
+        cur = decoded(decode_cur, raw, k.cur(tid)) if raw else None
+        free = cur[3] if cur else 0
         if attempt.outcome in TERMINAL_OUTCOMES:  # cur keeps free: shown attempts count it out
             await self._terminal(spec, a, attempt.outcome.value, now, free, minute)
             return

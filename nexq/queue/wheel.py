@@ -26,6 +26,7 @@ import attrs
 
 from ..keys import Keys
 from ..store import Batch, Store
+from .malformed import skipped
 
 SWEEP_BUCKETS = 600  # how far behind the cursor a sweep looks
 CATCH_UP_CHUNK = 200  # buckets claimed at once when far behind
@@ -45,12 +46,16 @@ class Entry:
         return f"{self.kind}|{self.task_id}|{self.attempt}|{self.due:.3f}|{self.extra},".encode()
 
 
-def decode_entries(data: bytes) -> list[Entry]:
+def decode_entries(data: bytes, key: str = "wheel") -> list[Entry]:
+    """The entries of a bucket; a malformed one is logged with ``key`` and skipped."""
     out = []
-    for item in data.decode().split(","):
+    for item in data.split(b","):
         if item:
-            kind, tid, a, due, extra = item.split("|", 4)
-            out.append(Entry(kind, tid, int(a), float(due), extra))
+            try:
+                kind, tid, a, due, extra = item.decode().split("|", 4)
+                out.append(Entry(kind, tid, int(a), float(due), extra))
+            except ValueError as exc:  # UnicodeDecodeError too
+                skipped(key, item, exc)
     return out
 
 
@@ -134,10 +139,10 @@ class Wheel:
         out: list[Entry] = []
         for i in range(0, len(buckets), 1000):
             chunk = buckets[i : i + 1000]
-            values = await self.store.mget([self.keys.wheel(b) for b in chunk])
-            for data in values:
+            names = [self.keys.wheel(b) for b in chunk]
+            for name, data in zip(names, await self.store.mget(names)):
                 if data:
-                    out.extend(decode_entries(data))
+                    out.extend(decode_entries(data, name))
         return out
 
     async def drop(self, buckets: Sequence[int]) -> None:

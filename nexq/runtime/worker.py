@@ -24,10 +24,11 @@ import trio
 
 from ..app import Context, Nexq, TaskDef
 from ..config import parse_queues
-from ..errors import Defer, Retry, StoreUnavailable, UnknownTaskType
+from ..errors import Defer, ResultNotSerializable, Retry, StoreError, UnknownTaskType
 from ..queue import Claimed
 from ..task import Outcome
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
+from .boundary import Boundary
 from .doorbell import Doorbell, advertise_ip
 from .process_pool import ProcessPool
 from .runtime import Runtime
@@ -35,6 +36,7 @@ from .runtime import Runtime
 log = logging.getLogger("nexq.worker")
 DOORBELL_POLL = 0.5  # seconds between idle polls of a worker that has a doorbell
 CHECK_GAP = 0.05  # seconds between early checks of the running attempts (doorbell CHECK rings)
+START_RETRY = 1.0  # seconds before an attempt that could not start (store error in a hook) runs again
 
 
 class Worker:
@@ -72,6 +74,9 @@ class Worker:
         self._checked = float("-inf")
         self._node_names = runtime.node_names  # Claimed.node -> name, for the registry
         self._webhook_handler = TaskDef(WEBHOOK_TYPE, runtime.webhooks.deliver)
+        # Error boundaries: a store error or a malformed entry costs a backoff, never the worker.
+        self._claiming = Boundary("claim", log, cap=2.0)
+        self._beating = Boundary("heartbeat", log, cap=max(0.5, self.heartbeat_every / 2))
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -105,8 +110,8 @@ class Worker:
                 await self.processes.aclose()
                 try:
                     await self.rt.registry.deregister(self.id)
-                except StoreUnavailable:
-                    pass
+                except StoreError:
+                    pass  # its registry keys expire
 
     def stop(self) -> None:
         """Stop claiming; ``run`` drains and returns."""
@@ -129,18 +134,13 @@ class Worker:
         reader = self.broker.reader()
         round_no, delay, queues, refreshed = 0, 0.0, ["default"], float("-inf")
         while not self._stopping.is_set():
-            try:
+            claimed: list[Claimed] = []
+            free = self.concurrency - len(self.running)
+            async with self._claiming:  # a failed round is logged and backed off
                 if trio.current_time() - refreshed > 1.0:
                     queues, refreshed = await self._queues(), trio.current_time()
-                free = self.concurrency - len(self.running)
-                claimed = (
-                    await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
-                    if free else []
-                )
-            except StoreUnavailable as exc:
-                log.warning("store unavailable while claiming: %s", exc)
-                claimed = []
-                delay = 1.0
+                if free:
+                    claimed = await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
             round_no += 1
             for c in claimed:
                 self.running[(c.spec.id, c.attempt)] = (c, trio.CancelScope())
@@ -168,7 +168,13 @@ class Worker:
     async def _slot(self, receive: trio.MemoryReceiveChannel[Claimed]) -> None:
         async with receive:
             async for c in receive:
-                await self._run_one(c)
+                try:
+                    await self._run_one(c)
+                except Exception as exc:  # one attempt's trouble must not end the worker
+                    log.error("attempt %d of %s: unexpected %s: %s (its lease expires and it runs again)",
+                              c.attempt, c.spec.id, type(exc).__name__, exc)
+                    log.debug("attempt %s traceback", c.spec.id, exc_info=exc)
+                    self.running.pop((c.spec.id, c.attempt), None)
 
     async def _run_one(self, c: Claimed) -> None:
         key = (c.spec.id, c.attempt)
@@ -180,14 +186,14 @@ class Worker:
         try:
             try:
                 await hooks.before_process(ctx)
-            except Defer as exc:
-                await self.broker.defer(c, exc.delay, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - Defer, a store error taking a limit, a middleware's bug
+                await self._not_started(c, exc)
                 self.running.pop(key, None)
                 return
             try:
                 outcome, error, tb, result, retry_in = await self._call(c, ctx, scope)
                 if outcome is not None:
-                    await self._record(c, outcome, error, tb, result, retry_in)
+                    outcome, error = await self._record(c, outcome, error, tb, result, retry_in)
                 # else: cancelled by request or lost lease; another actor decided it.
                 self.running.pop(key, None)
             except BaseException as exc:
@@ -203,21 +209,42 @@ class Worker:
             self.rt.cancels.watch(c.spec.id, c.attempt, None)
             self._idle.set()
 
+    async def _not_started(self, c: Claimed, exc: Exception) -> None:
+        """A ``before_process`` hook raised: ``Defer`` runs the attempt later
+        (not counted); a store error (e.g. taking a limit's slot) too, after
+        START_RETRY s; any other exception fails the attempt like a handler's."""
+        if isinstance(exc, Defer):
+            await self._record(c, Outcome.DEFERRED, exc, None, None, exc.delay)
+        elif isinstance(exc, StoreError):
+            log.warning("attempt %d of %s could not start (%s): runs again in %g s",
+                        c.attempt, c.spec.id, exc, START_RETRY)
+            await self._record(c, Outcome.DEFERRED, exc, None, None, START_RETRY)
+        else:
+            await self._record(c, Outcome.FAILED, exc, traceback.format_exc(limit=20), None, None)
+
     async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
-                      retry_in: float | None) -> None:
+                      retry_in: float | None) -> tuple[Outcome, Any]:
+        """Record the attempt's outcome; returns the outcome and error recorded
+        (a result JSON cannot carry turns success into ResultNotSerializable).
+        A store error leaves the attempt to its lease: the reaper retries it."""
         try:
             if outcome is Outcome.SUCCEEDED:
-                # False: the outcome was decided elsewhere (lease lost, cancelled)
-                if await self.broker.ack(c, result):
-                    self.processed += 1
-            elif outcome is Outcome.DEFERRED:
-                await self.broker.defer(c, retry_in or 0.0, str(error))
+                try:
+                    # False: the outcome was decided elsewhere (lease lost, cancelled)
+                    if await self.broker.ack(c, result):
+                        self.processed += 1
+                    return outcome, error
+                except ResultNotSerializable as exc:
+                    outcome, error, tb = Outcome.FAILED, exc, None
+            if outcome is Outcome.DEFERRED:
+                reason = error.reason if isinstance(error, Defer) else str(error)
+                await self.broker.defer(c, retry_in or 0.0, reason)
             elif await self.broker.fail(c, error, outcome=outcome, retry_in=retry_in, traceback=tb,
                                         final=self._gives_up(c, error)):
                 self.failed += 1
-        except StoreUnavailable as exc:
-            # The lease will expire and the reaper retries the attempt.
+        except StoreError as exc:
             log.warning("could not record the outcome of %s: %s", c.spec.id, exc)
+        return outcome, error
 
     def _gives_up(self, c: Claimed, error: Any) -> bool:
         """The type's retry filters (``retry_on`` / ``dont_retry_on``) end the
@@ -253,7 +280,10 @@ class Worker:
                 return Outcome.FAILED, exc, None, None, exc.delay
             except Defer as exc:
                 return Outcome.DEFERRED, exc, None, None, exc.delay
-            except Exception as exc:
+            except BaseException as exc:  # whatever a handler raises (sys.exit() too) fails its attempt
+                if not isinstance(exc, Exception) and isinstance(
+                        exc, (trio.Cancelled, KeyboardInterrupt, BaseExceptionGroup)):
+                    raise  # cancellation (shutdown, a cancel, a lost lease), or Ctrl-C
                 return Outcome.FAILED, exc, traceback.format_exc(limit=20), None, None
         return None, None, None, None, None
 
@@ -274,7 +304,7 @@ class Worker:
     async def _beat_loop(self) -> None:
         while True:
             await self._next_beat()
-            try:
+            async with self._beating:  # a failed beat is logged and backed off
                 entries = list(self.running.values())
                 states = await self.broker.heartbeat([c for c, _ in entries])
                 for (c, scope), (alive, decided) in zip(entries, states):
@@ -284,15 +314,13 @@ class Worker:
                         scope.cancel()
                 await self.rt.hooks.after_heartbeat([c for c, _ in entries])
                 await self.rt.registry.beat(self.info())
-            except StoreUnavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
 
     async def _release_all(self) -> None:
         left = [c for c, _ in self.running.values()]
         for c in left:
             try:
                 await self.broker.release(c)
-            except StoreUnavailable:
+            except StoreError:
                 pass  # the lease expires and the reaper retries it
         self.running.clear()
 
