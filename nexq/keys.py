@@ -39,7 +39,7 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``limit:{type}:slot:{i}`` | ``worker`` | a worker starting a limited attempt (NX) | lease |
 | ``limit:{type}:tat:{n}`` | GCRA tat after start n (unix µs) | the worker taking start n (NX) | burst + interval + 10 s |
 | ``limit:{type}:tat:head`` | a recent n (hint) | each ``tat:{n}`` writer | as ``tat:{n}`` |
-| ``canary:{id}`` | ``1`` | the store guard | canary age + 1 min |
+| ``canary:{id}`` | ``1`` | the store guard | canary age + 1 h |
 | ``acct:live`` / ``acct:ret:{t}`` | bytes of live tasks / of ended tasks expiring by unix time t | admission control (INCRBY) | none / until t |
 | ``save`` | process id | the scheduler about to SAVE (NX) | the SAVE interval |
 """

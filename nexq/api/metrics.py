@@ -102,12 +102,33 @@ async def render(rt: Runtime) -> str:
               [({"state": "live"}, len(live)), ({"state": "stale"}, len(all_workers) - len(live))])
     ex.family("nexq_store_ping_seconds", "gauge", "Round trip of one store ping from this API.",
               [({"store": rt.store.kind}, (await ping(rt)) / 1000)])
+    _store_guards(ex, rt)
     ex.family("nexq_event_stream_subscribers", "gauge", "Open event streams in this process.",
               [({}, rt.events.subscribers)])
     ex.family("nexq_events_dropped_total", "counter",
               "Events this process dropped for slow subscribers.", [({}, rt.events.dropped)])
     _durations(ex, rt.handler_durations, await _recent_durations(rt))
     return ex.text()
+
+
+def _store_guards(ex: Exposition, rt: Runtime) -> None:
+    """Evictions detected and admission control, per store node (this process's view)."""
+    nodes = list(zip(rt.node_names, rt.guards))
+    limited = [(n, g.accounting) for n, g in nodes if g.accounting.budget is not None]
+    ex.family("nexq_store_evictions_detected_total", "counter",
+              "Canary keys this process found evicted from the store: other keys, tasks among them, "
+              "may have been lost.", (({"node": n}, g.evicted) for n, g in nodes))
+    ex.family("nexq_admission_refusing", "gauge", "1 while the node refuses new tasks (store full).",
+              (({"node": n}, int(g.refusing is not None)) for n, g in nodes))
+    ex.family("nexq_admission_refused_total", "counter",
+              "Enqueue calls this process refused with store_full.", (({"node": n}, g.accounting.refused)
+                                                                      for n, g in nodes))
+    ex.family("nexq_admission_accounted_bytes", "gauge",
+              "Nexq's estimate of its bytes in the store: live tasks, and ended ones until they expire.",
+              (({"node": n}, a.accounted) for n, a in limited))
+    ex.family("nexq_admission_budget_bytes", "gauge",
+              "--store-memory-limit less the head room: enqueues that would pass it are refused.",
+              (({"node": n}, a.budget or 0) for n, a in limited))
 
 
 def _durations(ex: Exposition, hist: Histogram, recent: list[float]) -> None:

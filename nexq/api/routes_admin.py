@@ -7,6 +7,7 @@ from typing import Any
 from quart import Response
 
 from ..errors import StoreUnavailable
+from ..runtime.guard import health
 from ..runtime.node_report import node_report, nodes_down
 from ..runtime.runtime import Runtime
 from .errors import ApiError, json_response, not_found
@@ -166,5 +167,10 @@ async def healthz() -> Response:
         # The home node answers, so the API works; the queues on these
         # nodes do not move until they are back.
         body.update(status="degraded", nodes_down=down)
+    # Keys evicted (canaries lost) or new tasks refused: the API works, the store is in trouble.
+    reasons = health(rt.guards, rt.node_names)
+    if reasons:
+        body.update(status="degraded", reasons=reasons)
+    body["evictions_detected"] = sum(g.evicted for g in rt.guards)
     return json_response(body)
 

@@ -9,6 +9,7 @@ from typing import Any
 import trio
 
 from ..errors import StoreUnavailable
+from ..runtime.guard import summary
 from ..runtime.runtime import Runtime
 
 PING_TIMEOUT = 5.0
@@ -68,7 +69,7 @@ async def snapshot(rt: Runtime, minutes: int = 60) -> dict[str, Any]:
         "queues": per_queue,
         "throughput": series,
         "workers": {"live": len(live), "stale": len(all_workers) - len(live)},
-        "store": {"kind": rt.store.kind, "latency_ms": await ping(rt)},
+        "store": {"kind": rt.store.kind, "latency_ms": await ping(rt), **summary(rt.guards, rt.node_names)},
         "uptime": max(0.0, time.time() - rt.started_at),
         "events": {"subscribers": rt.events.subscribers, "dropped": rt.events.dropped},
     }

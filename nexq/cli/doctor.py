@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import StoreAuthError, StoreError, StoreUnavailable
 from ..keys import Keys
-from ..runtime.guard import memory_used
+from ..runtime.guard import eviction_advice, memory_used
 from ..runtime.registry import WorkerRegistry
 from ..store import Batch, Store, StoreURL, open_store
 
@@ -90,8 +90,10 @@ async def diagnose(store: Store, namespace: str = "nexq", memory_limit: int | No
         limit = f", Nexq refuses new tasks at {human_bytes(memory_limit)}" if memory_limit else \
             " (no --store-memory-limit: set one below the server's memory so Nexq refuses work before eviction)"
         level = "warn" if not memory_limit or used > 0.8 * memory_limit else "ok"
-        out.append(Finding(level, "memory", f"{human_bytes(used)} in use, {info.get('keys', '?')} keys{limit}. "
-                           "Run Pogocache with --maxmemory unlimited: it evicts silently when full."))
+        out.append(Finding(level, "memory", f"{human_bytes(used)} in use, {info.get('keys', '?')} keys{limit}"))
+    advice = eviction_advice(store.kind, memory_limit)
+    if advice:  # Nexq cannot read --maxmemory or maxmemory-policy: say what must hold
+        out.append(Finding("warn", "eviction", advice))
     out.append(await _persistence(store))
     out += await _clocks(store, info, namespace)
     return out

@@ -21,6 +21,7 @@ const PRIORITIES = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
 const WINDOW = 120; // seconds in the live chart
 
 const depthAt = (q, p) => Number(q.depth_by_priority?.[p]) || 0;
+const fmtMiB = (n) => `${(Number(n) / 1048576).toFixed(1)} MiB`;
 
 export function mount(main) {
   let alive = true;
@@ -64,6 +65,9 @@ export function mount(main) {
   const storeStatus = h('span', {});
   const storeKind = h('dd', { text: '—' });
   const storeLatency = h('dd', { text: '—' });
+  const storeEvictions = h('dd', { text: '—' });
+  const storeAdmission = h('dd', { text: '—' });
+  const storeReasons = h('ul', { class: 'store-reasons' });
   const uptime = h('dd', { text: '—' });
   const subscribers = h('dd', { text: '—' });
   const errorSlot = h('div');
@@ -93,9 +97,12 @@ export function mount(main) {
             h('a', { class: 'stat-link', href: '#/workers' }, workerLive, h('span', { text: 'live' })), workerStale)),
         panel('Store',
           h('p', {}, storeStatus),
+          storeReasons,
           h('dl', { class: 'facts' },
             h('dt', { text: 'Kind' }), storeKind,
             h('dt', { text: 'Latency' }), storeLatency,
+            h('dt', { text: 'Evictions' }), storeEvictions,
+            h('dt', { text: 'Admission' }), storeAdmission,
             h('dt', { text: 'Server uptime' }), uptime,
             h('dt', { text: 'Live streams' }), subscribers)))));
 
@@ -133,14 +140,30 @@ export function mount(main) {
     const stale = stats.workers?.stale ?? 0;
     setText(workerStale, stale ? `${fmtNumber(stale)} stale` : 'none stale');
     workerStale.className = stale ? 'badge badge-stale' : 'muted';
-    fill(storeStatus, live.state.storeError
-      ? h('span', { class: 'badge badge-dead', text: 'unavailable' })
-      : h('span', { class: 'badge badge-succeeded', text: 'healthy' }),
-    live.state.storeError ? h('span', { class: 'muted', text: ` ${live.state.storeError}` }) : null);
+    showStore(stats.store || {});
     setText(storeKind, stats.store?.kind ?? '—');
     setText(storeLatency, typeof stats.store?.latency_ms === 'number' ? `${stats.store.latency_ms.toFixed(3)} ms` : '—');
     setText(uptime, fmtDuration(stats.uptime));
     setText(subscribers, `${fmtNumber(stats.events?.subscribers ?? 0)} (${fmtNumber(stats.events?.dropped ?? 0)} events dropped)`);
+  }
+
+  // Store health: unavailable, else degraded with the guard's reasons
+  // (keys evicted, new tasks refused), else healthy; admission per node.
+  function showStore(store) {
+    const reasons = live.state.storeError ? [] : store.reasons || [];
+    const [cls, text] = live.state.storeError ? ['badge-dead', 'unavailable']
+      : reasons.length ? ['badge-failed', 'degraded'] : ['badge-succeeded', 'healthy'];
+    fill(storeStatus, h('span', { class: `badge ${cls}`, text, dataset: { health: text } }),
+      live.state.storeError ? h('span', { class: 'muted', text: ` ${live.state.storeError}` }) : null);
+    fill(storeReasons, reasons.map((r) => h('li', { class: 'store-reason', text: r })));
+    const evicted = store.evictions_detected ?? 0;
+    setText(storeEvictions, evicted ? `${fmtNumber(evicted)} canaries lost` : 'none detected');
+    storeEvictions.className = evicted ? 'badge badge-dead' : '';
+    const adm = store.admission || [];
+    setText(storeAdmission, adm.length
+      ? adm.map((a) => `${adm.length > 1 ? `${a.node}: ` : ''}${fmtMiB(a.accounted_bytes)} of ${fmtMiB(a.budget_bytes)}`
+        + (a.refusing ? ' (refusing new tasks)' : '')).join(' · ')
+      : 'no memory limit');
   }
 
   let depthSig = null;
