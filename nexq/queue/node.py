@@ -50,7 +50,11 @@ class NodeBroker:
         webhooks: WebhookPolicy = WebhookPolicy(),
         name: str = "node0",
         index: int = 0,
+        coalesce: bool = True,
     ) -> None:
+        """``coalesce``: concurrent small enqueues share round trips (trio
+        only: off when another transport drives this broker, see
+        :mod:`nexq.store.planned`)."""
         keys = Keys(namespace)
         self.ctx = NodeContext(
             store=store, keys=keys, clock=clock, wheel=Wheel(store, keys, clock, bucket_ms),
@@ -60,7 +64,7 @@ class NodeBroker:
         # The context's facts, at hand for callers (all immutable).
         self.store, self.keys, self.clock = store, keys, clock
         self.lease_ms, self.retention = lease_ms, retention
-        self.producer = Producer(self.ctx, self)
+        self.producer = Producer(self.ctx, self, coalesce)
         self.claimer = Claimer(self.ctx, self, fair_every, hole_grace)
         self.outcomes = Outcomes(self.ctx, self)
         self.due = Due(self.ctx, self)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
 from ..codec import encode_cur, encode_spec
 from ..keys import State
@@ -43,11 +42,14 @@ CHUNK_STEP = 256
 class Producer:
     """Creates tasks on one node (a part of :class:`~nexq.queue.node.NodeBroker`)."""
 
-    def __init__(self, ctx: NodeContext, node: NodeBroker) -> None:
+    def __init__(self, ctx: NodeContext, node: NodeBroker, coalesce: bool = True) -> None:
+        """``coalesce``: concurrent small enqueues share round trips
+        (:mod:`~nexq.queue.enqueue_group`, trio only); off for producers
+        driven by another transport (:mod:`nexq.store.planned`)."""
         self.ctx, self.node = ctx, node
         self.store, self.keys, self.clock, self.wheel = ctx.store, ctx.keys, ctx.clock, ctx.wheel
         self._known_queues: set[str] = set()
-        self._coalescer = EnqueueGroup(self.write_specs)
+        self._coalescer = EnqueueGroup(self.write_specs) if coalesce else None
 
     def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
         """Validate ``req`` (:func:`~nexq.queue.requests.make_spec`); raises ValueError."""
@@ -73,7 +75,8 @@ class Producer:
         now = self.clock()
         specs = [self.make_spec(r, now) for r in requests]
         self.ctx.hooks.before_enqueue(self.node, specs)
-        if 0 < len(specs) <= MAX_JOIN and not any(r.task_id or r.depends_on for r in requests):
+        if (self._coalescer is not None and 0 < len(specs) <= MAX_JOIN
+                and not any(r.task_id or r.depends_on for r in requests)):
             return await self._coalescer.enqueue(specs)
         return await self.write_specs(specs, [bool(r.task_id) for r in requests])
 
@@ -206,7 +209,7 @@ class Producer:
                     await self._take_over(specs[i], key, holder, results, i, now)
             todo = waiting
             if todo:
-                await trio.sleep(delay)
+                await self.store.sleep(delay)
                 delay = min(delay * 2, 0.1)
 
     async def _take_over(self, spec: TaskSpec, key: str, holder: str | None,

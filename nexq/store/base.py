@@ -16,6 +16,8 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
+import trio
+
 Key = str
 Value = bytes | str | int
 
@@ -177,6 +179,12 @@ class Store(abc.ABC):
     async def pttl(self, key: Key) -> int:
         """Milliseconds left on ``key``: -1 if it never expires, -2 if missing."""
         return (await self.execute(Batch().pttl(key)))[0]  # type: ignore[no-any-return]
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``: the one wait queue protocols make besides store
+        calls. Trio's sleep here; a planned store
+        (:mod:`nexq.store.planned`) hands it to its driver instead."""
+        await trio.sleep(seconds)
 
     @abc.abstractmethod
     async def ping(self) -> float:
