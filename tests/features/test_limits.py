@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -21,7 +21,6 @@ from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
 from nexq.store import Store
-from nexq.store.memory import MemoryStore
 from nexq.task import Status
 from tests.clocks import trio_clock
 
@@ -52,42 +51,6 @@ async def test_concurrency_limit_holds_across_workers(store: Store, prefix: str)
     assert peak == 2
     t = await handles[-1].info()
     assert t.status is Status.SUCCEEDED
-
-
-async def test_rate_limit_spreads_tasks_over_windows_on_both_stores(store: Store, prefix: str) -> None:
-    await check_rate_limit(lambda app: Runtime.build(Settings(namespace=prefix.rstrip(":")), store, app=app),
-                           count=12)
-
-
-async def test_rate_limit_spreads_tasks_over_windows(autojump_clock: MockClock) -> None:
-    await check_rate_limit(lambda app: Runtime.build(Settings(), MemoryStore(), app=app, clock=trio_clock()),
-                           count=15)
-
-
-async def check_rate_limit(build: Callable[[Nexq], Runtime], count: int) -> None:
-    app = Nexq()
-    starts: list[float] = []
-
-    @app.task("api_call", rate_limit="5/s")
-    async def api_call(payload: Any) -> None:
-        starts.append(rt.broker.clock())
-
-    rt = build(app)
-    app.bind(rt)
-    async with trio.open_nursery() as n:
-        await n.start(Scheduler(rt.broker).run)
-        await n.start(Worker(rt, app, concurrency=10).run)
-        handles = await app.enqueue_many([("api_call", i) for i in range(count)])
-        with trio.fail_after(60):
-            for h in handles:
-                await h.result()
-        n.cancel_scope.cancel()
-    per_second: dict[int, int] = {}
-    for t in starts:
-        per_second[int(t)] = per_second.get(int(t), 0) + 1
-    assert len(starts) == count and max(per_second.values()) <= 5 and len(per_second) >= 3
-    last = await handles[-1].info()
-    assert last.status is Status.SUCCEEDED  # deferrals did not use up its retries
 
 
 # Real time on a RESP server: a start is recorded a round trip after the
@@ -132,7 +95,7 @@ async def limited_starts(store: Store, prefix: str, rate: str, count: int) -> li
         handles = await app.enqueue_many([("api_call", i) for i in range(count)])
         with trio.fail_after(60):
             for h in handles:
-                await h.result()
+                await h.result()  # succeeded: being deferred used up none of its retries
         n.cancel_scope.cancel()
     assert len(starts) == count
     return sorted(starts)
@@ -171,7 +134,7 @@ async def test_racing_limiters_never_share_an_interval(store: Store, store_clock
     # all racing for the versions of one limit: the compare-and-set on each
     # version lets exactly one start through per interval.
     clock = trio_clock(offset=1_800_000_000.6) if store.kind == "memory" else time.time
-    rate, granted = RateLimit.parse("20/s"), []
+    rate, granted = RateLimit.parse("20/s"), list[float]()
     limiters = [Gcra(store, Keys(prefix.rstrip(":")), clock) for _ in range(8)]
 
     async def taker(gcra: Gcra) -> None:
