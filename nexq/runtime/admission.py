@@ -65,6 +65,15 @@ def task_bytes(spec: TaskSpec) -> int:
     return int((len(encode_spec(spec)) - len(str(spec.seq))) * SPEC_FACTOR) + TASK_ALLOWANCE
 
 
+def _timer() -> float:
+    """Seconds for local timing: trio's clock under trio (tests jump it),
+    else the monotonic clock (nexq.Client and AsyncClient admit without trio)."""
+    try:
+        return trio.current_time()
+    except RuntimeError:
+        return time.monotonic()
+
+
 def _int(raw: bytes | None, key: str) -> int:
     if raw is None:
         return 0
@@ -85,7 +94,7 @@ class Accounting:
         self.looping = False  # a guard loop syncs; else every change syncs at once
         self.live = 0  # acct:live at the last sync
         self.retained = 0  # sum of acct:ret:* at the last sync
-        self.synced_at: float | None = None  # trio time of the last sync
+        self.synced_at: float | None = None  # _timer() of the last sync
         self.refused = 0  # enqueue calls refused by this process
         self.refusing: str | None = None  # set while the node is (nearly) full
         self._live_delta = 0
@@ -127,7 +136,7 @@ class Accounting:
             if room < REFUSE_BELOW * budget:
                 self.refusing = why
             raise StoreFull(why)
-        now = trio.current_time()
+        now = _timer()
         for s, n in zip(specs, sizes):
             old = self._reserved.get(s.id)
             self._reserved[s.id] = (n, now)
@@ -158,7 +167,7 @@ class Accounting:
         """After a change: sync now unless a loop does (or its last sync is old)."""
         if self.limit is None:
             return
-        stale = self.synced_at is None or trio.current_time() - self.synced_at > 5 * SYNC_EVERY
+        stale = self.synced_at is None or _timer() - self.synced_at > 5 * SYNC_EVERY
         if not self.looping or stale:
             await self.sync()
 
@@ -213,7 +222,7 @@ class Accounting:
             # sync, a requeued dead task): bring the counter back to zero.
             self._live_delta -= counts[0]
         self.live, self.retained = max(0, counts[0]), sum(max(0, c) for c in counts[1:])
-        self.synced_at = trio.current_time()
+        self.synced_at = _timer()
         self._forget_stale(self.synced_at)
         self._update_refusing()
 
