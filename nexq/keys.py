@@ -13,7 +13,7 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``prog:{id}`` | progress JSON | the running attempt's worker | R |
 | ``hook:{id}`` | webhook delivery records, JSON lines | the delivering worker (APPEND) | R |
 | ``mv:{id}:{a}`` | ``1`` | whoever moves attempt a into a lane (NX) | 1 day |
-| ``rq:{id}:{a}`` | ``1`` | whoever requeues dead / cancelled attempt a (NX) | 1 day |
+| ``rq:{id}:{a}`` | ``1`` | whoever takes ended attempt a out of its terminal state: requeue, delete (NX) | 1 day |
 | ``uniq:{key}`` | ``id|claimed_at`` | enqueue (NX) | until terminal |
 | ``rp:{id}:{a}`` | ``1`` | reconciliation pushing a due attempt (NX) | 1 day |
 | ``rclow`` | index position | reconciliation (a low-water hint) | none |

@@ -1,8 +1,10 @@
 """``GET /metrics``: Prometheus text exposition (format 0.0.4).
 
 Everything is read from the store at scrape time, so any API process shows
-the whole deployment. Counters are only exposed where the store keeps a
-monotonic count; rolling per-minute sums are exposed as gauges with their
+the whole deployment. Current states are gauges (``nexq_tasks{queue,status}``:
+the same counts as the listing, so ended tasks leave them when deleted or
+expired); lifetime totals are counters named ``*_total``, from counts the
+store only ever increments; rolling per-minute sums are gauges with their
 window in the name. Handler durations are a true histogram when this
 process has run attempts (its runtime's :class:`Histogram`), else gauges
 of a sample of the newest finished attempts.
@@ -23,6 +25,13 @@ from .stats import STATUS_KEYS, ping, queues, workers
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RECENT_TASKS = 200  # tasks sampled for recent durations when no histogram is kept
+# counter name, field of a queue's lifetime ``totals``, what it counts
+LIFETIME_TOTALS = (
+    ("nexq_tasks_processed_total", "succeeded", "Tasks that succeeded"),
+    ("nexq_tasks_dead_total", "dead", "Tasks that ran out of retries"),
+    ("nexq_tasks_cancelled_total", "cancelled", "Tasks cancelled (on request, by a deadline or a parent)"),
+    ("nexq_attempts_failed_total", "failed_attempts", "Attempts that failed, timed out or were lost"),
+)
 
 routes = Routes()
 
@@ -88,9 +97,9 @@ async def render(rt: Runtime) -> str:
                for q in per_queue for p, n in sorted(q["depth_by_priority"].items())))
     ex.family("nexq_queue_paused", "gauge", "1 if the queue is paused.",
               (({"queue": q["name"]}, int(q["paused"])) for q in per_queue))
-    ex.family("nexq_tasks_processed_total", "counter",
-              "Tasks that succeeded, per queue, since the store was created.",
-              (({"queue": q["name"]}, q["succeeded"]) for q in per_queue))
+    for name, field, what in LIFETIME_TOTALS:
+        ex.family(name, "counter", f"{what}, per queue, since the store was created.",
+                  (({"queue": q["name"]}, q["totals"][field]) for q in per_queue))
     series = await rt.inspector.throughput(60)
     ex.family("nexq_tasks_processed_last_hour", "gauge",
               "Tasks that succeeded in the last 60 minutes (all queues).",

@@ -130,12 +130,16 @@ async def record(outcomes: Outcomes, group: list[_Ack]) -> None:
         return
     for w in winners:
         await ctx.hooks.after_decided(outcomes.node, w.spec, w.attempt)
+    counted = []
     for q, n in per_queue.items():
-        b.incrby(k.count(q, State.SUCCEEDED), n)
+        b.incrby(k.count(q, State.SUCCEEDED), n)  # the lifetime total
+        counted.append(outcomes.counts.add(b, q, State.SUCCEEDED, now, n))  # the count the listing matches
     token = ctx.minutes.incr(b, k, int(now // 60), "processed", len(winners))
     # One MGET of every winner's children, after every cur write (see Outcomes._terminal).
     b.mget([k.kids(w.spec.id) for w in winners])
     kids = (await store.execute(b))[-1]
     ctx.minutes.armed(token)
+    for c in counted:
+        outcomes.counts.armed(c)
     for w, kids_raw in zip(winners, kids):
         await outcomes.terminal_done(w.spec, w.attempt.number, State.SUCCEEDED, kids_raw)

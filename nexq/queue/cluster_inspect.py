@@ -97,6 +97,7 @@ class ClusterInspector:
             home = self.cluster.node_of(q)
             total = dict(per_node[home][k])
             total["depth_by_priority"] = dict(total["depth_by_priority"])
+            total["totals"] = dict(total["totals"])
             where = [self.cluster.names[home]]
             for i, stats in enumerate(per_node):
                 if i == home:
@@ -108,6 +109,8 @@ class ClusterInspector:
                     total[f] += s[f]
                 for p, d in s["depth_by_priority"].items():
                     total["depth_by_priority"][p] += d
+                for f, n in s["totals"].items():
+                    total["totals"][f] = total["totals"].get(f, 0) + n
             total["nodes"] = where
             out.append(total)
         return out

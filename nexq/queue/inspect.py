@@ -22,9 +22,10 @@ from ..codec import (
     encode_spec,
     loads,
 )
-from ..keys import TERMINAL_STATES, State
+from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, Status, Task
+from .counts import TERMINAL, total
 from .lanes import PRIORITIES, Ref, push
 from .outcomes import lease_holder
 from .workflow import children
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 SCAN_CHUNK = 200
 SCAN_LIMIT = 5_000  # index entries one list call may walk before returning a cursor
+# cnt:{q}:{state}: tasks waiting for their time now; the rest lifetime totals
+LIFETIME = (State.SCHEDULED.value, *TERMINAL, "failed")
 
 
 @attrs.frozen
@@ -134,28 +137,42 @@ class Inspector:
         return sorted({q for q in raw.decode().split(",") if q})
 
     async def queue_stats(self, names: Sequence[str] | None = None) -> builtins.list[dict[str, Any]]:
-        """Per queue: depth per priority, scheduled and terminal counts, paused."""
+        """Per queue: ``paused``, ``pending`` (depth, and per priority), and
+        counts that match the listing: ``scheduled`` (retries waiting for
+        their time included) and ``succeeded`` / ``dead`` / ``cancelled``
+        (ended so and not yet expired or deleted); ``totals``: lifetime counts
+        of tasks that succeeded, died or were cancelled and of failed
+        attempts (they never go down: Prometheus counters)."""
         names = list(names) if names is not None else await self.queues()
-        k, keys = self.keys, []
+        k, now, counts = self.keys, self.node.clock(), self.node.outcomes.counts
+        keys: builtins.list[str] = []
         for q in names:
             keys.append(k.paused(q))
-            keys += [k.count(q, s) for s in (State.SCHEDULED, State.SUCCEEDED, State.DEAD, State.CANCELLED)]
+            keys += [k.count(q, s) for s in LIFETIME]
+            for s in TERMINAL:
+                keys += counts.read_keys(q, s, now)
             for p in PRIORITIES:
-                keys += [k.lane(q, p) + ":head", k.lane(q, p) + ":tail"]
+                keys += [k.lane_head(q, p), k.lane_tail(q, p)]
         vals = await self.store.mget(keys) if keys else []
         out, i = [], 0
         for q in names:
             paused = vals[i] is not None
-            sched, succ, dead, canc = (int(v or 0) for v in vals[i + 1 : i + 5])
-            i += 5
+            lifetime = dict(zip(LIFETIME, (int(v or 0) for v in vals[i + 1 : i + 1 + len(LIFETIME)])))
+            scheduled, failed = lifetime.pop(State.SCHEDULED.value), lifetime.pop("failed")
+            i += 1 + len(LIFETIME)
+            ended = {}
+            for s in TERMINAL:
+                n = len(counts.read_keys(q, s, now))
+                ended[s] = total(vals[i : i + n])
+                i += n
             depth = {}
             for p in PRIORITIES:
                 depth[p] = max(0, int(vals[i + 1] or 0) - int(vals[i] or 0))
                 i += 2
             out.append({
                 "name": q, "paused": paused, "pending": sum(depth.values()),
-                "depth_by_priority": depth, "scheduled": max(0, sched),
-                "succeeded": succ, "dead": dead, "cancelled": canc,
+                "depth_by_priority": depth, "scheduled": max(0, scheduled),
+                **ended, "totals": {**lifetime, "failed_attempts": failed},
             })
         return out
 
@@ -183,10 +200,12 @@ class Inspector:
         spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
         if spec_raw is None or cur_raw is None:
             return False
-        a, state, _, free = decode_cur(cur_raw)
+        a, state, at, _ = decode_cur(cur_raw)
         if state not in (State.DEAD, State.CANCELLED):
             return False
-        if not await self.store.set(k.requeued(task_id, a), b"1", nx=True, px=86_400_000):
+        # rq (requeue or delete of attempt a): only its winner moves the task
+        # out of its terminal state, and out of its count.
+        if not await self.store.set(k.requeued(task_id, a), b"1", nx=True, px=MARKER_MS):
             return False
         spec = decode_spec(spec_raw)
         now = self.node.clock()
@@ -194,21 +213,35 @@ class Inspector:
         # its keys lose their retention TTL.
         b = Batch().set(k.spec(task_id), encode_spec(spec)).set(k.index(spec.seq), task_id)
         b.set(k.cur(task_id), encode_cur(a + 1, State.PENDING, now, a))
-        b.incrby(k.count(spec.queue, state), -1)
+        self.node.outcomes.counts.remove(b, spec.queue, state, at, now)
         await self.store.execute(b)
         await push(self.store, k, {(spec.queue, spec.priority): [Ref(task_id, a + 1)]})
         await self.node.ctx.hooks.after_push(self.node)
         return True
 
     async def delete(self, task_id: str) -> bool:
-        """Cancel if live, then remove every key of the task."""
+        """Cancel if live, then remove every key of the task (and take it out
+        of its count). False if there is no such task."""
         k = self.keys
-        spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
-        if spec_raw is None:
-            return False
-        await self.node.cancel(task_id)
-        spec = decode_spec(spec_raw)
-        a = decode_cur(cur_raw)[0] if cur_raw else 1
+        a = 1
+        for _ in range(5):
+            spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
+            if spec_raw is None:
+                return False
+            spec = decode_spec(spec_raw)
+            if cur_raw is None:
+                break  # half-written: nothing counted it
+            a, state, at, _ = decode_cur(cur_raw)
+            if state not in TERMINAL_STATES:
+                await self.node.cancel(task_id)  # it ends (cancelled), or ended meanwhile: look again
+                continue
+            # rq (requeue or delete of attempt a): only its winner counts it out.
+            if await self.store.set(k.requeued(task_id, a), b"1", nx=True, px=MARKER_MS):
+                b = Batch()
+                self.node.outcomes.counts.remove(b, spec.queue, state, at, self.node.clock())
+                await self.store.execute(b)
+                break
+            # requeued (or deleted) meanwhile: look again
         names = [k.spec(task_id), k.cur(task_id), k.progress(task_id), k.index(spec.seq)]
         names += [k.fin(task_id, n) for n in range(1, a + 1)]
         await self.store.delete(*names)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..codec import decode_cur, decode_spec, encode_attempt, encode_cur
 from ..hooks import Terminal
-from ..keys import TERMINAL_STATES, State
+from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, TaskSpec
 from .acks import AckGroup
 from .context import FIN_GRACE, NodeContext
+from .counts import TerminalCounts
 from .lanes import Ref, push
 from .malformed import decoded
 from .requests import Claimed
@@ -63,6 +64,7 @@ class Outcomes:
     def __init__(self, ctx: NodeContext, node: NodeBroker) -> None:
         self.ctx, self.node = ctx, node
         self._acks = AckGroup(self)  # successes finishing together share round trips
+        self.counts = TerminalCounts(ctx.keys, ctx.retention)  # ended tasks, expiring with them
 
     # -- a worker's outcomes -------------------------------------------------------
 
@@ -113,10 +115,21 @@ class Outcomes:
             # names its worker, whose doorbell the after_decided hook rings.
             worker, started = lease_holder(await store.get(k.lease(task_id, a)))
             attempt = Attempt(a, Outcome.CANCELLED, worker, started, self.ctx.clock(), "Cancelled", reason)
-            if await self.decide(decode_spec(spec_raw), attempt, check_after=True):
+            spec = decode_spec(spec_raw)
+            if await self.decide(spec, attempt, check_after=True):
+                if state in (State.SCHEDULED, State.RETRYING):
+                    await self._unschedule(spec, a)
                 return True
             # attempt a was decided meanwhile (finished or retried): look again
         return False
+
+    async def _unschedule(self, spec: TaskSpec, a: int) -> None:
+        """A cancelled attempt that waited for its time leaves the scheduled
+        count now, not when its wheel entry comes due: whoever takes its move
+        marker (``mv``, this or the promoter) counts it out, once."""
+        k = self.ctx.keys
+        if await self.ctx.store.set(k.moved(spec.id, a), b"1", nx=True, px=MARKER_MS):
+            await self.ctx.store.incrby(k.count(spec.queue, State.SCHEDULED), -1)
 
     # -- the decision --------------------------------------------------------------
 
@@ -196,13 +209,15 @@ class Outcomes:
         k = self.ctx.keys
         b = b or Batch()
         self.terminal_ops(spec, a, state, now, free, b)
-        b.incr(k.count(spec.queue, state))
+        b.incr(k.count(spec.queue, state))  # the lifetime total
+        counted = self.counts.add(b, spec.queue, state, now)  # the count the listing matches
         if state == State.SUCCEEDED:
             token = self.ctx.minutes.incr(b, k, minute, "processed")
         # Read the children after cur turned terminal, in the same round trip: a
         # child appending itself later reads that terminal cur (see workflow.py).
         kids_raw = (await self.ctx.store.execute(b.get(k.kids(spec.id))))[-1]
         self.ctx.minutes.armed(token)
+        self.counts.armed(counted)
         await self.terminal_done(spec, a, state, kids_raw)
 
     def terminal_ops(self, spec: TaskSpec, a: int, state: str, now: float, free: int, b: Batch) -> None:
@@ -214,9 +229,15 @@ class Outcomes:
         webhook may have recorded on it, so its records stay as long as the
         task) and a succeeded or cancelled attempt's own ``fin`` (written with
         TTL R + FIN_GRACE by :meth:`decide`).
+
+        ``cur`` (which decides whether the task is listed) expires when the
+        count window of ``now`` does (:mod:`nexq.queue.counts`): R plus at
+        most R / 64; the other keys up to a second later (EXPIRE's unit).
         """
-        k, tid, ttl_s = self.ctx.keys, spec.id, self.ctx.retention_s
-        b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_s * 1000)
+        k, tid = self.ctx.keys, spec.id
+        ttl_ms = self.counts.ttl_ms(now, now)
+        ttl_s = -(-ttl_ms // 1000)
+        b.set(k.cur(tid), encode_cur(a, state, now, free), px=ttl_ms)
         last_fin = a if state == State.DEAD else a - 1  # succeeded / cancelled: fin:a has its TTL
         b.expire(k.spec(tid), ttl_s).expire(k.index(spec.seq), ttl_s)
         if spec.webhook is not None or self.ctx.webhooks.default_url:

@@ -81,7 +81,6 @@ class Claimed:
     started_at: float
     node: int = 0  # which store node it came from (see nexq.queue.cluster)
     free: int = 0  # the task's earlier attempts not counted against its retries (cur's free)
-    free: int = 0  # the task's earlier attempts not counted against its retries (cur's free)
 
 
 def make_spec(req: EnqueueRequest, now: float, webhooks: WebhookPolicy = WebhookPolicy()) -> TaskSpec:
