@@ -90,6 +90,6 @@ class Boundary:
         if held is None:
             return
         more = f" ({held} more since last said)" if held else ""
-        self.log.log(level, "%s: %s: %s; retrying in %.1f s%s", self.name, what, text, self.delay, more)
+        self.log.log(level, "%s: %s: %s; next try in %.1f s%s", self.name, what, text, self.delay, more)
         if level == logging.ERROR and not isinstance(exc, StoreError):
             self.log.debug("%s: traceback", self.name, exc_info=exc)

@@ -25,10 +25,10 @@ import trio
 from croniter import croniter
 
 from ..codec import dumps, loads
-from ..errors import StoreUnavailable
 from ..keys import MARKER_MS
 from ..queue import QueueBackend, WebhookPolicy, make_spec
 from ..task import RetryPolicy
+from .boundary import Boundary
 from .task_types import TaskTypes, build_request, conflicts
 
 log = logging.getLogger("nexq.cron")
@@ -108,15 +108,14 @@ class CronScheduler:
 
     async def run_entry(self, entry: CronEntry) -> None:
         clock = self.broker.clock
+        boundary = Boundary(f"cron {entry.name}", log, first=0.1, cap=1.0)
         t = entry.next_after(clock())
         while True:
             wait = t - clock()
             if wait > 0:
                 await trio.sleep(wait)
-            try:
+            async with boundary:  # a failed fire (store error, StoreFull) is logged and skipped
                 await self.fire(entry, t)
-            except StoreUnavailable as exc:
-                log.warning("cron %s: store unavailable at %s: %s", entry.name, t, exc)
             t = entry.next_after(max(t, clock() - 1))
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

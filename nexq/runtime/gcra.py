@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..keys import Keys
+from ..queue.malformed import decoded
 from ..store import Batch, Store
 
 if TYPE_CHECKING:
@@ -86,11 +87,11 @@ class Gcra:
         microseconds (0 when none lives: the limit has been idle)."""
         h = self._seen.get(type)
         if h is None:
-            h = int(await self.store.get(self.keys.limit(type, "tat:head")) or 0)
+            h = _number(await self.store.get(self.keys.limit(type, "tat:head")), self.keys.limit(type, "tat:head"))
         while True:
             names = [self.keys.limit(type, "tat:head"), *(self._version(type, h + i) for i in range(PROBE))]
             head_raw, *values = await self.store.mget(names)
-            head = int(head_raw or 0)
+            head = _number(head_raw, names[0])
             live = [i for i, v in enumerate(values) if v is not None]
             if (live and live[-1] == PROBE - 1) or head >= h + PROBE:
                 h = max(h + PROBE - 1, head)  # there may be newer versions: read on
@@ -100,7 +101,14 @@ class Gcra:
             newest = live[-1]
             value = values[newest]
             assert value is not None
-            return h + newest, int(value)
+            return h + newest, _number(value, names[1 + newest])
 
     def _version(self, type: str, n: int) -> str:
         return self.keys.limit(type, f"tat:{n}")
+
+
+def _number(raw: bytes | None, key: str) -> int:
+    """The integer at ``key``; 0 if missing or malformed (logged with the key:
+    a value written behind Nexq's back must not stop the type's tasks)."""
+    got = decoded(int, raw, key) if raw is not None else 0
+    return got or 0

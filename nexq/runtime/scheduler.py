@@ -27,12 +27,14 @@ from typing import Any
 
 import trio
 
-from ..errors import StoreError, StoreUnavailable
+from ..errors import StoreError
 from ..queue import QueueBackend
+from .boundary import Boundary, Every
 from .cron import CronScheduler
 
 log = logging.getLogger("nexq.scheduler")
 WHEEL_IDLE_MAX = 1.0  # seconds between wheel polls while another scheduler keeps up
+SAVE_NAG = 3600.0  # seconds between repeats of a SAVE failure's warning
 
 
 class Scheduler:
@@ -51,6 +53,10 @@ class Scheduler:
         self.saves = 0  # SAVEs this scheduler issued
         self.wheel_idle = 0.0  # 0: claims wheel buckets as they end; else its poll back-off (s)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        # Error boundaries: a store error or a malformed entry costs a backoff, never the process.
+        self._wheel = Boundary("scheduler wheel", log, cap=5.0)
+        self._sweep = Boundary("scheduler sweep", log, cap=sweep_interval)
+        self._save_nag = Every(SAVE_NAG)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -66,12 +72,11 @@ class Scheduler:
         width = self.broker.home.ctx.wheel.width
         caught_up = False  # the last poll handled buckets: look again before sleeping
         while True:
-            try:
+            handled = 0
+            async with self._wheel:
                 handled = await self.broker.run_due()
-            except StoreUnavailable as exc:
-                log.warning("scheduler: store unavailable: %s", exc)
-                await trio.sleep(1.0)
-                continue
+            if self._wheel.failures:
+                continue  # the boundary logged it and waited its backoff
             if handled:
                 self.wheel_idle, caught_up = 0.0, True
                 continue  # more may have ended meanwhile
@@ -84,12 +89,10 @@ class Scheduler:
     async def _sweep_loop(self) -> None:
         while True:
             await trio.sleep(self.sweep_interval)
-            try:
+            async with self._sweep:
                 repaired = await self.broker.sweep()
                 if repaired:
                     log.info("scheduler: repaired %d abandoned wheel buckets", repaired)
-            except StoreUnavailable as exc:
-                log.warning("sweep: store unavailable: %s", exc)
 
     async def _save_loop(self) -> None:
         """Have each Pogocache node persist itself every ``save_interval`` s:
@@ -106,7 +109,23 @@ class Scheduler:
                         await node.store.save()
                         self.saves += 1
                 except StoreError as exc:
-                    log.warning("SAVE failed: %s", exc)
+                    self._save_failed(node.ctx.name, exc)
+
+    def _save_failed(self, node: str, exc: StoreError) -> None:
+        """One clear line when SAVE first fails, then at most once an hour while it keeps failing."""
+        held = self._save_nag.due(f"{node}:{exc}")
+        if held is not None:
+            again = f" (failed {held + 1} times since last said; said again in an hour)" if held else \
+                " (said again in an hour while it fails)"
+            log.warning("SAVE failed on store node %s: %s%s", node, save_advice(str(exc)), again)
+
+
+def save_advice(error: str) -> str:
+    """What a SAVE error means and what to do."""
+    if "path not provided" in error:  # Pogocache's answer when it runs without --persist
+        return ("Pogocache runs without --persist, so a restart loses every task: "
+                "start it with --persist FILE (or pass --save-interval 0 to stop saving)")
+    return f"{error}: a store crash now loses everything since the last SAVE that worked"
 
 
 def next_poll(now: float, width: float, idle: float) -> float:
