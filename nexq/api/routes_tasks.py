@@ -47,7 +47,8 @@ def to_item(item: dict[str, Any], max_payload: int, field: str = "") -> Item:
                        {"field": f"{field}payload", "size": size, "limit": max_payload})
     run_at = item.get("run_at")
     if isinstance(run_at, str):
-        run_at = parse_datetime(run_at)  # valid: the schema checked the format
+        # valid: the schema checked the format; a time before 1970 is simply past
+        run_at = max(0.0, parse_datetime(run_at))
     options: dict[str, Any] = {
         "delay": float(item["schedule_in"]) if "schedule_in" in item else None,
         "run_at": float(run_at) if run_at is not None else None,
