@@ -46,17 +46,8 @@ class Batch:
         self.ops.append(("get", (key,)))
         return self
 
-    def set(
-        self,
-        key: Key,
-        value: Value,
-        *,
-        nx: bool = False,
-        xx: bool = False,
-        px: int | None = None,
-        get: bool = False,
-        keepttl: bool = False,
-    ) -> Batch:
+    def set(self, key: Key, value: Value, *, nx: bool = False, xx: bool = False,
+            px: int | None = None, get: bool = False, keepttl: bool = False) -> Batch:
         self.ops.append(("set", (key, value, nx, xx, px, get, keepttl)))
         return self
 
@@ -117,17 +108,8 @@ class Store(abc.ABC):
         """The value at ``key``, or None if it is missing or expired."""
         return (await self.execute(Batch().get(key)))[0]  # type: ignore[no-any-return]
 
-    async def set(
-        self,
-        key: Key,
-        value: Value,
-        *,
-        nx: bool = False,
-        xx: bool = False,
-        px: int | None = None,
-        get: bool = False,
-        keepttl: bool = False,
-    ) -> Any:
+    async def set(self, key: Key, value: Value, *, nx: bool = False, xx: bool = False,
+            px: int | None = None, get: bool = False, keepttl: bool = False) -> Any:
         """Store ``value`` at ``key``.
 
         ``nx``: only if missing; ``xx``: only if present; ``px``: expire after

@@ -223,17 +223,8 @@ class RespStore(Store):
     async def get(self, key: Key) -> bytes | None:
         return await self._call("GET", key)  # type: ignore[no-any-return]
 
-    async def set(
-        self,
-        key: Key,
-        value: Value,
-        *,
-        nx: bool = False,
-        xx: bool = False,
-        px: int | None = None,
-        get: bool = False,
-        keepttl: bool = False,
-    ) -> Any:
+    async def set(self, key: Key, value: Value, *, nx: bool = False, xx: bool = False,
+            px: int | None = None, get: bool = False, keepttl: bool = False) -> Any:
         if px is None and not (nx or xx or get or keepttl):
             if type(value) is not bytes:
                 value = as_bytes(value)
