@@ -18,12 +18,15 @@ one argument gets the payload; one taking two gets ``(ctx, payload)``.
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import attrs
+import sniffio
 import trio
 
 from .config import Settings
@@ -35,7 +38,12 @@ from .runtime.runtime import Runtime, open_runtime
 from .runtime.task_types import HANDLER_OPTIONS, TypeDefaults, check_options
 from .task import RetryPolicy, Status, Task
 
+if TYPE_CHECKING:
+    from .client import Client, Handle
+
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @attrs.frozen
@@ -66,6 +74,7 @@ class TaskDef:
 
     is_async: bool = attrs.field(init=False)
     wants_context: bool = attrs.field(init=False)
+    app: Nexq | None = attrs.field(default=None, kw_only=True, repr=False, eq=False)  # registered on
 
     def __attrs_post_init__(self) -> None:
         # Decided once here, not per task run (inspect.signature is slow).
@@ -106,6 +115,15 @@ class TaskDef:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def enqueue(self, payload: Any = None, **options: Any) -> Handle:
+        """Enqueue a task of this type from sync code (a web view, a script),
+        through the app's blocking client (:meth:`Nexq.client`); options
+        as ``app.enqueue``. Blocks for the store's round trips: in trio
+        code use ``await app.enqueue(...)``, in asyncio ``nexq.AsyncClient``."""
+        if self.app is None:
+            raise NexqError(f"{self.name!r} is not registered on an app: use @app.task to enqueue it")
+        return self.app.client().enqueue(self.name, payload, **options)
 
     def retries(self, error: BaseException | None) -> bool:
         """Whether a failed attempt's ``error`` may be retried (retries left
@@ -233,6 +251,28 @@ class _never:
         return None
 
 
+def _trio_only(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``fn`` (a coroutine method of the trio API) refusing, when called, to
+    run outside trio, where its coroutine would be left un-awaited (sync
+    code) or could not run (asyncio): the error names what to use there."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        try:
+            library: str | None = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library != "trio":
+            where = ("from asyncio use nexq.AsyncClient (`await client.enqueue(...)`)" if library == "asyncio"
+                     else "from sync code use app.client().enqueue(...) or my_task.enqueue(payload)")
+            raise NexqError(f"app.{name}() is a coroutine for trio code (`await app.{name}(...)` inside "
+                            f"`async with app.connect():`); {where}")
+        return fn(*args, **kwargs)
+
+    return call
+
+
 class Nexq:
     """A Nexq application: handlers, cron entries and a store URL."""
 
@@ -245,6 +285,8 @@ class Nexq:
         self.type_defaults: Mapping[str, TypeDefaults] = _HandlerDefaults(self.handlers)
         self.cron_entries: list[Any] = []
         self._runtime: Runtime | None = None
+        self._client: Client | None = None
+        self._client_lock = threading.Lock()
 
     # -- handlers ----------------------------------------------------------
 
@@ -265,7 +307,7 @@ class Nexq:
             raise ValueError(f"a handler for {type!r} is already registered")
         check_options(options, (*HANDLER_OPTIONS, "executor", "retry_on", "dont_retry_on"),
                       f"option of @app.task({type!r})")
-        td = TaskDef(type, fn, **options)
+        td = TaskDef(type, fn, app=self, **options)
         self.handlers[type] = td
         return td
 
@@ -300,6 +342,20 @@ class Nexq:
             finally:
                 self.bind(None)
 
+    def client(self) -> Client:
+        """This app's blocking client (:class:`nexq.Client`), for producing
+        from sync code: built on first use from the same settings as
+        :meth:`connect` (``NEXQ_STORE``, else the app's store; the namespace
+        likewise) with this app's handler defaults, then shared (it is
+        thread-safe). Raises InvalidStoreURL if that store is the embedded
+        one: other processes' workers cannot see it."""
+        with self._client_lock:
+            if self._client is None:
+                from .client import Client
+
+                self._client = Client(app=self)
+            return self._client
+
     @property
     def broker(self) -> QueueBackend:
         return self._bound().broker
@@ -316,6 +372,7 @@ class Nexq:
         an unknown option; ``make_spec`` checks the values when enqueued."""
         return await self._bound().task_types.request(type, payload, options, self.type_defaults)
 
+    @_trio_only
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue one task. Options: queue, priority, delay, run_at,
         max_retries, timeout, unique_key, task_id, retry, webhook,
@@ -325,12 +382,14 @@ class Nexq:
         [e] = await self.broker.enqueue_many([await self.request(type, payload, options)])
         return TaskHandle(e.task_id, self.broker, e.created)
 
+    @_trio_only
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
         items = [(t[0], t[1], t[2] if len(t) > 2 else {}) for t in tasks]
         reqs = await self._bound().task_types.requests(items, self.type_defaults)
         return [TaskHandle(e.task_id, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
+    @_trio_only
     async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
         """Run steps one after another: each (type, payload[, options])
         depends on the one before (a failed step cancels the rest)."""
@@ -342,6 +401,7 @@ class Nexq:
             handles.append(await self.enqueue(step[0], step[1], **options))
         return handles
 
+    @_trio_only
     async def group(
         self, steps: Sequence[tuple[Any, ...]], then: tuple[Any, ...] | None = None
     ) -> tuple[list[TaskHandle], TaskHandle | None]:

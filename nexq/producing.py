@@ -1,0 +1,154 @@
+"""What :class:`nexq.Client` and :class:`nexq.AsyncClient` share.
+
+Both produce with the queue code the trio runtime uses, driven by their own
+transport (docs/design.md, "Producing without trio"): a
+:class:`~nexq.queue.node.NodeBroker` over a
+:class:`~nexq.store.planned.PlannedStore`, whose store calls the client's
+driver performs. This module builds those brokers (the runtime's hooks that
+apply to producing: admission with ``--store-memory-limit``, the workers'
+doorbells, the app's middleware) and holds the protocol runs both clients
+drive: enqueue with the types' defaults, wait for a result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import InvalidStoreURL, StoreError, TaskNotFound
+from .hooks import Hooks, Middleware
+from .keys import Keys
+from .queue import Enqueued, NodeBroker, WebhookPolicy
+from .runtime.guard import Admission, StoreGuard
+from .runtime.registry import WorkerRegistry
+from .runtime.subscribers import Wakeup
+from .runtime.task_types import REFRESH, Catalog, Item, TypeDefaults, build_request
+from .store.planned import PlannedStore
+from .store.transport import single_node
+from .task import Status, Task
+
+if TYPE_CHECKING:
+    from .app import Nexq
+
+POLL_MAX = 0.5  # seconds between reads of a task whose result is awaited, at most
+Tasks = Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]
+
+
+def items(tasks: Tasks) -> list[Item]:
+    """``(type, payload[, options])`` tuples as (type, payload, options) items."""
+    return [(t[0], t[1], t[2] if len(t) > 2 else {}) for t in tasks]
+
+
+class Producing:
+    """One client's settings, planned store and shared producing state."""
+
+    def __init__(self, store: str | None, namespace: str | None, app: Nexq | None) -> None:
+        """Settings as ``app.connect()`` layers them: ``store`` / ``namespace``
+        if given, else ``NEXQ_STORE`` / ``NEXQ_NAMESPACE``, else the app's.
+        Raises InvalidStoreURL for no store, the embedded one or a node list;
+        ConfigError for a bad NEXQ_* value."""
+        own = {"store": app.store_url, "namespace": app.namespace} if app is not None else None
+        self.settings = s = Settings.load({"store": store, "namespace": namespace}, app=own)
+        if s.store is None:
+            raise InvalidStoreURL("no store given: pass its URL (nexq.Client('pogocache://host:9401')), set "
+                                  "NEXQ_STORE or give the app one; the client needs the store its workers use")
+        self.url = single_node(s.store)
+        self.keys = Keys(s.namespace)
+        self.store = PlannedStore("pogocache" if self.url.scheme == "pogocache" else "redis")
+        self.local: Mapping[str, TypeDefaults] = app.type_defaults if app is not None else {}
+        self.middleware: tuple[Middleware, ...] = app.middleware if app is not None else ()
+        self.registry = WorkerRegistry(self.store, self.keys)
+        # Rings the live workers' doorbells after a push, and the worker
+        # running a task cancelled here (the runtime's own subscriber).
+        self.wakeup = Wakeup(self.registry.list)
+        self._catalog: Catalog | None = None
+        self._read_at = float("-inf")
+
+    def broker(self) -> NodeBroker:
+        """A node broker over the planned store. Each has its own reserved
+        numbers and account of the store's bytes, like a process of its own:
+        give each concurrent user (thread) one."""
+        s = self.settings
+        middleware: list[Middleware] = []
+        if s.store_memory_limit:
+            guard = StoreGuard(self.store, self.keys, s.store_memory_limit, retention=s.retention)
+            middleware.append(Admission([guard], [self.url.node_name]))
+        middleware += [self.wakeup, *self.middleware]
+        return NodeBroker(
+            self.store, namespace=s.namespace, lease_ms=int(s.lease * 1000), retention=s.retention,
+            hooks=Hooks(middleware), webhooks=WebhookPolicy(s.webhook_allow_private, s.webhook_url is not None),
+            name=self.url.node_name, coalesce=False,
+        )
+
+    # -- protocol runs (driven by the client's transport) ---------------------------
+
+    async def enqueue(self, node: NodeBroker, tasks: Sequence[Item]) -> list[Enqueued]:
+        """Enqueue ``tasks`` with their types' defaults (the app's handlers',
+        else the live workers'): :func:`~nexq.runtime.task_types.build_request`,
+        as every enqueue path. Raises ValueError naming an unknown option or
+        a bad value, StoreFull, StoreUnavailable."""
+        registered = (await self.types()).defaults
+        requests = [build_request(t, p, o, self.local.get(t), registered.get(t)) for t, p, o in tasks]
+        return await node.enqueue_many(requests)
+
+    async def types(self) -> Catalog:
+        """What the live workers published: a snapshot read again at most
+        every ``REFRESH`` s (TaskTypes' policy; while one caller reads, the
+        others keep the previous snapshot). A store error keeps the previous
+        snapshot, or raises when there is none."""
+        catalog = self._catalog
+        if catalog is not None and time.monotonic() - self._read_at < REFRESH:
+            return catalog
+        self._read_at = time.monotonic()
+        try:
+            catalog = Catalog.of(await self.registry.publications())
+        except StoreError:
+            if catalog is None:
+                self._read_at = float("-inf")
+                raise
+        self._catalog = catalog
+        return catalog
+
+
+def found(task: Task | None, task_id: str) -> Task:
+    """``task``; TaskNotFound if there is none (unknown, or expired)."""
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task
+
+
+def settled(task: Task | None, task_id: str) -> tuple[bool, Any]:
+    """``(True, result)`` for a succeeded task, ``(False, None)`` for one
+    still under way. Raises TaskFailed (dead or cancelled), TaskNotFound."""
+    from .app import TaskFailed
+
+    task = found(task, task_id)
+    if task.status is Status.SUCCEEDED:
+        return True, task.result
+    if task.status.terminal:
+        raise TaskFailed(task)
+    return False, None
+
+
+async def result(node: NodeBroker, task_id: str, timeout: float | None, poll: float) -> Any:
+    """Wait until the task ends; its result. Reads it every ``poll`` s,
+    growing to ``POLL_MAX``. Raises TaskFailed, TaskNotFound, TimeoutError
+    after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = poll
+    while True:
+        task = await node.inspector().get(task_id)
+        done, value = settled(task, task_id)
+        if done:
+            return value
+        wait = delay
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                status = task.status.value if task is not None else "unknown"
+                raise TimeoutError(f"task {task_id} did not end within {timeout:g} s (it is {status})")
+            wait = min(wait, left)
+        await node.store.sleep(wait)
+        delay = min(delay * 1.5, POLL_MAX)
