@@ -52,8 +52,7 @@ SPEC_FACTOR = 1.1  # allocator rounding of a stored value
 TASK_ALLOWANCE = 1536  # bytes of a task's keys besides its spec (cur, idx, slot, lease, wheel, fin)
 FIN_ALLOWANCE = 512  # the part of it kept FIN_GRACE longer: the succeeded attempt's record
 HEADROOM = 0.2  # of the limit, kept free for what the estimates miss
-REFUSE_BELOW = 0.01  # of the budget: less room than this and the node reports "refusing"...
-ACCEPT_ABOVE = 0.05  # ... until this much is free again (no flapping at the edge)
+REFUSALS_SHOWN = 60.0  # seconds a refused call is reported (/healthz), unless a call is accepted since
 SYNC_EVERY = 1.0  # seconds between folds of local changes into the store's counters
 RESERVATION_TTL = 30.0  # seconds an admitted call may take to be written, else it is forgotten
 BUCKETS = 32  # expiry buckets per retention
@@ -96,7 +95,8 @@ class Accounting:
         self.retained = 0  # sum of acct:ret:* at the last sync
         self.synced_at: float | None = None  # _timer() of the last sync
         self.refused = 0  # enqueue calls refused by this process
-        self.refusing: str | None = None  # set while the node is (nearly) full
+        self.forced: str | None = None  # refuse every call with this reason (an operator's or a test's)
+        self._refusal: tuple[str, float] | None = None  # the last refused call's reason, when
         self._live_delta = 0
         self._ret_delta: dict[int, int] = {}
         self._reserved: dict[str, tuple[int, float]] = {}  # task id -> (bytes, admitted at)
@@ -118,9 +118,9 @@ class Accounting:
 
     def admit(self, specs: Sequence[TaskSpec]) -> None:
         """Refuse ``specs`` (StoreFull, nothing written) unless they fit; else reserve their bytes."""
-        if self.refusing:
+        if self.forced:
             self.refused += 1
-            raise StoreFull(self.refusing)
+            raise StoreFull(self.forced)
         budget = self.budget
         if budget is None:
             return
@@ -128,14 +128,18 @@ class Accounting:
         need, room = sum(sizes), budget - self.accounted
         if need > room:
             self.refused += 1
-            why = (f"the store holds ~{_mib(self.accounted)} of Nexq's tasks and --store-memory-limit "
-                   f"{_mib(self.limit or 0)} keeps {HEADROOM:.0%} free for their growth: "
-                   f"{len(specs)} new task(s) of ~{_mib(need)} do not fit in the ~{_mib(max(0, room))} left. "
-                   "Retry when workers have drained the backlog and finished tasks have expired "
+            why = (f"store full: {len(specs)} new task(s) of ~{_mib(need)} refused, they do not fit in the "
+                   f"~{_mib(max(0, room))} left (Nexq keeps ~{_mib(self.accounted)} of tasks in the store; "
+                   f"--store-memory-limit {_mib(self.limit or 0)} less {HEADROOM:.0%} head room for their "
+                   "growth). Retry when workers have drained the backlog and finished tasks have expired "
                    "(NEXQ_RETENTION), or raise the limit")
-            if room < REFUSE_BELOW * budget:
-                self.refusing = why
+            if self._refusal is None:
+                log.error("store full, refusing new tasks: %s", why)
+            self._refusal = (why, _timer())
             raise StoreFull(why)
+        if self._refusal is not None:
+            log.warning("store has room again (~%s free): accepting new tasks", _mib(room - need))
+            self._refusal = None
         now = _timer()
         for s, n in zip(specs, sizes):
             old = self._reserved.get(s.id)
@@ -224,7 +228,6 @@ class Accounting:
         self.live, self.retained = max(0, counts[0]), sum(max(0, c) for c in counts[1:])
         self.synced_at = _timer()
         self._forget_stale(self.synced_at)
-        self._update_refusing()
 
     def _forget_stale(self, now: float) -> None:
         """Admitted calls never written (refused later, unique keys already held)."""
@@ -233,19 +236,23 @@ class Accounting:
                 del self._reserved[tid]
                 self._reserved_total -= n
 
-    def _update_refusing(self) -> None:
+    @property
+    def refusing(self) -> str | None:
+        """Why new tasks are refused, for health reports: the node cannot take
+        even one more task, or a call was refused within REFUSALS_SHOWN s and
+        none accepted since; None otherwise."""
+        if self.forced:
+            return self.forced
         budget = self.budget
         if budget is None:
-            return
-        room = budget - self.accounted
-        if self.refusing is None and room < REFUSE_BELOW * budget:
-            self.refusing = (f"the store holds ~{_mib(self.accounted)} of Nexq's tasks, at --store-memory-limit "
-                             f"{_mib(self.limit or 0)} less {HEADROOM:.0%} head room: new tasks are refused "
-                             "until workers drain the backlog and finished tasks expire (NEXQ_RETENTION)")
-            log.error("store full: %s", self.refusing)
-        elif self.refusing is not None and room >= ACCEPT_ABOVE * budget:
-            log.warning("store has room again (~%s free): accepting new tasks", _mib(room))
-            self.refusing = None
+            return None
+        if budget - self.accounted < TASK_ALLOWANCE:
+            return (f"store full: new tasks are refused, the store holds ~{_mib(self.accounted)} of Nexq's "
+                    f"tasks, at --store-memory-limit {_mib(self.limit or 0)} less {HEADROOM:.0%} head room, "
+                    "until workers drain the backlog and finished tasks expire (NEXQ_RETENTION)")
+        if self._refusal is not None and _timer() - self._refusal[1] < REFUSALS_SHOWN:
+            return self._refusal[0]
+        return None
 
     def status(self) -> dict[str, int | str | None]:
         return {"accounted_bytes": self.accounted, "budget_bytes": self.budget,

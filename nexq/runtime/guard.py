@@ -101,7 +101,8 @@ class StoreGuard:
 
     @refusing.setter
     def refusing(self, why: str | None) -> None:
-        self.accounting.refusing = why
+        """Refuse every new task with ``why`` (None: back to the account's decision)."""
+        self.accounting.forced = why
 
     @property
     def eviction(self) -> str | None:
