@@ -20,7 +20,6 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pytest
