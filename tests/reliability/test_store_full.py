@@ -48,12 +48,13 @@ def test_a_full_store_refuses_new_tasks_and_loses_none_it_accepted(tmp_path: Pat
     with redis_server("--maxmemory", "20mb", "--maxmemory-policy", "allkeys-lru") as server:
         port = free_port()
         proc = spawn("run", "--port", str(port), "--store", server.url, "--namespace", "full", "--app", APP,
-                     "--store-memory-limit", "18M", "--concurrency", "4", "--log-level", "warning",
+                     "--store-memory-limit", "16M", "--concurrency", "4", "--log-level", "warning",
                      env={"NEXQ_RETENTION": "5"}, log=str(tmp_path / "run.log"))
         r = redis.Redis(port=server.port, protocol=2)
         try:
             wait_http(port)
-            # 60 batches of 200 tasks of 10 KB, 6 at a time: 120 MB offered to a 20 MB store.
+            # 60 batches of 200 tasks of 10 KB, 6 at a time: 120 MB offered to a 20 MB store whose
+            # --store-memory-limit is 80 % of it (the rest: the server's own buffers under load).
             with concurrent.futures.ThreadPoolExecutor(6) as pool:
                 results = list(pool.map(lambda b: post_batch(port, 200, b), range(60)))
             accepted = [tid for code, ids in results for tid in ids]
