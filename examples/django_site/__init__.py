@@ -1,0 +1,1 @@
+"""A minimal Django project whose view enqueues a task (see views.py)."""
