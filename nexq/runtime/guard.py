@@ -58,13 +58,13 @@ def eviction_advice(kind: str, limit: int | None) -> str | None:
     if kind == "memory":
         return None
     own = (f"Nexq refuses new tasks near --store-memory-limit {limit / 1048576:.0f} MiB, so the store must "
-           "hold that much" if limit else "without --store-memory-limit Nexq accepts tasks until the store is full")
+           "hold that much without evicting" if limit else
+           "without --store-memory-limit Nexq accepts tasks until the store is full")
     if kind == "pogocache":
         return ("Pogocache evicts keys silently, pending tasks included, once its memory passes --maxmemory "
-                "(default 80% of RAM), and Nexq cannot read that setting: start it with --maxmemory unlimited; "
-                f"{own} without evicting")
+                f"(default 80% of RAM), and Nexq cannot read that setting: start it with --maxmemory unlimited; {own}")
     return ("Redis evicts keys when full under any maxmemory-policy but noeviction, and Nexq cannot read that "
-            f"setting: set maxmemory-policy noeviction (or no maxmemory); {own} without evicting")
+            f"setting: set maxmemory-policy noeviction (or no maxmemory); {own}")
 
 
 class StoreGuard:
