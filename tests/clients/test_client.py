@@ -286,3 +286,41 @@ def test_a_client_needs_one_shared_store(ns: str, monkeypatch: pytest.MonkeyPatc
         Nexq("memory://").client()
     monkeypatch.setenv("NEXQ_STORE", "redis://127.0.0.1:1")
     assert "127.0.0.1:1" in repr(Client(namespace=ns))  # Client() from NEXQ_*
+
+
+def test_a_unique_key_held_by_a_dead_producer_is_waited_out_then_taken(resp_url: str, ns: str,
+                                                                       checker: Any) -> None:
+    # The holder's task never appeared (its producer died between its two
+    # round trips): the enqueue waits (the planned store's Sleep, performed
+    # by each driver) until UNIQUE_GRACE has passed since the claim, then
+    # takes the key over.
+    from nexq.queue.producer import UNIQUE_GRACE
+
+    for n, enqueue in enumerate((sync_enqueue, async_enqueue)):
+        key = Keys(ns).unique(f"report-{n}")
+        checker.set(key, f"ghost|{time.time() - UNIQUE_GRACE + 0.3:.3f}")
+        start = time.monotonic()
+        task_id, created = enqueue(resp_url, ns, f"report-{n}")
+        assert created and task_id != "ghost"
+        assert 0.2 <= time.monotonic() - start < 3
+        assert checker.get(key).decode().split("|")[0] == task_id
+        assert enqueue(resp_url, ns, f"report-{n}") == (task_id, False)  # now held by a live task
+
+
+def sync_enqueue(url: str, ns: str, unique_key: str) -> tuple[str, bool]:
+    with Client(url, namespace=ns) as client:
+        h = client.enqueue("report", unique_key=unique_key)
+        return h.id, h.created
+
+
+def async_enqueue(url: str, ns: str, unique_key: str) -> tuple[str, bool]:
+    import asyncio
+
+    from nexq import AsyncClient
+
+    async def main() -> tuple[str, bool]:
+        async with AsyncClient(url, namespace=ns) as client:
+            h = await client.enqueue("report", unique_key=unique_key)
+            return h.id, h.created
+
+    return asyncio.run(main())
