@@ -56,6 +56,28 @@ def is_json(value: Any) -> bool:
     return True
 
 
+def new_app() -> Nexq:
+    """An app with a "plain" task, which shows the worker still runs (:func:`still_working`)."""
+    app = Nexq()
+
+    @app.task("plain")
+    async def plain(_: Any) -> str:
+        return "fine"
+
+    return app
+
+
+async def still_working(app: Nexq) -> None:
+    assert await (await app.enqueue("plain")).result(timeout=10) == "fine"
+
+
+async def ended(h: Any) -> Any:
+    """The task of handle ``h`` once it succeeded or is dead."""
+    while (t := await h.info()).status not in (Status.SUCCEEDED, Status.DEAD):
+        await trio.sleep(0.01)
+    return t
+
+
 async def run_app(app: Nexq, body: Callable[[Runtime], Any], *,
                   prepare: Callable[[Runtime], Any] | None = None) -> None:
     """A worker and a scheduler on an embedded store around ``body(rt)``
@@ -75,29 +97,24 @@ async def run_app(app: Nexq, body: Callable[[Runtime], Any], *,
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(json_value, poisoned), min_size=1, max_size=6))
 def test_only_json_results_succeed_and_the_worker_keeps_running(values: list[Any]) -> None:
-    app = Nexq()
+    app = new_app()
 
     @app.task("give", max_retries=1, retry=FAST_RETRY)
     async def give(i: int) -> Any:
         return values[i]
 
-    @app.task("plain")
-    async def plain(_: Any) -> str:
-        return "fine"
-
     async def body(rt: Runtime) -> None:
         handles = [await app.enqueue("give", i) for i in range(len(values))]
         with trio.fail_after(60):
             for h, value in zip(handles, values):
-                while (t := await h.info()).status not in (Status.SUCCEEDED, Status.DEAD):
-                    await trio.sleep(0.01)
+                t = await ended(h)
                 if is_json(value):
                     assert t.status is Status.SUCCEEDED and t.result == orjson.loads(orjson.dumps(value))
                 else:  # failed like any handler error: retried once, then dead
                     assert t.status is Status.DEAD and len(t.attempts) == 2, t
                     for a in t.attempts:
                         assert a.error_type == "ResultNotSerializable" and "is not JSON" in (a.error_message or "")
-            assert await (await app.enqueue("plain")).result(timeout=10) == "fine"
+            await still_working(app)
 
     trio.run(run_app, app, body, clock=trio.testing.MockClock(autojump_threshold=0))
 
@@ -110,11 +127,9 @@ async def test_a_bytes_result_names_its_type() -> None:
         return b"raw"
 
     async def body(rt: Runtime) -> None:
-        h = await app.enqueue("b")
         with trio.fail_after(10):
-            while (t := await h.info()).status is not Status.DEAD:
-                await trio.sleep(0.01)
-        assert t.attempts[0].error_type == ResultNotSerializable.__name__
+            t = await ended(await app.enqueue("b"))
+        assert t.status is Status.DEAD and t.attempts[0].error_type == ResultNotSerializable.__name__
         assert (t.attempts[0].error_message or "").startswith("bytes is not JSON")
 
     await run_app(app, body)
@@ -142,24 +157,19 @@ RAISES: dict[str, BaseException] = {
 
 
 async def test_whatever_a_handler_raises_fails_only_its_attempt() -> None:
-    app = Nexq()
+    app = new_app()
 
     @app.task("raise", max_retries=0)
     async def raise_(name: str) -> None:
         raise RAISES[name]
 
-    @app.task("plain")
-    async def plain(_: Any) -> str:
-        return "fine"
-
     async def body(rt: Runtime) -> None:
         handles = {name: await app.enqueue("raise", name) for name in RAISES}
         with trio.fail_after(10):
             for name, h in handles.items():
-                while (t := await h.info()).status is not Status.DEAD:
-                    await trio.sleep(0.01)
-                assert t.attempts[0].error_type == type(RAISES[name]).__name__, name
-            assert await (await app.enqueue("plain")).result(timeout=10) == "fine"
+                t = await ended(h)
+                assert t.status is Status.DEAD and t.attempts[0].error_type == type(RAISES[name]).__name__, name
+            await still_working(app)
         t = await handles["unprintable"].info()
         assert t.attempts[0].error_message == "<unprintable Unprintable>"
 
