@@ -13,7 +13,7 @@ from nexq.runtime.runtime import Runtime
 
 
 def metric(text: str, name: str) -> float:
-    m = re.search(rf'^{name}\{{node="[^"]*"\}} (\S+)$', text, re.M)
+    m = re.search(rf'^{name}\{{node="[^"]*"\}} (\S+)$', text, re.MULTILINE)
     assert m, f"{name} missing from:\n{text}"
     return float(m.group(1))
 

@@ -84,7 +84,7 @@ def test_a_full_store_refuses_new_tasks_and_loses_none_it_accepted(tmp_path: Pat
 
 def evictions_metric(port: int) -> int:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    m = re.search(r'^nexq_store_evictions_detected_total\{node="[^"]*"\} (\d+)$', text, re.M)
+    m = re.search(r'^nexq_store_evictions_detected_total\{node="[^"]*"\} (\d+)$', text, re.MULTILINE)
     assert m, text
     return int(m.group(1))
 
