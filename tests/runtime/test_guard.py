@@ -164,10 +164,14 @@ async def test_canaries_are_retired_after_their_age(evicting_guard: StoreGuard, 
     assert len(guard.store) == 300 // 5  # type: ignore[arg-type]
 
 
-async def test_checking_canaries_leaves_them_cold(resp_url: str, prefix: str, checker: Any) -> None:
+async def test_checking_canaries_leaves_them_cold(own_redis: Any, prefix: str) -> None:
     # The check is EXISTS, which does not refresh a key's access time: the
     # canaries stay the least recently used keys, first to go in an LRU cache.
-    async with open_store(resp_url) as store:
+    # Our own redis-server even on a Pogocache run: OBJECT IDLETIME shows the LRU clock.
+    import redis
+
+    checker = redis.Redis.from_url(own_redis.url, protocol=2)
+    async with open_store(own_redis.url) as store:
         guard = StoreGuard(store, Keys(prefix.rstrip(":")), canary_every=0.2)
         await guard.check()
         first = guard._canaries[0][1]
