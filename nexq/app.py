@@ -18,20 +18,19 @@ one argument gets the payload; one taking two gets ``(ctx, payload)``.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import sniffio
 import trio
 
 from .config import Settings
 from .errors import NexqError, Retry, TaskNotFound
 from .hooks import Middleware
+from .producing import trio_only
 from .queue import Claimed, EnqueueRequest, NodeBroker, QueueBackend
 from .runtime.limits import Limits, RateLimit
 from .runtime.runtime import Runtime, open_runtime
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
     from .client import Client, Handle
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @attrs.frozen
@@ -251,28 +248,6 @@ class _never:
         return None
 
 
-def _trio_only(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """``fn`` (a coroutine method of the trio API) refusing, when called, to
-    run outside trio, where its coroutine would be left un-awaited (sync
-    code) or could not run (asyncio): the error names what to use there."""
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-        try:
-            library: str | None = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            library = None
-        if library != "trio":
-            where = ("from asyncio use nexq.AsyncClient (`await client.enqueue(...)`)" if library == "asyncio"
-                     else "from sync code use app.client().enqueue(...) or my_task.enqueue(payload)")
-            raise NexqError(f"app.{name}() is a coroutine for trio code (`await app.{name}(...)` inside "
-                            f"`async with app.connect():`); {where}")
-        return fn(*args, **kwargs)
-
-    return call
-
-
 class Nexq:
     """A Nexq application: handlers, cron entries and a store URL."""
 
@@ -372,7 +347,7 @@ class Nexq:
         an unknown option; ``make_spec`` checks the values when enqueued."""
         return await self._bound().task_types.request(type, payload, options, self.type_defaults)
 
-    @_trio_only
+    @trio_only
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue one task. Options: queue, priority, delay, run_at,
         max_retries, timeout, unique_key, task_id, retry, webhook,
@@ -382,14 +357,14 @@ class Nexq:
         [e] = await self.broker.enqueue_many([await self.request(type, payload, options)])
         return TaskHandle(e.task_id, self.broker, e.created)
 
-    @_trio_only
+    @trio_only
     async def enqueue_many(self, tasks: Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]) -> list[TaskHandle]:
         """Enqueue (type, payload[, options]) tuples in a constant number of round trips."""
         items = [(t[0], t[1], t[2] if len(t) > 2 else {}) for t in tasks]
         reqs = await self._bound().task_types.requests(items, self.type_defaults)
         return [TaskHandle(e.task_id, self.broker, e.created) for e in await self.broker.enqueue_many(reqs)]
 
-    @_trio_only
+    @trio_only
     async def chain(self, *steps: tuple[Any, ...]) -> list[TaskHandle]:
         """Run steps one after another: each (type, payload[, options])
         depends on the one before (a failed step cancels the rest)."""
@@ -401,7 +376,7 @@ class Nexq:
             handles.append(await self.enqueue(step[0], step[1], **options))
         return handles
 
-    @_trio_only
+    @trio_only
     async def group(
         self, steps: Sequence[tuple[Any, ...]], then: tuple[Any, ...] | None = None
     ) -> tuple[list[TaskHandle], TaskHandle | None]:

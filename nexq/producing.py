@@ -12,12 +12,15 @@ drive: enqueue with the types' defaults, wait for a result.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import sniffio
 
 from .config import Settings
-from .errors import InvalidStoreURL, StoreError, TaskNotFound
+from .errors import InvalidStoreURL, NexqError, StoreError, TaskNotFound
 from .hooks import Hooks, Middleware
 from .keys import Keys
 from .queue import Enqueued, NodeBroker, WebhookPolicy
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 
 POLL_MAX = 0.5  # seconds between reads of a task whose result is awaited, at most
 Tasks = Sequence[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def items(tasks: Tasks) -> list[Item]:
@@ -152,3 +157,25 @@ async def result(node: NodeBroker, task_id: str, timeout: float | None, poll: fl
             wait = min(wait, left)
         await node.store.sleep(wait)
         delay = min(delay * 1.5, POLL_MAX)
+
+
+def trio_only(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``fn`` (a coroutine method of the trio API) refusing, when called, to
+    run outside trio, where its coroutine would be left un-awaited (sync
+    code) or could not run (asyncio): the error names what to use there."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        try:
+            library: str | None = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library != "trio":
+            where = ("from asyncio use nexq.AsyncClient (`await client.enqueue(...)`)" if library == "asyncio"
+                     else "from sync code use app.client().enqueue(...) or my_task.enqueue(payload)")
+            raise NexqError(f"app.{name}() is a coroutine for trio code (`await app.{name}(...)` inside "
+                            f"`async with app.connect():`); {where}")
+        return fn(*args, **kwargs)
+
+    return call
