@@ -51,11 +51,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_spec, encode_cur
+from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_ref, decode_spec, encode_cur
 from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, TaskSpec
 from .lanes import TAKEN, Ref, push, read_lanes
+from .malformed import decoded, skipped
 from .outcomes import FOLLOW_UP_CHECK
 from .wheel import Entry
 from .workflow import release, resolve_edge
@@ -176,7 +177,10 @@ class Reconciler:
             for tid in ids:
                 b.mget([k.spec(tid), k.cur(tid)])
             for tid, (spec_raw, cur_raw) in zip(ids, await store.execute(b)):
-                live += await self._classify(tid, spec_raw, cur_raw, report)
+                try:
+                    live += await self._classify(tid, spec_raw, cur_raw, report)
+                except ValueError as exc:  # a value this version cannot read: leave the task be
+                    skipped(k.spec(tid), spec_raw or cur_raw or b"", exc)
         report.checked += len(live)
         return live, dense_from
 
@@ -257,10 +261,12 @@ class Reconciler:
             refs: set[Ref] = set()
             for lo in range(st.head + 1, st.tail + 1, CHUNK):
                 hi = min(st.tail, lo + CHUNK - 1)
-                for raw in await store.mget([k.lane_slot(q, p, n) for n in range(lo, hi + 1)]):
+                for n, raw in zip(range(lo, hi + 1),
+                                  await store.mget([k.lane_slot(q, p, n) for n in range(lo, hi + 1)])):
                     if raw is not None and raw != TAKEN:
-                        tid, _, a = raw.decode().rpartition("|")
-                        refs.add(Ref(tid, int(a)))
+                        ref = decoded(decode_ref, raw, k.lane_slot(q, p, n))
+                        if ref is not None:
+                            refs.add(Ref(*ref))
             out[(q, p)] = refs
         return out
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import trio
 
-from ..errors import StoreError
 from ..queue import NodeBroker, QueueBackend
 from ..queue.reconcile import Reconciler, Report
+from .boundary import Boundary
 
 log = logging.getLogger("nexq.reconcile")
 
@@ -38,17 +38,16 @@ class ReconcileAgent:
         self.totals = Report()  # every repair this process made, for /metrics and tests
         self.rounds = 0
         self.losses_detected = 0
+        self._boundaries = [Boundary(f"reconciliation on {n.ctx.name}", log) for n in self.nodes]
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         full = True
         while True:
             for i, node in enumerate(self.nodes):
-                try:
+                async with self._boundaries[i]:  # a store error or a bad entry: logged, backed off
                     lost = await self._probe(i, node)
                     await self._round(i, full or lost)
-                except StoreError as exc:
-                    log.warning("reconciliation on %s: %s", node.ctx.name, exc)
             full = False
             await trio.sleep(self.interval)
 

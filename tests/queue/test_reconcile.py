@@ -237,3 +237,18 @@ async def test_a_seq_counter_set_back_by_the_store_overwrites_no_task(autojump_c
     report = await rec.run(full=True)
     assert report.counters_fixed == 1
     assert int(await br.store.get(br.keys.seq) or 0) >= t.spec.seq
+
+
+async def test_garbage_behind_nexqs_back_costs_only_its_own_entry(autojump_clock: MockClock) -> None:
+    br = broker(MemoryStore())
+    rec = Reconciler(br, grace=GRACE)
+    bad = await br.enqueue("t", "garbled")
+    good = await br.enqueue("t", "lost slot")
+    await forget_lane(br)
+    await br.store.set(br.keys.lane_slot("default", 5, 1), b"no-bar-here")  # a slot no decoder reads
+    await br.store.set(br.keys.spec(bad.task_id), b"{not json")
+    await trio.sleep(GRACE + 1)
+    report = await rec.run(full=True)  # does not raise
+    assert report.lost_attempts == 1
+    [c] = await claim(br)
+    assert c.spec.id == good.task_id
