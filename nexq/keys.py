@@ -17,6 +17,7 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``uniq:{key}`` | ``id|claimed_at`` | enqueue (NX) | until terminal |
 | ``rp:{id}:{a}`` | ``1`` | reconciliation pushing a due attempt (NX) | 1 day |
 | ``rclow`` | index position | reconciliation (a low-water hint) | none |
+| ``rcturn`` / ``rcpos`` | ``1`` / index position | the process taking this interval's round (NX) / it | interval / none |
 | ``probe:{process}`` | the reconciler's last token | each reconciling process (SET GET) | 3 rounds |
 | ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCRBY) / consumers | none |
 | ``lane:{q}:{p}:s:{n}`` | ``id|a``, then ``~`` | producer (NX), consumer (XX GET) | none; 1 h once taken |
@@ -102,6 +103,16 @@ class Keys:
     def repaired(self, tid: str, attempt: int) -> str:
         """Reconciliation pushed this due attempt (once)."""
         return f"{self.ns}:rp:{tid}:{attempt}"
+
+    @property
+    def reconcile_turn(self) -> str:
+        """Taken (NX PX interval) by the process doing this interval's partial round."""
+        return f"{self.ns}:rcturn"
+
+    @property
+    def reconcile_pos(self) -> str:
+        """Where the next partial reconciliation round starts in the index."""
+        return f"{self.ns}:rcpos"
 
     @property
     def reconcile_low(self) -> str:

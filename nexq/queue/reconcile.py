@@ -109,21 +109,27 @@ class Reconciler:
                  lane_limit: int = 20_000) -> None:
         self.node, self.ctx = node, node.ctx
         self.grace, self.budget, self.lane_limit = grace, budget, lane_limit
-        self._next = 0  # the next index position a partial round starts at
         self._seen_top = 0  # the highest index position this process has seen in use
 
-    async def run(self, full: bool = False) -> Report:
+    async def run(self, full: bool = False, turn_ms: int | None = None) -> Report:
         """One round: ``full`` walks the whole live index, else the next
-        ``budget`` entries (rounds rotate through the index)."""
+        ``budget`` entries (rounds rotate through the index, the position
+        shared by every process). With ``turn_ms``, a partial round runs only
+        if this process takes the turn (``SET NX PX turn_ms``): one partial
+        round per interval for the whole deployment, however many run it."""
         report = Report()
         k, store = self.ctx.keys, self.ctx.store
+        if not full and turn_ms and not await store.set(k.reconcile_turn, b"1", nx=True, px=turn_ms):
+            return report
         top = await self._top(report)
         if top <= 0:
             return report
-        lo = int(await store.get(k.reconcile_low) or 1)
-        start = lo if full or not lo <= self._next <= top else self._next
+        lo_raw, pos_raw = await store.mget([k.reconcile_low, k.reconcile_pos])
+        lo, pos = int(lo_raw or 1), int(pos_raw or 0)
+        start = lo if full or not lo <= pos <= top else pos
         end = top if full else min(top, start + self.budget - 1)
-        self._next = end + 1 if end < top else lo
+        if not full:
+            await store.set(k.reconcile_pos, end + 1 if end < top else lo)
         live, dense_from = await self._read_live(start, end, report)
         if start == lo and dense_from > lo:
             await store.set(k.reconcile_low, dense_from)  # a hint: entries below are gone for good
@@ -173,10 +179,11 @@ class Reconciler:
                 ids.append(raw.decode())
             if not ids:
                 continue
-            b = Batch()
-            for tid in ids:
-                b.mget([k.spec(tid), k.cur(tid)])
-            for tid, (spec_raw, cur_raw) in zip(ids, await store.execute(b)):
+            # cur first: a finished task (most of the index) needs no more reads.
+            curs = await store.mget([k.cur(tid) for tid in ids])
+            open_ = [(tid, cur) for tid, cur in zip(ids, curs) if cur is None or not _ended(cur)]
+            specs = await store.mget([k.spec(tid) for tid, _ in open_]) if open_ else []
+            for (tid, cur_raw), spec_raw in zip(open_, specs):
                 try:
                     live += await self._classify(tid, spec_raw, cur_raw, report)
                 except ValueError as exc:  # a value this version cannot read: leave the task be
@@ -358,3 +365,10 @@ class Reconciler:
         for q in sorted(queues - known):
             await store.append(k.queues, f"{q},")
             report.queues_registered += 1
+
+
+def _ended(cur_raw: bytes) -> bool:
+    """Whether ``cur`` names a terminal state (a malformed one is not ended:
+    it is looked at, and skipped with a log line)."""
+    _, _, rest = cur_raw.partition(b"|")
+    return rest.partition(b"|")[0].decode(errors="replace") in TERMINAL_STATES

@@ -66,7 +66,10 @@ class ReconcileAgent:
         return False
 
     async def _round(self, i: int, full: bool) -> None:
-        report = await self.reconcilers[i].run(full=full)
+        # Partial rounds: one per interval for the whole deployment (a turn
+        # marker), so N processes cost what one does.
+        turn_ms = max(1, int(self.interval * 1000 * 0.9))
+        report = await self.reconcilers[i].run(full=full, turn_ms=turn_ms)
         self.rounds += 1
         self.totals.add(report)
         if report.repairs:

@@ -252,3 +252,18 @@ async def test_garbage_behind_nexqs_back_costs_only_its_own_entry(autojump_clock
     assert report.lost_attempts == 1
     [c] = await claim(br)
     assert c.spec.id == good.task_id
+
+
+async def test_one_partial_round_per_interval_for_the_whole_deployment(autojump_clock: MockClock) -> None:
+    store = MemoryStore()
+    a, b = broker(store), broker(store)
+    rec_a, rec_b = Reconciler(a, grace=GRACE, budget=10), Reconciler(b, grace=GRACE, budget=10)
+    for i in range(20):
+        await a.enqueue("t", i)
+    await forget_lane(a)
+    await trio.sleep(GRACE + 1)
+    first = (await rec_a.run(turn_ms=30_000)).lost_attempts
+    second = (await rec_b.run(turn_ms=30_000)).lost_attempts  # a's turn: b does nothing
+    assert (first, second) == (10, 0)
+    await trio.sleep(31)
+    assert (await rec_b.run(turn_ms=30_000)).lost_attempts == 10  # and takes over where a stopped
