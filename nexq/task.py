@@ -5,12 +5,16 @@ from __future__ import annotations
 import enum
 import os
 import random
+import re
 import time
 from typing import Any
 
 import attrs
 
 PRIORITY_ALIASES = {"low": 0, "normal": 5, "high": 9}
+# A priority given as text: one digit or an alias in any case, nothing around it.
+PRIORITY_TEXT = "^([0-9]|[lL][oO][wW]|[nN][oO][rR][mM][aA][lL]|[hH][iI][gG][hH])$"
+_PRIORITY_TEXT_RE = re.compile(PRIORITY_TEXT[:-1] + r"\Z")  # ECMA's final $ is the end of input
 DEFAULT_PRIORITY = 5
 DEFAULT_QUEUE = "default"
 
@@ -45,9 +49,11 @@ class Outcome(str, enum.Enum):
 
 
 def parse_priority(value: Any) -> int:
-    """0-9 (higher runs first) or low / normal / high; raises ValueError."""
-    if isinstance(value, str) and value.strip().lower() in PRIORITY_ALIASES:
-        return PRIORITY_ALIASES[value.strip().lower()]
+    """0-9 (higher runs first), also as text ("7", as typed on a command line
+    or sent as JSON), or low / normal / high in any case; raises ValueError.
+    Text is exactly :data:`PRIORITY_TEXT` (the REST schema's pattern)."""
+    if isinstance(value, str) and _PRIORITY_TEXT_RE.match(value):
+        return int(value) if value.isdigit() else PRIORITY_ALIASES[value.lower()]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"priority must be 0-9 or low/normal/high, not {value!r}")
     if not 0 <= value <= 9:

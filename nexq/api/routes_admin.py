@@ -7,10 +7,11 @@ from typing import Any
 from quart import Response
 
 from ..errors import StoreUnavailable
+from ..queue.search import TaskFilter
 from ..runtime.guard import health
 from ..runtime.node_report import node_report, nodes_down
 from ..runtime.runtime import Runtime
-from .errors import ApiError, json_response, not_found
+from .errors import ApiError, invalid, json_response, not_found
 from .routes_tasks import list_page
 from .routing import Routes
 from .schemas import (
@@ -18,21 +19,32 @@ from .schemas import (
     OBJECT,
     OBJECT_LIST,
     QUEUE_FILTER,
+    QUEUE_NAME,
     STATS_QUERY,
     TASK_PAGE,
     JsonSchema,
+    validate,
 )
+from .schemas_ops import DEAD_PURGE, PURGE_RESULT, TYPE_STATS, TYPE_STATS_QUERY
 from .state import current_runtime
 from .stats import ping, queues, snapshot, workers
+from .type_stats import summarize
 
 routes = Routes()
 
 
 async def _known_queue(rt: Runtime, name: str) -> str:
-    # Pausing an unknown name is almost always a typo, so it is a 404
-    # rather than a marker no listing would ever show.
+    # Resuming an unknown name is a typo: nothing is paused under it.
     if name not in await rt.inspector.queues():
         raise not_found("queue", name)
+    return name
+
+
+def _queue_name(name: str) -> str:
+    """``name`` if a queue may have it, else a 400 naming ``name``."""
+    issues = validate(QUEUE_NAME, name, "name")
+    if issues:
+        raise invalid("name", issues[0].message)
     return name
 
 
@@ -42,11 +54,11 @@ async def list_queues() -> Response:
     return json_response({"queues": await queues(current_runtime())})
 
 
-@routes.route("POST", "/api/queues/{name}/pause", summary="Stop workers claiming from a queue",
-              tag="queues", responses={200: OBJECT, 404: None})
+@routes.route("POST", "/api/queues/{name}/pause", tag="queues", responses={200: OBJECT},
+              summary="Stop workers claiming from a queue; a queue without tasks yet is paused in "
+                      "advance and listed from then on")
 async def pause(name: str) -> Response:
-    rt = current_runtime()
-    await rt.inspector.pause(await _known_queue(rt, name))
+    await current_runtime().inspector.pause(_queue_name(name))
     return json_response({"name": name, "paused": True})
 
 
@@ -61,7 +73,7 @@ async def resume(name: str) -> Response:
 @routes.route("GET", "/api/dead", summary="Dead tasks, newest first", tag="dead",
               query=DEAD_LIST_QUERY, responses={200: TASK_PAGE})
 async def list_dead(query: dict[str, Any]) -> Response:
-    return await list_page(current_runtime(), status="dead", queue=query.get("queue"),
+    return await list_page(current_runtime(), where=TaskFilter(status="dead", queue=query.get("queue")),
                            limit=query["limit"], cursor=query.get("cursor"))
 
 
@@ -73,12 +85,32 @@ async def requeue_dead(body: dict[str, Any]) -> Response:
     return json_response({"requeued": n})
 
 
-@routes.route("POST", "/api/dead/purge", tag="dead",
-              summary="Delete every dead task (of one queue)", body=QUEUE_FILTER,
-              body_required=False, responses={200: OBJECT})
+@routes.route("POST", "/api/dead/purge", tag="dead", body=DEAD_PURGE, body_required=False,
+              responses={200: PURGE_RESULT},
+              summary='Delete the dead tasks of one queue ({"queue": ...}) or of all ({"all": true}); '
+                      '"dry_run": true counts them instead')
 async def purge_dead(body: dict[str, Any]) -> Response:
-    n = await current_runtime().inspector.purge_dead(body.get("queue"))
-    return json_response({"purged": n})
+    rt, queue = current_runtime(), body.get("queue")
+    if queue is None and body.get("all") is not True:
+        raise invalid("all", 'give "all": true to purge the dead tasks of every queue, '
+                             'or "queue" to purge one queue\'s')
+    if body.get("dry_run"):
+        n = await rt.inspector.count_dead(queue)
+        return json_response({"purged": 0, "would_purge": n, "dry_run": True})
+    return json_response({"purged": await rt.inspector.purge_dead(queue)})
+
+
+@routes.route("GET", "/api/types/stats", tag="types", query=TYPE_STATS_QUERY, responses={200: TYPE_STATS},
+              summary="Per task type: count, success rate, runtime and queue-wait p50/p95/p99, overall "
+                      "and over time, from the newest tasks of the window (sampled)")
+async def type_stats(query: dict[str, Any]) -> Response:
+    rt = current_runtime()
+    end = rt.broker.clock()
+    start = end - query["minutes"] * 60
+    samples, complete = await rt.inspector.samples(start, query["sample"])
+    if query.get("type"):
+        samples = [s for s in samples if s.type == query["type"]]
+    return json_response(summarize(samples, start, end, complete))
 
 
 @routes.route("GET", "/api/workers", summary="Registered workers (stale ones flagged)",

@@ -1,4 +1,5 @@
-"""``/api/tasks``: enqueue (one or a batch), list, read, cancel, retry, delete."""
+"""``/api/tasks``: enqueue (one or a batch), list and search, read, cancel,
+retry, delete, and bulk actions."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from quart import Response
 
 from ..config import Settings
 from ..queue import EnqueueRequest
+from ..queue.search import SCAN_LIMIT, TaskFilter
 from ..runtime.runtime import Runtime
 from ..runtime.task_types import Item
 from ..task import Task
+from . import bulk
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Routes
 from .schemas import (
@@ -20,10 +23,11 @@ from .schemas import (
     TASK,
     TASK_BATCH,
     TASK_CREATE,
-    TASK_LIST_QUERY,
     TASK_PAGE,
     parse_datetime,
+    parse_timestamp,
 )
+from .schemas_ops import BULK_RESULT, MAX_BULK, TASK_BULK, TASK_SEARCH_QUERY
 from .state import current_runtime
 
 ENVELOPE = 64 * 1024  # room for a task's other fields around its payload
@@ -48,7 +52,7 @@ def to_item(item: dict[str, Any], max_payload: int, field: str = "") -> Item:
     run_at = item.get("run_at")
     if isinstance(run_at, str):
         # valid: the schema checked the format; a time before 1970 is simply past
-        run_at = max(0.0, parse_datetime(run_at))
+        run_at = max(0.0, parse_datetime(run_at) or 0.0)
     options: dict[str, Any] = {
         "delay": float(item["schedule_in"]) if "schedule_in" in item else None,
         "run_at": float(run_at) if run_at is not None else None,
@@ -92,6 +96,11 @@ def batch_body_limit(settings: Settings) -> int:
     return max(16 * settings.max_payload_bytes, 32 << 20)
 
 
+def bulk_body_limit(settings: Settings) -> int:
+    """Largest body of ``POST /api/tasks/bulk``: 10,000 ids of the longest kind."""
+    return MAX_BULK * 300 + ENVELOPE
+
+
 async def _requests(rt: Runtime, items: list[Item], prefix: str) -> list[EnqueueRequest]:
     """The requests with their types' defaults (the handler's here, else the
     live workers'), each checked by the broker before anything is written,
@@ -122,7 +131,20 @@ async def _enqueue(rt: Runtime, requests: list[EnqueueRequest], field: str) -> l
     try:
         return await rt.broker.enqueue_many(requests)
     except ValueError as exc:  # checks that need the store: parents exist, ids free
-        raise invalid(field or "task", str(exc)) from None
+        message = str(exc)
+        if message.startswith("depends_on:"):
+            raise invalid(await _missing_parent(rt, requests, field),
+                          message.removeprefix("depends_on:").strip()) from None
+        raise invalid(field or "task", message) from None
+
+
+async def _missing_parent(rt: Runtime, requests: list[EnqueueRequest], field: str) -> str:
+    """The field naming a parent that does not exist (``depends_on``, or
+    ``tasks[i].depends_on`` in a batch); read again only on this error path."""
+    for i, req in enumerate(requests):
+        if req.depends_on and None in await rt.inspector.get_many(list(req.depends_on)):
+            return f"{field}[{i}].depends_on" if field else "depends_on"
+    return f"{field}.depends_on" if field else "depends_on"  # the parent vanished since: still that field
 
 
 @routes.route("POST", "/api/tasks", summary="Enqueue a task", tag="tasks",
@@ -160,11 +182,22 @@ async def create_batch(body: dict[str, Any]) -> Response:
     return json_response(out, 201)
 
 
-@routes.route("GET", "/api/tasks", summary="List tasks, newest first", tag="tasks",
-              query=TASK_LIST_QUERY, responses={200: TASK_PAGE})
+@routes.route("GET", "/api/tasks", tag="tasks", query=TASK_SEARCH_QUERY, responses={200: TASK_PAGE},
+              summary=f"List and search tasks, newest first (a call walks at most {SCAN_LIMIT:,} "
+                      "index entries; next_cursor goes on)")
 async def list_tasks(query: dict[str, Any]) -> Response:
-    return await list_page(current_runtime(), status=query.get("status"), type=query.get("type"),
-                           queue=query.get("queue"), limit=query["limit"], cursor=query.get("cursor"))
+    return await list_page(current_runtime(), where=search_filter(query), limit=query["limit"],
+                           cursor=query.get("cursor"))
+
+
+def search_filter(values: dict[str, Any]) -> TaskFilter:
+    """The TaskFilter of validated query parameters or bulk filter fields."""
+    times = {}
+    for name in ("created_after", "created_before"):
+        v = values.get(name)
+        times[name] = (parse_timestamp(v) if isinstance(v, str) else v) if v is not None else None
+    return TaskFilter(values.get("status"), values.get("type"), values.get("queue"), values.get("id_prefix"),
+                      values.get("search"), **times)
 
 
 @routes.route("GET", "/api/tasks/{id}", summary="One task with its attempts", tag="tasks",
@@ -185,15 +218,17 @@ async def cancel(id: str) -> Response:
     return json_response((await _load(rt, id)).to_json())
 
 
-@routes.route("POST", "/api/tasks/{id}/retry", summary="Run a dead or cancelled task again",
-              tag="tasks", responses={200: TASK, 404: None, 409: None})
+@routes.route("POST", "/api/tasks/{id}/retry", tag="tasks", responses={200: TASK, 404: None, 409: None},
+              summary="Run an ended task (dead, cancelled or succeeded) again: a new attempt "
+                      "with a fresh retry budget")
 async def retry(id: str) -> Response:
     rt = current_runtime()
     task = await _load(rt, id)
-    if task.status.value not in ("dead", "cancelled") or not await rt.inspector.requeue(id):
+    if not task.status.terminal or not await rt.inspector.requeue(id):
         task = await _load(rt, id)
         raise ApiError(409, "conflict",
-                       f"only dead or cancelled tasks can be retried; task {id!r} is {task.status.value}",
+                       f"only ended tasks (dead, cancelled or succeeded) can run again; "
+                       f"task {id!r} is {task.status.value}",
                        {"id": id, "status": task.status.value})
     return json_response((await _load(rt, id)).to_json())
 
@@ -207,10 +242,36 @@ async def delete(id: str) -> Response:
     return json_response({"id": id, "deleted": True})
 
 
-async def list_page(rt: Runtime, **filters: Any) -> Response:
-    """One page of ``rt.inspector.list``; a foreign cursor is a 400 naming it."""
+@routes.route("POST", "/api/tasks/bulk", tag="tasks", body=TASK_BULK, body_limit=bulk_body_limit,
+              responses={200: BULK_RESULT},
+              summary=f"Cancel, retry or delete up to {MAX_BULK:,} tasks named by id or found by a "
+                      "listing filter; answers how many were done and which failed")
+async def bulk_action(body: dict[str, Any]) -> Response:
+    rt, action = current_runtime(), body["action"]
+    if "ids" in body:
+        tasks, failed = await bulk.by_ids(rt, body["ids"])
+        matched, cursor = len(tasks) + len(failed), None
+    elif body.get("filter"):
+        try:
+            tasks, cursor = await bulk.by_filter(rt, search_filter(body["filter"]),
+                                                 body.get("limit", MAX_BULK), body.get("cursor"))
+        except ValueError as exc:
+            raise invalid("cursor", str(exc)) from None
+        matched, failed = len(tasks), []
+    else:
+        raise invalid("ids", "give ids (a list of task ids) or filter (at least one condition: status, "
+                             "type, queue, id_prefix, search, created_after, created_before)")
+    done, refused = await bulk.apply(rt, action, tasks)
+    return json_response(bulk.answer(action, matched, done, failed + refused, cursor))
+
+
+async def list_page(rt: Runtime, *, where: TaskFilter, limit: int, cursor: str | None) -> Response:
+    """One page of ``rt.inspector.find``; a foreign cursor is a 400 naming it.
+    Items are abbreviated (the last attempt only, no children or webhook
+    deliveries) and say so."""
     try:
-        page = await rt.inspector.list(**filters)
+        page = await rt.inspector.find(where, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise invalid("cursor", str(exc)) from None
-    return json_response({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+    return json_response({"tasks": [{**t.to_json(), "abbreviated": True} for t in page.tasks],
+                          "next_cursor": page.next_cursor})

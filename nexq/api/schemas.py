@@ -28,10 +28,12 @@ from ..queue.requests import (
     MAX_TYPE,
     MAX_UNIQUE_KEY,
     QUEUE_PATTERN,
-    SOLID_CHAR,
+    TYPE_PATTERN,
+    TYPE_RULE,
     WEBHOOK_PATTERN,
+    WEBHOOK_RULE,
 )
-from ..task import Status
+from ..task import PRIORITY_TEXT, Status
 
 JsonSchema = dict[str, Any]
 
@@ -41,20 +43,23 @@ MAX_LIST_LIMIT = 500
 # The bounds and patterns are make_spec's (nexq.queue.requests), so a request
 # the Python API refuses is refused here too, and the other way round. A
 # "solid" character is whitespace neither to ECMA-262 (clients' schema
-# tools) nor to Python.
+# tools) nor to Python. ``x-expected`` (an OpenAPI extension) is what an
+# error message says a value failing ``pattern`` must be, when the
+# description does not read as that.
 TASK_TYPE: JsonSchema = {
-    "type": "string", "minLength": 1, "maxLength": MAX_TYPE, "pattern": SOLID_CHAR,
-    "description": "a handler name containing a non-space character",
+    "type": "string", "minLength": 1, "maxLength": MAX_TYPE, "pattern": TYPE_PATTERN,
+    "description": f"the handler's name: {TYPE_RULE}", "x-expected": TYPE_RULE,
 }
 QUEUE_NAME: JsonSchema = {
     "type": "string", "minLength": 1, "maxLength": MAX_QUEUE, "pattern": QUEUE_PATTERN,
     "description": "a queue name without whitespace, ':', '|', ',', '*', '/', '?', '#' or '%'",
 }
 PRIORITY: JsonSchema = {
-    "description": "0-9 (9 runs first) or low/normal/high",
+    "description": "0-9 (9 runs first), also as a string (\"7\"), or low/normal/high in any case",
     "oneOf": [
         {"type": "integer", "minimum": 0, "maximum": 9},
-        {"type": "string", "enum": ["low", "normal", "high"]},
+        {"type": "string", "pattern": PRIORITY_TEXT,
+         "x-expected": "a digit 0-9 or low/normal/high (any case)"},
     ],
 }
 RUN_AT: JsonSchema = {
@@ -85,7 +90,7 @@ TASK_CREATE: JsonSchema = {
         "unique_key": {"type": "string", "minLength": 1, "maxLength": MAX_UNIQUE_KEY,
                        "description": "while a live task holds this key, enqueueing returns it"},
         "webhook": {"type": "string", "maxLength": 2048,
-                    "pattern": WEBHOOK_PATTERN,
+                    "pattern": WEBHOOK_PATTERN, "x-expected": WEBHOOK_RULE,
                     "description": "URL notified (signed POST) when the task succeeds or dies; "
                                    "loopback, private and link-local targets are refused (400) "
                                    "unless the server allows them"},
@@ -155,16 +160,29 @@ TASK: JsonSchema = {
         "status": {"type": "string", "enum": [s.value for s in Status]},
         "attempt": {"type": "integer"}, "max_retries": {"type": "integer"},
         "timeout": _NUM_OR_NULL, "unique_key": {"type": ["string", "null"]},
-        "created_at": {"type": "number"}, "scheduled_at": _NUM_OR_NULL,
+        "created_at": {"type": "number"},
+        "scheduled_at": {**_NUM_OR_NULL, "description":
+                         "scheduled or retrying: when it (its next attempt) is due; otherwise when it "
+                         "was first due (its run_at, kept after it ran), null if it was to run at once"},
         "started_at": _NUM_OR_NULL, "finished_at": _NUM_OR_NULL,
         "result": {}, "progress": {"type": ["object", "null"]},
         "error": {"type": ["object", "null"]}, "attempts": {"type": "array", "items": {"type": "object"}},
     },
 }
+# A listed task: the shape of TASK, abbreviated (GET /api/tasks/{id} has it whole).
+TASK_ITEM: JsonSchema = {
+    **TASK,
+    "required": [*TASK["required"], "abbreviated"],
+    "properties": {**TASK["properties"], "abbreviated": {
+        "type": "boolean", "const": True,
+        "description": "always true in a listing: attempts holds only the last attempt, children and "
+                       "webhook_deliveries are empty; GET /api/tasks/{id} has them all"}},
+}
 TASK_PAGE: JsonSchema = {
     "type": "object",
     "required": ["tasks", "next_cursor"],
-    "properties": {"tasks": {"type": "array", "items": TASK}, "next_cursor": {"type": ["integer", "string", "null"]}},
+    "properties": {"tasks": {"type": "array", "items": TASK_ITEM},
+                   "next_cursor": {"type": ["integer", "string", "null"]}},
 }
 OBJECT: JsonSchema = {"type": "object"}
 OBJECT_LIST: JsonSchema = {"type": "array", "items": {"type": "object"}}
@@ -292,9 +310,13 @@ def _check_string(schema: JsonSchema, value: str, field: str, out: list[Issue]) 
         out.append(Issue(field, f"must be at most {schema['maxLength']} characters"))
         return
     if "pattern" in schema and not _regex(schema["pattern"]).search(value):
-        out.append(Issue(field, f"must be {schema.get('description', 'of the documented form')}"))
+        expected = schema.get("x-expected") or schema.get("description", "of the documented form")
+        out.append(Issue(field, f"must be {expected}"))
+        return
     if schema.get("format") == "date-time" and parse_datetime(value) is None:
         out.append(Issue(field, "must be an ISO-8601 date-time, e.g. 2030-01-31T12:00:00Z"))
+    if schema.get("format") == "timestamp" and parse_timestamp(value) is None:
+        out.append(Issue(field, "must be unix seconds or an ISO-8601 date-time, e.g. 2030-01-31T12:00:00Z"))
 
 
 def _check_object(schema: JsonSchema, value: dict[str, Any], field: str, out: list[Issue]) -> None:
@@ -334,6 +356,14 @@ def parse_datetime(text: str) -> float | None:
         return dt.timestamp()
     except (OverflowError, ValueError):
         return None
+
+
+def parse_timestamp(text: str) -> float | None:
+    """Unix seconds given as a number (``"1767225600"``) or an ISO-8601
+    date-time (UTC if no offset); None if it is neither."""
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", text):
+        return float(text)
+    return parse_datetime(text)
 
 
 def parse_query(

@@ -31,7 +31,7 @@ from .errors import (
     UsageError,
 )
 
-RETRYABLE = (Status.DEAD.value, Status.CANCELLED.value)
+RETRYABLE = (Status.DEAD.value, Status.CANCELLED.value, Status.SUCCEEDED.value)  # ended: run again
 
 
 class Client(Protocol):
@@ -69,7 +69,8 @@ def not_found(task_id: str) -> NotFound:
 def wrong_state(action: str, task_id: str, status: str) -> CliError:
     if action == "cancel":
         return CliError(f"cannot cancel task {task_id!r}: it already ended {status}")
-    return CliError(f"cannot retry task {task_id!r}: it is {status}; only dead or cancelled tasks can be retried")
+    return CliError(f"cannot retry task {task_id!r}: it is {status}; "
+                    "only ended tasks (dead, cancelled or succeeded) can run again")
 
 
 class StoreClient:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..task import Task
 from .gather import gather
 from .inspect import Inspector, Page
+from .samples import Sample
+from .search import SCAN_LIMIT, TaskFilter
 
 if TYPE_CHECKING:
     from .cluster import ClusterBroker
@@ -49,16 +51,23 @@ class ClusterInspector:
         return out
 
     async def list(self, *, status: str | None = None, type: str | None = None, queue: str | None = None,
-                   limit: int = 50, cursor: int | str | None = None) -> Page:
+                   limit: int = 50, cursor: int | str | None = None, id_prefix: str | None = None,
+                   text: str | None = None, created_after: float | None = None,
+                   created_before: float | None = None) -> Page:
         """Newest first across nodes (by creation time); see the module
         docstring for the cursor. Raises ValueError for a malformed cursor."""
+        where = TaskFilter(status, type, queue, id_prefix, text, created_after, created_before)
+        return await self.find(where, limit=limit, cursor=cursor)
+
+    async def find(self, where: TaskFilter, *, limit: int = 50, cursor: int | str | None = None,
+                   walk: int = SCAN_LIMIT) -> Page:
+        """:meth:`Inspector.find` on every node, merged (``walk`` per node)."""
         n = len(self.parts)
         starts = _parse_cursor(cursor, n)
         live = [i for i in range(n) if starts[i] != 0]
 
         async def page(i: int) -> Page:
-            return await self.parts[i].list(status=status, type=type, queue=queue,
-                                            limit=limit, cursor=starts[i])
+            return await self.parts[i].find(where, limit=limit, cursor=starts[i], walk=walk)
 
         pages = dict(zip(live, await gather(page, live)))
         # A k-way merge of the nodes' pages, newest head first: what it takes
@@ -82,6 +91,12 @@ class ClusterInspector:
                 nxt[i] = taken[-1].spec.seq - 1 or 0
         more = any(c != 0 for c in nxt)
         return Page([t for t, _ in merged], ".".join("" if c is None else str(c) for c in nxt) if more else None)
+
+    async def samples(self, since: float, limit: int) -> tuple[builtins.list[Sample], bool]:
+        """The newest ``limit`` of every node's samples; complete if each node's were."""
+        per_node = await gather(lambda p: p.samples(since, limit), self.parts)
+        merged = sorted((s for part, _ in per_node for s in part), key=lambda s: -s.created_at)
+        return merged[:limit], all(done for _, done in per_node) and len(merged) <= limit
 
     async def queues(self) -> builtins.list[str]:
         return sorted(set().union(*await self.cluster.held(fresh=True)))
@@ -125,8 +140,10 @@ class ClusterInspector:
         return out
 
     async def pause(self, queue: str) -> None:
-        """Paused on every node, so tasks still draining from an old node pause too."""
-        await gather(lambda p: p.pause(queue), self.parts)
+        """Paused on every node, so tasks still draining from an old node pause
+        too; listed on its ring node (a queue paused before its first task shows)."""
+        home = self.cluster.node_of(queue)
+        await gather(lambda i: self.parts[i].pause(queue, register=i == home), range(len(self.parts)))
 
     async def resume(self, queue: str) -> None:
         await gather(lambda p: p.resume(queue), self.parts)
@@ -141,6 +158,9 @@ class ClusterInspector:
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return sum(await gather(lambda p: p.purge_dead(queue), self.parts))
+
+    async def count_dead(self, queue: str | None = None) -> int:
+        return sum(await gather(lambda p: p.count_dead(queue), self.parts))
 
     async def requeue_dead(self, queue: str | None = None) -> int:
         return sum(await gather(lambda p: p.requeue_dead(queue), self.parts))

@@ -28,13 +28,13 @@ from ..task import Attempt, Outcome, Status, Task
 from .counts import TERMINAL, total
 from .lanes import PRIORITIES, Ref, push
 from .outcomes import lease_holder
+from .samples import Sample, recent
+from .search import SCAN_CHUNK, SCAN_LIMIT, TaskFilter
 from .workflow import children
 
 if TYPE_CHECKING:
     from .node import NodeBroker
 
-SCAN_CHUNK = 200
-SCAN_LIMIT = 5_000  # index entries one list call may walk before returning a cursor
 # cnt:{q}:{state}: tasks waiting for their time now; the rest lifetime totals
 LIFETIME = (State.SCHEDULED.value, *TERMINAL, "failed")
 
@@ -102,9 +102,21 @@ class Inspector:
         return out
 
     async def list(self, *, status: str | None = None, type: str | None = None, queue: str | None = None,
-                   limit: int = 50, cursor: int | str | None = None) -> Page:
-        """Tasks newest first, filtered; ``next_cursor`` continues the walk.
+                   limit: int = 50, cursor: int | str | None = None, id_prefix: str | None = None,
+                   text: str | None = None, created_after: float | None = None,
+                   created_before: float | None = None) -> Page:
+        """Tasks newest first, filtered (see :class:`~nexq.queue.search.TaskFilter`);
+        ``next_cursor`` continues the walk, which covers at most
+        :data:`~nexq.queue.search.SCAN_LIMIT` index entries per call.
         Raises ValueError for a cursor that is not one of this store's."""
+        where = TaskFilter(status, type, queue, id_prefix, text, created_after, created_before)
+        return await self.find(where, limit=limit, cursor=cursor)
+
+    async def find(self, where: TaskFilter, *, limit: int = 50, cursor: int | str | None = None,
+                   walk: int = SCAN_LIMIT) -> Page:
+        """Up to ``limit`` tasks matching ``where``, newest first, walking at
+        most about ``walk`` index entries; ``next_cursor`` (None at the end of
+        the index) continues. Raises ValueError for a foreign cursor."""
         if isinstance(cursor, str):
             if not cursor.isdigit():
                 raise ValueError(f"cursor {cursor!r} is not a cursor of this store: "
@@ -113,24 +125,30 @@ class Inspector:
         top = cursor if cursor is not None else int(await self.store.get(self.keys.seq) or 0)
         found: builtins.list[Task] = []
         walked, n = 0, top
-        while n > 0 and len(found) < limit and walked < SCAN_LIMIT:
-            lo = max(0, n - SCAN_CHUNK)
-            ids_raw = await self.store.mget([self.keys.index(i) for i in range(n, lo, -1)])
-            ids = [r.decode() for r in ids_raw if r is not None]
-            for t in await self._load(ids):
-                if t is None or len(found) >= limit:
-                    continue
-                if status and t.status.value != status:
-                    continue
-                if (type and t.spec.type != type) or (queue and t.spec.queue != queue):
-                    continue
-                found.append(t)
+        while n > 0 and len(found) < limit and walked < walk:
+            lo, chunk = await self.chunk(n)
+            for t in chunk:
+                if len(found) < limit and where.matches(t):
+                    found.append(t)
             if len(found) >= limit:
                 n = found[-1].spec.seq - 1
                 break
             walked += n - lo
-            n = lo
+            n = 0 if where.past(chunk) else lo
         return Page(found, n if n > 0 else None)
+
+    async def chunk(self, n: int, detail: bool = False) -> tuple[int, builtins.list[Task]]:
+        """The tasks at index positions ``n`` down to (not including) the
+        returned low position (:data:`~nexq.queue.search.SCAN_CHUNK` of
+        them), newest first; ``detail``: every attempt, as :meth:`get`."""
+        lo = max(0, n - SCAN_CHUNK)
+        ids_raw = await self.store.mget([self.keys.index(i) for i in range(n, lo, -1)])
+        ids = [r.decode() for r in ids_raw if r is not None]
+        return lo, [t for t in await self._load(ids, detail) if t is not None]
+
+    async def samples(self, since: float, limit: int) -> tuple[builtins.list[Sample], bool]:
+        """Recent tasks reduced for per-type figures (see :mod:`nexq.queue.samples`)."""
+        return await recent(self, since, limit)
 
     async def queues(self) -> builtins.list[str]:
         raw = await self.store.get(self.keys.queues) or b""
@@ -187,21 +205,26 @@ class Inspector:
             for i, m in enumerate(mins)
         ]
 
-    async def pause(self, queue: str) -> None:
+    async def pause(self, queue: str, register: bool = True) -> None:
+        """Workers stop claiming from ``queue``. ``register``: list the queue
+        here even before its first task, so a queue paused in advance shows."""
         await self.store.set(self.keys.paused(queue), b"1")
+        if register:  # the producer's registry: the one place queues are listed from
+            await self.node.producer._register_queues({queue})
 
     async def resume(self, queue: str) -> None:
         await self.store.delete(self.keys.paused(queue))
 
     async def requeue(self, task_id: str) -> bool:
-        """Run a dead or cancelled task again as a new attempt (pending).
-        False if the task is unknown or not dead/cancelled."""
+        """Run an ended task (dead, cancelled, or succeeded: run it again)
+        as a new attempt (pending) with a fresh retry budget. False if the
+        task is unknown or has not ended."""
         k = self.keys
         spec_raw, cur_raw = await self.store.mget([k.spec(task_id), k.cur(task_id)])
         if spec_raw is None or cur_raw is None:
             return False
         a, state, at, _ = decode_cur(cur_raw)
-        if state not in (State.DEAD, State.CANCELLED):
+        if state not in TERMINAL_STATES:
             return False
         # rq (requeue or delete of attempt a): only its winner moves the task
         # out of its terminal state, and out of its count.
@@ -251,6 +274,14 @@ class Inspector:
         """Delete every dead task (of ``queue``); returns how many."""
         return await self._each_dead(queue, self.delete)
 
+    async def count_dead(self, queue: str | None = None) -> int:
+        """How many dead tasks (of ``queue``) :meth:`purge_dead` would delete now."""
+
+        async def count(task_id: str) -> bool:
+            return True
+
+        return await self._each_dead(queue, count)
+
     async def requeue_dead(self, queue: str | None = None) -> int:
         """Run every dead task (of ``queue``) again; returns how many."""
         return await self._each_dead(queue, self.requeue)
@@ -298,7 +329,9 @@ def _derive(
         status = Status(state)
     started = attempts[-1].started_at if attempts else None
     finished = at if status.terminal else None
-    scheduled = at if status in (Status.SCHEDULED, Status.RETRYING) else None
+    # Waiting: when it is due; otherwise when it was first due (history),
+    # None for a task that was to run at once.
+    scheduled = at if status in (Status.SCHEDULED, Status.RETRYING) else spec.run_at
     if not detail:
         attempts = attempts[-1:]
     return Task(

@@ -27,8 +27,14 @@ from .context import WebhookPolicy
 # whitespace neither to ECMA-262 (clients' schema tools) nor to Python.
 NOT_SOLID = r"\s\u001c-\u001f\u0085\ufeff"
 SOLID_CHAR = f"[^{NOT_SOLID}]"
+# Control characters (C0, DEL, C1) and line separators: never in a type,
+# where they would break log lines, metrics labels and the dashboard.
+CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
+TYPE_PATTERN = f"^[^{CONTROL}]*[^{NOT_SOLID}{CONTROL}][^{CONTROL}]*$"
+TYPE_RULE = "a name with a non-space character and no control characters (newline, tab, ...)"
 QUEUE_PATTERN = f"^[^{NOT_SOLID}:|,*/?#%]+$"
 WEBHOOK_PATTERN = "^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$"
+WEBHOOK_RULE = "an http(s) URL with a host name or address"
 MAX_TYPE = 200
 MAX_QUEUE = 100
 MAX_RETRIES = 1000
@@ -38,7 +44,7 @@ MAX_RUN_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_UNIQUE_KEY = 1024
 MAX_PARENTS = 1000
 MAX_TASK_ID = 256
-_SOLID_RE = re.compile(SOLID_CHAR)
+_TYPE_RE = re.compile(TYPE_PATTERN[:-1] + r"\Z")
 _QUEUE_RE = re.compile(QUEUE_PATTERN[:-1] + r"\Z")  # ECMA's final $ is the end of input
 _WEBHOOK_RE = re.compile(WEBHOOK_PATTERN[:-1] + r"\Z")
 
@@ -146,7 +152,7 @@ def _check_fields(req: EnqueueRequest) -> None:
     is make_spec's); raises ValueError naming the first bad one."""
     names = (req.type, req.queue)
     if type(req.type) is not str or type(req.queue) is not str or names not in _GOOD_NAMES:
-        _name("type", req.type, MAX_TYPE, _SOLID_RE, "a string with a non-space character")
+        _name("type", req.type, MAX_TYPE, _TYPE_RE, TYPE_RULE)
         _name("queue", req.queue, MAX_QUEUE, _QUEUE_RE,
               "a name without whitespace, ':', '|', ',', '*', '/', '?', '#' or '%'")
         if len(_GOOD_NAMES) < 10_000:
@@ -170,7 +176,7 @@ def _check_fields(req: EnqueueRequest) -> None:
     if type(req.retry) is not RetryPolicy:
         raise ValueError(f"retry must be a nexq RetryPolicy, not {req.retry!r}")
     if req.webhook is not None and (type(req.webhook) is not str or not _WEBHOOK_RE.search(req.webhook)):
-        raise ValueError(f"webhook must be an http(s) URL with a host name or address, not {req.webhook!r}")
+        raise ValueError(f"webhook must be {WEBHOOK_RULE}, not {req.webhook!r}")
     if req.on_parent_failure != "cancel" and req.on_parent_failure != "run":
         raise ValueError("on_parent_failure must be 'cancel' or 'run'")
     if type(req.depends_on) is not tuple or req.depends_on:  # () is the default

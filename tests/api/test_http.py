@@ -11,7 +11,8 @@ from quart.typing import TestClientProtocol as Client
 
 from nexq.api import create_app
 from nexq.api.app import find_static_dir
-from nexq.api.schemas import TASK_BATCH, TASK_CREATE, TASK_LIST_QUERY
+from nexq.api.schemas import TASK_BATCH, TASK_CREATE
+from nexq.api.schemas_ops import TASK_SEARCH_QUERY
 from nexq.runtime.runtime import Runtime
 
 from .conftest import error_of
@@ -124,7 +125,7 @@ async def test_openapi_documents_the_validating_schemas(client: Client) -> None:
         ("/api/tasks/{id}", "delete"), ("/api/queues", "get"), ("/api/queues/{name}/pause", "post"),
         ("/api/queues/{name}/resume", "post"), ("/api/dead", "get"), ("/api/dead/requeue", "post"),
         ("/api/dead/purge", "post"), ("/api/workers", "get"), ("/api/stats", "get"), ("/api/cron", "get"), ("/api/types", "get"), ("/api/nodes", "get"),
-        ("/api/events", "get"), ("/healthz", "get"), ("/metrics", "get"),
+        ("/api/tasks/bulk", "post"), ("/api/types/stats", "get"), ("/api/events", "get"), ("/healthz", "get"), ("/metrics", "get"),
     }
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
     def body_of(path: str) -> dict[str, object]:
@@ -132,7 +133,7 @@ async def test_openapi_documents_the_validating_schemas(client: Client) -> None:
 
     assert body_of("/api/tasks") == TASK_CREATE and body_of("/api/tasks/batch") == TASK_BATCH
     params = {p["name"]: p["schema"] for p in paths["/api/tasks"]["get"]["parameters"]}
-    assert params == TASK_LIST_QUERY
+    assert params == TASK_SEARCH_QUERY
     assert "413" in paths["/api/tasks"]["post"]["responses"]
     assert "security" not in paths["/api/tasks"]["post"]  # no token configured
 

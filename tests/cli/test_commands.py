@@ -49,7 +49,7 @@ def test_list_show_cancel_retry_say_what_happened(resp_url: str, prefix: str) ->
     line = one_line_error(nexq("tasks", "list", t["id"], *s), 2)
     assert f"nexq tasks show {t['id']}" in line
     line = one_line_error(nexq("tasks", "retry", t["id"], *s), 1)
-    assert "it is pending; only dead or cancelled tasks can be retried" in line
+    assert "it is pending; only ended tasks (dead, cancelled or succeeded) can run again" in line
     r = nexq("tasks", "cancel", t["id"], *s)
     assert r.returncode == 0 and "cancelled" in r.stdout
     line = one_line_error(nexq("tasks", "cancel", t["id"], *s), 1)
