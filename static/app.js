@@ -14,6 +14,7 @@ import * as nodes from './js/views/nodes.js';
 import * as dead from './js/views/dead.js';
 import * as cron from './js/views/cron.js';
 import * as types from './js/views/types.js';
+import * as metrics from './js/views/metrics.js';
 import * as newTask from './js/views/newtask.js';
 
 const ROUTES = [
@@ -26,6 +27,7 @@ const ROUTES = [
   { re: /^dead$/, nav: 'dead', title: 'Dead letters', view: dead },
   { re: /^cron$/, nav: 'cron', title: 'Cron', view: cron },
   { re: /^types$/, nav: 'types', title: 'Types', view: types },
+  { re: /^metrics$/, nav: 'metrics', title: 'Metrics', view: metrics },
   { re: /^new$/, nav: 'new', title: 'New task', view: newTask },
 ];
 

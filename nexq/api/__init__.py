@@ -4,11 +4,13 @@ Routes (JSON; errors are ``{"error": {"code", "message", "details"}}``;
 ``/api/*`` and ``/metrics`` need ``Authorization: Bearer`` when
 ``api_token`` is set; ``/openapi.json`` documents every one):
 
-- tasks: ``POST /api/tasks``, ``POST /api/tasks/batch``, ``GET /api/tasks``,
-  ``GET|DELETE /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel|retry``
+- tasks: ``POST /api/tasks``, ``POST /api/tasks/batch``, ``GET /api/tasks``
+  (list and search), ``GET|DELETE /api/tasks/{id}``,
+  ``POST /api/tasks/{id}/cancel|retry``, ``POST /api/tasks/bulk``
 - admin: ``GET /api/queues``, ``POST /api/queues/{name}/pause|resume``,
   ``GET /api/dead``, ``POST /api/dead/requeue|purge``, ``GET /api/workers``,
-  ``GET /api/stats``, ``GET /api/cron``, ``GET /api/events`` (SSE)
+  ``GET /api/stats``, ``GET /api/cron``, ``GET /api/types``,
+  ``GET /api/types/stats``, ``GET /api/nodes``, ``GET /api/events`` (SSE)
 - open: ``GET /healthz``, ``GET /openapi.json``, ``/`` and ``/static/*``
 - ``GET /metrics``: Prometheus text
 """

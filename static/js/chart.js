@@ -99,7 +99,8 @@ function axes(ctx, w, hgt, scale, color) {
 }
 
 /**
- * Live per-second chart. data: {now, window (s), series: [{values:[{t, v}], color: '--css-var'}]}
+ * Live per-second chart. data: {now, window (s), series: [{values:[{t, v}], color: '--css-var',
+ * fill, dots}], step (s between time labels, optional)}
  */
 export function lineChart(canvas) {
   return new CanvasChart(canvas, (ctx, w, hgt, data, color) => {
@@ -118,9 +119,10 @@ export function lineChart(canvas) {
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
     ctx.fillStyle = color('--chart-text');
-    const step = span >= 120 ? 60 : 30;
-    for (let ago = span; ago >= 0; ago -= step) {
-      ctx.fillText(ago === 0 ? 'now' : `−${ago >= 60 ? `${ago / 60} min` : `${ago} s`}`, Math.min(Math.max(X(now - ago), PAD.left + 14), w - PAD.right - 12), hgt - PAD.bottom + 6);
+    const step = data.step ?? (span >= 120 ? 60 : 30);
+    const ago = (s) => (s >= 7200 ? `${s / 3600} h` : s >= 60 ? `${s / 60} min` : `${s} s`);
+    for (let s = span; s >= 0; s -= step) {
+      ctx.fillText(s === 0 ? 'now' : `−${ago(s)}`, Math.min(Math.max(X(now - s), PAD.left + 14), w - PAD.right - 12), hgt - PAD.bottom + 6);
     }
     ctx.save();
     ctx.beginPath();
@@ -128,8 +130,17 @@ export function lineChart(canvas) {
     ctx.clip();
     for (const s of series) {
       const pts = s.values.filter((p) => p.t >= x0 - 2);
-      if (pts.length < 2) continue;
       const stroke = color(s.color);
+      if (s.dots) {
+        // Sparse series (a point per interval, maybe one): each point shows.
+        ctx.fillStyle = stroke;
+        for (const p of pts) {
+          ctx.beginPath();
+          ctx.arc(X(p.t), Y(p.v), 3, 0, 2 * Math.PI);
+          ctx.fill();
+        }
+      }
+      if (pts.length < 2) continue;
       if (s.fill) {
         ctx.beginPath();
         ctx.moveTo(X(pts[0].t), Y(0));

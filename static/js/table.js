@@ -12,10 +12,12 @@ import { errorBox } from './ui.js';
 //   class  class of the header and of every cell ('num', 'num hide-narrow')
 //   td     class of the cells when it differs from the header's: a string or item => string
 //   th     more header attributes ({title: ...}), optional
+//   head   () => the header's content instead of title (a checkbox), optional
 //   attrs  item => more cell attributes ({title: ...}), optional
 //   cell   item => the cell's content: text, nodes or arrays of them (text stays text)
 
 function headCell(col) {
+  if (col.head) return h('th', { class: col.class, ...col.th }, col.head());
   return h('th', { class: col.class, ...col.th, text: col.title ?? '' });
 }
 
@@ -24,9 +26,25 @@ function bodyCell(col, item) {
   return h('td', { class: cls, ...(col.attrs ? col.attrs(item) : null) }, col.cell(item));
 }
 
-/** Wrap a table so that only it scrolls sideways on narrow screens. */
+/**
+ * Wrap a table so that only it scrolls sideways on narrow screens, and say
+ * so: while columns are out of sight the edge they hide behind is shaded
+ * (classes can-left / can-right) and a hint line shows above the table.
+ */
 function tableWrap(table) {
-  return h('div', { class: 'table-wrap' }, table);
+  const scroller = h('div', { class: 'table-scroller' }, table);
+  const wrap = h('div', { class: 'table-wrap' },
+    h('p', { class: 'scroll-hint', 'aria-hidden': 'true', text: 'More columns: scroll sideways ⇆' }), scroller);
+  const update = () => {
+    const max = scroller.scrollWidth - scroller.clientWidth;
+    wrap.classList.toggle('can-left', scroller.scrollLeft > 1);
+    wrap.classList.toggle('can-right', scroller.scrollLeft < max - 1);
+  };
+  scroller.addEventListener('scroll', update, { passive: true });
+  const observer = new ResizeObserver(update);
+  observer.observe(scroller);
+  observer.observe(table);
+  return wrap;
 }
 
 /**

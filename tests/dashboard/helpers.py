@@ -132,6 +132,7 @@ SHOWN = {
     "#/dead": "#dead-table tbody tr[data-id]",
     "#/cron": "#cron-table tbody tr[data-cron]",
     "#/types": "#types-table tbody tr[data-type]",
+    "#/metrics": "#metrics-table tbody tr[data-type]",
     "#/new": "#nt-submit",
 }
 

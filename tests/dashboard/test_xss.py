@@ -132,11 +132,11 @@ def test_task_values_are_displayed_never_executed(server: Server, browser: Any) 
         expect(rows).to_have_count(2 * len(PAYLOADS) + 1)
         shown_types = set(page.locator("#tasks-table td.type-cell").all_text_contents())
         assert set(PAYLOADS) <= shown_types
-        shown_queues = set(page.locator("#tasks-table td:nth-child(3)").all_text_contents())
+        shown_queues = set(page.locator("#tasks-table td:nth-child(4)").all_text_contents())  # after the tick box
         assert {p for p in PAYLOADS if QUEUE_OK.match(p)} <= shown_queues
         assert page.evaluate(SCAN) == []
 
-        for route in ("#/queues", "#/nodes", "#/dead", "#/workers", "#/cron"):
+        for route in ("#/queues", "#/nodes", "#/dead", "#/workers", "#/cron", "#/metrics"):
             go(page, route)
             wait_shown(page, route)
             assert page.evaluate(SCAN) == [], route

@@ -34,7 +34,8 @@ export function mount(main, route) {
   const purge = h('button', { type: 'button', class: 'btn btn-danger', id: 'dead-purge', text: 'Purge' });
   purge.addEventListener('click', async () => {
     if (!(await confirmAction('Purge dead letters?', `Every dead task of ${scope} is deleted for good.`, 'Purge', true))) return;
-    await runAction(purge, () => post('/api/dead/purge', body), (out) => `${out.purged} task(s) purged`);
+    // Without a queue the API wants "all" said out loud.
+    await runAction(purge, () => post('/api/dead/purge', queue ? { queue } : { all: true }), (out) => `${out.purged} task(s) purged`);
     page.refresh();
   });
 

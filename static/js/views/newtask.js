@@ -10,9 +10,12 @@ import { fill, h } from '../dom.js';
 import * as live from '../live.js';
 import { pageHeader, panel, taskHref, toast } from '../ui.js';
 
-const QUEUE_RE = /^[^\s\u001c-\u001f\u0085\ufeff:|,*]+$/;
+const QUEUE_RE = /^[^\s\u001c-\u001f\u0085\ufeff:|,*/?#%]+$/;
 const SOLID_RE = /[^\s\u001c-\u001f\u0085\ufeff]/;
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const WEBHOOK_RE = /^https?:\/\/[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(\/[!-~]*)?$/;
 const MAX_DELAY = 10 * 365 * 86400;
+const MAX_PARENTS = 1000;
 
 function field(id, label, input, hint) {
   const err = h('p', { class: 'field-error', id: `${id}-error`, role: 'alert', hidden: true });
@@ -58,6 +61,16 @@ export function mount(main, route) {
     timeout: field('nt-timeout', 'Timeout (seconds)', h('input', { name: 'timeout', type: 'number', min: '0', step: 'any', placeholder: 'handler default' })),
     unique: field('nt-unique', 'Unique key', h('input', { name: 'unique_key', maxlength: '1024', autocomplete: 'off', placeholder: 'none' }),
       'While a live task holds this key, enqueueing returns that task.'),
+    runAt: field('nt-run-at', 'Run at', h('input', { name: 'run_at', type: 'datetime-local', step: '1' }),
+      'Your local time; instead of a delay.'),
+    expires: field('nt-expires', 'Expires in (seconds)', h('input', { name: 'expires_in', type: 'number', min: '0', step: 'any', placeholder: 'never', inputmode: 'decimal' }),
+      'Cancelled if not started by then.'),
+    webhook: field('nt-webhook', 'Webhook URL', h('input', { name: 'webhook', type: 'url', maxlength: '2048', autocomplete: 'off', spellcheck: 'false', placeholder: 'https://example.com/hook' }),
+      'Notified (signed POST) when the task succeeds or dies.'),
+    parents: field('nt-depends', 'Waits for (task ids)', h('textarea', { name: 'depends_on', rows: '2', spellcheck: 'false', class: 'mono', placeholder: 'none' }),
+      'Ids separated by spaces, commas or lines: runs once they all succeed.'),
+    onFailure: field('nt-on-failure', 'If a parent fails', h('select', { name: 'on_parent_failure' },
+      h('option', { value: 'cancel', text: 'cancel this task' }), h('option', { value: 'run', text: 'run it anyway' }))),
   };
   const payloadStatus = h('p', { class: 'json-status', id: 'payload-status', 'aria-live': 'polite' });
   const formError = h('div', { class: 'error-box', role: 'alert', hidden: true });
@@ -65,7 +78,8 @@ export function mount(main, route) {
   const format = h('button', { type: 'button', class: 'btn btn-small', text: 'Format JSON' });
   const advanced = h('details', { class: 'advanced' },
     h('summary', { text: 'More options' }),
-    h('div', { class: 'form-grid' }, f.unique.wrap));
+    h('div', { class: 'form-grid' }, f.runAt.wrap, f.expires.wrap, f.unique.wrap, f.webhook.wrap),
+    h('div', { class: 'form-grid' }, f.parents.wrap, f.onFailure.wrap));
 
   // What the defaulted fields hold when no registered type is chosen (the
   // form's own starting values), and what the chosen type's defaults are.
@@ -124,7 +138,8 @@ export function mount(main, route) {
     const body = {};
     const type = f.type.input.value;
     const typeErr = !type ? 'Give a task type.' : type.length > 200 ? 'At most 200 characters.'
-      : !SOLID_RE.test(type) ? 'Needs a character other than spaces.' : null;
+      : CONTROL_RE.test(type) ? 'No control characters (newline, tab, …).'
+        : !SOLID_RE.test(type) ? 'Needs a character other than spaces.' : null;
     f.type.error(f.type.input.dataset.touched ? typeErr : null);
     if (typeErr) ok = false;
     body.type = type;
@@ -144,7 +159,7 @@ export function mount(main, route) {
 
     const queue = f.queue.input.value.trim();
     const queueErr = queue && (queue.length > 100 || !QUEUE_RE.test(queue))
-      ? 'No spaces, “:”, “|”, “,” or “*”; at most 100 characters.' : null;
+      ? 'No spaces, “:”, “|”, “,”, “*”, “/”, “?”, “#” or “%”; at most 100 characters.' : null;
     f.queue.error(queueErr);
     if (queueErr) ok = false;
     if (queue && queue !== baseline.queue) body.queue = queue;
@@ -162,9 +177,41 @@ export function mount(main, route) {
     }
     const unique = f.unique.input.value;
     if (unique) body.unique_key = unique;
+    ok = moreOptions(body) && ok;
     // Disabled while an error is on screen (an untouched empty type is not).
     submit.disabled = Boolean(form.querySelector('.field-error:not([hidden])'));
     return ok ? body : null;
+  }
+
+  /** The "More options" fields into `body`; false (errors shown) if one is wrong. */
+  function moreOptions(body) {
+    let ok = true;
+    const runAt = f.runAt.input.value ? new Date(f.runAt.input.value) : null;
+    const runAtErr = runAt && !Number.isFinite(runAt.getTime()) ? 'Not a date and time.'
+      : runAt && body.schedule_in !== undefined ? 'Give a delay or a time to run at, not both.' : null;
+    f.runAt.error(runAtErr);
+    if (runAtErr) ok = false;
+    else if (runAt) body.run_at = runAt.toISOString();
+    const expires = num(f.expires.input, { exclusive: true, max: MAX_DELAY });
+    f.expires.error(expires.error ? `This ${expires.error}.` : null);
+    if (expires.error) ok = false;
+    else if (expires.value !== undefined) body.expires_in = expires.value;
+    const hook = f.webhook.input.value.trim();
+    const hookErr = hook && !WEBHOOK_RE.test(hook) ? 'An http(s) URL with a host name or address.' : null;
+    f.webhook.error(hookErr);
+    if (hookErr) ok = false;
+    else if (hook) body.webhook = hook;
+    const parents = f.parents.input.value.split(/[\s,]+/).filter(Boolean);
+    const parentErr = parents.length > MAX_PARENTS ? `At most ${MAX_PARENTS} ids.`
+      : new Set(parents).size !== parents.length ? 'An id is given twice.'
+        : parents.some((p) => p.length > 256 || /[|:]/.test(p)) ? 'Not a task id (at most 256 characters, no “|” or “:”).' : null;
+    f.parents.error(parentErr);
+    if (parentErr) ok = false;
+    else if (parents.length) {
+      body.depends_on = parents;
+      if (f.onFailure.input.value !== 'cancel') body.on_parent_failure = f.onFailure.input.value;
+    }
+    return ok;
   }
 
   form.addEventListener('input', (ev) => {

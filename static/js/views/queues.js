@@ -6,7 +6,7 @@ import { get, post, queuePath } from '../api.js';
 import { fill, fmtNumber, fmtRate, h } from '../dom.js';
 import * as live from '../live.js';
 import { listPage, tableView } from '../table.js';
-import { pageHeader, runAction, statusBadge } from '../ui.js';
+import { pageHeader, runAction, statusBadge, toast } from '../ui.js';
 
 // Shown (and compared) as text, so float noise does not rebuild a row.
 const rateText = (r) => (r ? { succeeded: fmtRate(r.succeeded), dead: fmtRate(r.dead) } : null);
@@ -90,8 +90,36 @@ export function mount(main) {
     })), 'No queues yet: a queue appears with its first task.');
   });
 
+  // A queue with no task yet (say, before a deploy) can be paused in advance.
+  const pauseName = h('input', { id: 'pause-name', name: 'queue', placeholder: 'queue name', autocomplete: 'off', spellcheck: 'false', maxlength: '100', required: true });
+  const pauseError = h('p', { class: 'form-error', id: 'pause-error', role: 'alert', hidden: true });
+  const pauseSubmit = h('button', { type: 'submit', class: 'btn', id: 'pause-submit', text: 'Pause' });
+  const pauseForm = h('form', { class: 'pause-form', 'aria-label': 'Pause a queue' },
+    h('label', { for: 'pause-name', class: 'inline-label' }, h('span', { text: 'Pause a queue…' })),
+    h('div', { class: 'id-search' }, pauseName, pauseSubmit), pauseError);
+  pauseForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = pauseName.value.trim();
+    pauseError.hidden = true;
+    if (!name) return;
+    pauseSubmit.disabled = true;
+    try {
+      await post(queuePath(name, 'pause'));
+      toast(`Queue “${name}” paused`, 'ok');
+      pauseName.value = '';
+      pending.set(name, true);
+      setTimeout(() => pending.delete(name), 2500);
+      page.load();
+    } catch (err) {
+      pauseError.textContent = err.message;
+      pauseError.hidden = false;
+    } finally {
+      pauseSubmit.disabled = false;
+    }
+  });
+
   fill(main,
-    pageHeader('Queues', 'Pending depth, throughput and pausing; paused queues keep their tasks but workers stop claiming them'),
+    pageHeader('Queues', 'Pending depth, throughput and pausing; paused queues keep their tasks but workers stop claiming them', pauseForm),
     page.errorSlot,
     table.el);
 

@@ -95,7 +95,8 @@ export function mount(main, route) {
       taskLinks('Followed by', t.children),
       t.expires_at ? fact('Expires', `${fmtTime(t.expires_at)} (${fmtRelative(t.expires_at, now)})`) : null,
       fact('Created', `${fmtTime(t.created_at)} (${fmtRelative(t.created_at, now)})`),
-      t.scheduled_at ? fact(t.status === 'retrying' ? 'Next attempt' : 'Scheduled for', `${fmtTime(t.scheduled_at)} (${fmtRelative(t.scheduled_at, now)})`) : null,
+      t.scheduled_at ? fact({ retrying: 'Next attempt', scheduled: 'Scheduled for' }[t.status] ?? 'Was due',
+        `${fmtTime(t.scheduled_at)} (${fmtRelative(t.scheduled_at, now)})`) : null,
       t.started_at ? fact('Started', fmtTime(t.started_at)) : null,
       t.finished_at ? fact('Finished', `${fmtTime(t.finished_at)}${ran ? ` · ran ${ran}` : ''}`) : null);
     section('progress', [t.progress, TERMINAL.has(t.status)], () => fill(progressSlot, t.progress
@@ -168,10 +169,13 @@ export function mount(main, route) {
       });
       out.push(b);
     }
-    if (t.status === 'dead' || t.status === 'cancelled') {
-      const label = t.status === 'dead' ? 'Requeue from dead' : 'Retry';
+    if (TERMINAL.has(t.status)) {
+      // Any ended task runs again as a new attempt with a fresh retry budget.
+      const label = { dead: 'Requeue from dead', cancelled: 'Retry', succeeded: 'Run again' }[t.status];
       const b = h('button', { type: 'button', class: 'btn btn-primary', id: 'btn-retry', text: label });
       b.addEventListener('click', async () => {
+        if (t.status === 'succeeded' && !(await confirmAction('Run this task again?',
+          `Task ${t.id} (${t.type}) succeeded; it runs once more as a new attempt.`, 'Run again'))) return;
         const out2 = await runAction(b, () => post(`${taskPath(t.id)}/retry`), 'Task queued again');
         if (out2 && alive) show(out2);
       });
