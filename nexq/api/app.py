@@ -8,10 +8,8 @@ and the JSON error handlers. State lives on the app (``app.extensions``).
 
 from __future__ import annotations
 
-import hmac
 import importlib.resources
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
@@ -20,7 +18,9 @@ from werkzeug.security import safe_join
 from .. import __version__
 from ..runtime.runtime import Runtime
 from . import metrics, routes_admin, routes_tasks, sse
+from .access import check_access, security_headers
 from .errors import ApiError, install_error_handlers, json_response
+from .fast import FastEnqueue
 from .routing import install, openapi_document
 from .state import EXTENSION, ApiState, current_runtime, current_state
 
@@ -29,8 +29,6 @@ PLACEHOLDER = b"""<!doctype html>
 <body><h1>Nexq</h1><p>The dashboard is not installed. The API is at
 <a href="/openapi.json">/openapi.json</a>.</p></body></html>
 """
-HTML_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ROUTES = (routes_tasks.routes, routes_admin.routes, sse.routes, metrics.routes)
 
 
@@ -75,6 +73,9 @@ def create_app(runtime: Runtime, *, static_dir: Path | None = None) -> QuartTrio
     app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
     app.add_url_rule("/", "index", index, methods=["GET"])
     app.add_url_rule("/static/<path:path>", "static", static, methods=["GET"])
+    # The enqueue routes skip Quart (Quart's own way to wrap its ASGI
+    # handler, so its test client goes through them too).
+    app.asgi_app = FastEnqueue(app, app.asgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -94,54 +95,19 @@ async def static(path: str) -> Response:
     return await _static(current_state(), path)
 
 
-def _needs_token(path: str) -> bool:
-    return path.startswith("/api/") or path == "/api" or path == "/metrics"
-
-
 async def _guard() -> None:
     """401 without the bearer token where one is needed; 403 cross-site."""
-    token = current_runtime().settings.api_token
-    if token and _needs_token(request.path):
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "missing or wrong bearer token",
-                           headers={"WWW-Authenticate": 'Bearer realm="nexq"'})
-    if request.method in UNSAFE_METHODS:
-        _refuse_cross_site()
+    check_access(current_runtime().settings.api_token, request.method, request.path,
+                 request.headers.get, lambda: request.host)
 
 
 async def _headers(resp: Response) -> Response:
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    if resp.mimetype == "text/html":
-        resp.headers["Content-Security-Policy"] = HTML_CSP
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Referrer-Policy"] = "no-referrer"
-    elif request.path.startswith("/api/"):
-        resp.headers.setdefault("Cache-Control", "no-store")
+    for name, value in security_headers(resp.mimetype or "", request.path).items():
+        if name == "Cache-Control":
+            resp.headers.setdefault(name, value)
+        else:
+            resp.headers[name] = value
     return resp
-
-
-def _refuse_cross_site() -> None:
-    """403 for a state-changing request a browser sent from another site.
-
-    Browsers send Sec-Fetch-Site (older ones: Origin) on cross-site POSTs,
-    even simple ones that need no preflight; scripts and CLIs send neither.
-    This keeps a page the operator happens to visit from pausing queues on
-    an API left without a token.
-    """
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None:
-        # Set by the browser itself, so it also holds behind a proxy that
-        # rewrites Host (where the Origin comparison below would misfire).
-        if fetch_site.lower() not in ("same-origin", "none"):
-            raise ApiError(403, "forbidden", "cross-site request refused", {"sec_fetch_site": fetch_site})
-        return
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return
-    if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
-        raise ApiError(403, "forbidden", "cross-site request refused", {"origin": origin})
 
 
 async def _static(state: ApiState, path: str, *, placeholder: bool = False) -> Response:

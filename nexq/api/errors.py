@@ -72,25 +72,47 @@ def not_found(what: str, ident: str) -> ApiError:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response encoded with orjson (strict: no NaN/Infinity)."""
-    # Non-str keys: queue stats key depth by (integer) priority.
-    data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-    resp = Response(data, status=status, mimetype=JSON_MIMETYPE)
+    resp = Response(dump_json(body), status=status, mimetype=JSON_MIMETYPE)
     for name, value in (headers or {}).items():
         resp.headers[name] = value
     return resp
 
 
+def dump_json(body: Any) -> bytes:
+    """``body`` as the API's JSON (orjson, strict: no NaN/Infinity)."""
+    # Non-str keys: queue stats key depth by (integer) priority.
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_body(err: ApiError) -> bytes:
+    """The JSON error body of ``err`` (the one error shape)."""
+    return dump_json({"error": {"code": err.code, "message": err.message, "details": err.details}})
+
+
 def error_response(err: ApiError) -> Response:
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_response(body, err.status, err.headers)
+    resp = Response(error_body(err), status=err.status, mimetype=JSON_MIMETYPE)
+    for name, value in err.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def as_api_error(err: Exception) -> ApiError:
+    """The ApiError a failure other than an HTTPException is answered with:
+    itself, 503 for a full or unreachable store, else a 500 (logged with
+    its traceback here; the client learns nothing internal)."""
+    if isinstance(err, ApiError):
+        return err
+    if isinstance(err, StoreFull):
+        return ApiError(503, "store_full", str(err))
+    if isinstance(err, StoreUnavailable):
+        log.warning("store unavailable: %s", err)
+        return ApiError(503, "store_unavailable", f"the store cannot be reached: {err}")
+    log.exception("unhandled error in API request", exc_info=err)
+    return ApiError(500, "internal_error", "internal server error")
 
 
 def install_error_handlers(app: QuartTrio) -> None:
     """Route every failure through :func:`error_response`."""
-
-    @app.errorhandler(ApiError)
-    async def _api_error(err: ApiError) -> Response:
-        return error_response(err)
 
     @app.errorhandler(HTTPException)
     async def _http_error(err: HTTPException) -> Response:
@@ -108,20 +130,9 @@ def install_error_handlers(app: QuartTrio) -> None:
         code = _HTTP_CODES.get(status, f"http_{status}")
         return error_response(ApiError(status, code, message, details, headers))
 
-    @app.errorhandler(StoreFull)
-    async def _store_full(err: StoreFull) -> Response:
-        return error_response(ApiError(503, "store_full", str(err)))
-
-    @app.errorhandler(StoreUnavailable)
-    async def _store_down(err: StoreUnavailable) -> Response:
-        log.warning("store unavailable: %s", err)
-        return error_response(ApiError(503, "store_unavailable", f"the store cannot be reached: {err}"))
-
-    @app.errorhandler(Exception)
-    async def _unexpected(err: Exception) -> Response:
-        # Logged with its traceback here; the client learns nothing internal.
-        log.exception("unhandled error in API request", exc_info=err)
-        return error_response(ApiError(500, "internal_error", "internal server error"))
+    @app.errorhandler(Exception)  # ApiError, a full or unreachable store, anything unexpected
+    async def _other(err: Exception) -> Response:
+        return error_response(as_api_error(err))
 
 
 # How OpenAPI operations point at the error body schema.

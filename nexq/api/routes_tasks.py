@@ -151,14 +151,22 @@ async def _missing_parent(rt: Runtime, requests: list[EnqueueRequest], field: st
               body=TASK_CREATE, body_limit=single_body_limit,
               responses={201: TASK, 200: TASK, 409: None})
 async def create(body: dict[str, Any]) -> Response:
-    rt = current_runtime()
+    return json_response(*await enqueue_one(current_runtime(), body))
+
+
+async def enqueue_one(rt: Runtime, body: dict[str, Any]) -> tuple[Any, int]:
+    """``POST /api/tasks`` on a validated body: the task and the status
+    (also served without Quart, by :mod:`nexq.api.fast`)."""
     requests = await _requests(rt, [to_item(body, rt.settings.max_payload_bytes)], "")
     [done] = await _enqueue(rt, requests, "")
-    task = await rt.inspector.get(done.task_id)
+    if done.created:  # no children yet: get_many skips the round trip that reads them
+        [task] = await rt.inspector.get_many([done.task_id])
+    else:
+        task = await rt.inspector.get(done.task_id)
     if task is None:  # the unique_key holder ended and expired meanwhile
         raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
                        {"id": done.task_id})
-    return json_response(task.to_json(), 201 if done.created else 200)
+    return task.to_json(), 201 if done.created else 200
 
 
 @routes.route("POST", "/api/tasks/batch", tag="tasks",
@@ -166,7 +174,12 @@ async def create(body: dict[str, Any]) -> Response:
               body=TASK_BATCH, body_limit=batch_body_limit,
               responses={201: {"type": "array", "items": TASK}})
 async def create_batch(body: dict[str, Any]) -> Response:
-    rt = current_runtime()
+    return json_response(*await enqueue_batch(current_runtime(), body))
+
+
+async def enqueue_batch(rt: Runtime, body: dict[str, Any]) -> tuple[Any, int]:
+    """``POST /api/tasks/batch`` on a validated body: the tasks and the
+    status (also served without Quart, by :mod:`nexq.api.fast`)."""
     max_payload = rt.settings.max_payload_bytes
     items = [to_item(item, max_payload, f"tasks[{i}].") for i, item in enumerate(body["tasks"])]
     requests = await _requests(rt, items, "tasks")
@@ -179,7 +192,7 @@ async def create_batch(body: dict[str, Any]) -> Response:
             data: dict[str, Any] = task.to_json() if task is not None else {"id": r.task_id}
             data["created"] = r.created
             out.append(data)
-    return json_response(out, 201)
+    return out, 201
 
 
 @routes.route("GET", "/api/tasks", tag="tasks", query=TASK_SEARCH_QUERY, responses={200: TASK_PAGE},

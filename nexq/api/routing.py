@@ -115,7 +115,7 @@ def _view(op: Operation) -> Handler:
             except Issue as issue:
                 raise invalid(issue.field, issue.message) from None
         if op.body is not None:
-            limit = op.body_limit(current_runtime().settings) if op.body_limit else SMALL_BODY
+            limit = body_limit(op, current_runtime().settings)
             params["body"] = await read_json(op.body, limit, required=op.body_required)
         return await op.handler(**params)
 
@@ -190,32 +190,41 @@ async def read_json(schema: JsonSchema, limit: int, *, required: bool = True) ->
     """The request's JSON body, valid against ``schema``.
 
     Raises ApiError: 413 when the Content-Length or the bytes received pass
-    ``limit`` (reading stops there), 415 when a body is not declared JSON,
-    400 when it is malformed or invalid (naming the first bad field).
+    ``limit`` (reading stops there), 408 when the body does not arrive in
+    time, and what :func:`parse_json` raises.
     """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     chunks, size = [], 0
     timeout = request.body_timeout if request.body_timeout is not None else float("inf")
     with trio.move_on_after(timeout) as scope:
         async for chunk in request.body:
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             chunks.append(chunk)
     if scope.cancelled_caught:
-        raise ApiError(408, "request_timeout", f"body: not received within {timeout:g} s")
-    raw = b"".join(chunks)
+        raise body_timeout(timeout)
+    return parse_json(b"".join(chunks), request.mimetype, schema, required=required)
+
+
+def parse_json(raw: bytes, mimetype: str, schema: JsonSchema, *, required: bool = True) -> Any:
+    """A received body (declared as ``mimetype``) decoded and valid against
+    ``schema``; ``{}`` for an empty body that is not ``required``.
+
+    Raises ApiError: 415 when a body is not declared JSON, 400 when it is
+    missing, malformed or invalid (naming the first bad field).
+    """
     if not raw.strip():
         if required:
             raise invalid("body", "a JSON body is required")
         return {}
     # Requiring the JSON media type also makes a cross-site browser
     # request need a CORS preflight, which this API never grants.
-    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "the body must be sent as application/json",
-                       {"content_type": request.mimetype or None})
+                       {"content_type": mimetype or None})
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -228,6 +237,15 @@ async def read_json(schema: JsonSchema, limit: int, *, required: bool = True) ->
     return value
 
 
-def _too_large(limit: int) -> ApiError:
+def body_limit(op: Operation, settings: Settings) -> int:
+    """The largest body ``op`` accepts under ``settings`` (bytes)."""
+    return op.body_limit(settings) if op.body_limit else SMALL_BODY
+
+
+def body_timeout(timeout: float) -> ApiError:
+    return ApiError(408, "request_timeout", f"body: not received within {timeout:g} s")
+
+
+def too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"body: larger than {limit} bytes",
                     {"field": "body", "limit": limit})

@@ -83,6 +83,9 @@ async def serve_api(
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = grace
+    # Every header costs validation in Hypercorn and h11 on every response;
+    # this one only advertises the server software.
+    config.include_server_header = False
     config.accesslog = None
     config.errorlog = log
     stop = trio.Event()
