@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import ipaddress
 import logging
 import os
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ..runtime.supervisor import Supervisor
 
 log = logging.getLogger("nexq")
+GC_THRESHOLD = 7000  # allocations between young-generation collections (Python's default: 700)
 
 
 def add_parsers(sub: Any) -> None:
@@ -152,6 +154,8 @@ async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *, api: bo
     try:
         async with trio.open_nursery() as nursery:
             service = await nursery.start(service_task)
+            if api:
+                settle_heap()
             if supervised:
                 log.info("nexq %s: worker process %d started (concurrency %d, scheduler %s)", __version__,
                          os.getpid(), settings.concurrency, "on" if scheduler else "off")
@@ -201,6 +205,19 @@ def _workers(settings: Settings, processes: int, scheduler: bool) -> Supervisor:
 
     return Supervisor(command, settings.environ(processes=1, worker_processes=1), processes,
                       grace=settings.shutdown_grace)
+
+
+def settle_heap() -> None:
+    """Tune the garbage collector for serving, once start-up is done.
+
+    The objects of start-up (modules, the app, the runtime) live as long as
+    the process: frozen, a full collection no longer walks them (it took
+    tens of milliseconds, stalling every request in flight). A request
+    frees nearly all it allocates by reference counting, so a larger first
+    generation runs collections far less often for the same garbage.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def _watch_supervisor(stop: trio.Event, scope: trio.CancelScope) -> None:
