@@ -162,6 +162,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "concurrency": (_count, 10),
     "processes": (_processes, 1),
     "worker_processes": (_processes, 1),
+    "api_processes": (_processes, 1),
     "process_pool_size": (_opt_count, None),
     "process_max_tasks": (_count, 1000),
     "queues": (_queues, ("*",)),
@@ -200,6 +201,7 @@ class Settings:
     concurrency: int = 10
     processes: int = 1  # nexq worker: worker processes under one supervisor
     worker_processes: int = 1  # nexq run: worker processes besides the API and scheduler
+    api_processes: int = 1  # nexq run: processes serving the API on host:port (SO_REUSEPORT when > 1)
     process_pool_size: int | None = None  # executor="process" handler processes (None: concurrency)
     process_max_tasks: int = 1000  # tasks a handler process runs before it is replaced
     queues: tuple[str, ...] = ("*",)

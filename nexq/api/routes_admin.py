@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from quart import Response
@@ -193,7 +194,8 @@ async def healthz() -> Response:
             "status": "unavailable", "store": rt.store.kind,
             "error": {"code": err.code, "message": err.message, "details": None},
         }, 503)
-    body: dict[str, Any] = {"status": "ok", "store": rt.store.kind, "latency_ms": latency}
+    # pid: which process answered (nexq run --api-processes N serves one port from N)
+    body: dict[str, Any] = {"status": "ok", "store": rt.store.kind, "latency_ms": latency, "pid": os.getpid()}
     down = await nodes_down(rt)
     if down:
         # The home node answers, so the API works; the queues on these

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -71,6 +72,9 @@ async def serve_api(
     Reports the bound port through ``task_status`` once listening (so
     ``port=0`` picks a free one: ``port = await nursery.start(serve_api, rt,
     "127.0.0.1", 0)``). Raises OSError if the address cannot be bound.
+    When the settings say several API processes serve the deployment
+    (``api_processes`` > 1), the socket is opened with SO_REUSEPORT, so
+    each of them binds the same port.
 
     On cancellation it shuts down gracefully: it stops accepting, ends every
     event stream at once, lets in-flight requests finish for up to
@@ -81,7 +85,10 @@ async def serve_api(
     state = api_state(app)
     wrapped = _InFlight(app)
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if runtime.settings.api_processes > 1:
+        config.bind = [f"fd://{_shared_port_socket(host, port)}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = grace
     # Every header costs validation in Hypercorn and h11 on every response;
     # this one only advertises the server software.
@@ -119,6 +126,21 @@ async def serve_api(
         if len(leaves) == 1 and isinstance(leaves[0], OSError):
             raise leaves[0] from None
         raise
+
+
+def _shared_port_socket(host: str, port: int) -> int:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT, as its file
+    descriptor (Hypercorn takes it over). Every API process of a
+    deployment binds its own, so the kernel spreads new connections over
+    them; raises OSError if the address cannot be bound."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock.detach()
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:

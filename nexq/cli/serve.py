@@ -48,6 +48,10 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--worker-processes", help="run the workers in this many processes of their own "
                      "(auto = one per core; default 1: in this process); needs a shared --store and "
                      "--app; env NEXQ_WORKER_PROCESSES")
+    run.add_argument("--api-processes", help="serve the API from this many processes on the same port "
+                     "(SO_REUSEPORT: the kernel spreads connections; auto = one per core; default 1); "
+                     "needs a shared --store; env NEXQ_API_PROCESSES")
+    run.add_argument("--api-child", action="store_true", help=argparse.SUPPRESS)  # one of --api-processes
 
     worker = sub.add_parser("worker", help="worker (and scheduler) only, joining a shared store; needs --app")
     _runner(worker)
@@ -95,14 +99,18 @@ def cmd_run(args: argparse.Namespace, worker_only: bool = False) -> int:
             "nexq worker needs a shared store: the embedded store lives inside one `nexq run` "
             "process. Pass --store pogocache://HOST:9401 (or set NEXQ_STORE, or give the app one)."
         )
-    worker = not getattr(args, "no_worker", False)
+    # An API child serves the API only: the process that started it runs the rest.
+    api_child = getattr(args, "api_child", False)
+    worker = not getattr(args, "no_worker", False) and not api_child
     processes = _processes(settings, app_spec, worker_only, worker)
+    api_processes = 1 if worker_only or api_child else _api_processes(settings)
     try:
         if worker_only and processes > 1:
             return int(trio.run(_supervise_workers, settings, app, app_spec, not args.no_scheduler))
         return int(trio.run(partial(_serve, settings, app, app_spec, api=not worker_only, worker=worker,
-                                    scheduler=not args.no_scheduler, processes=processes,
-                                    supervised=getattr(args, "supervised", False))))
+                                    scheduler=not args.no_scheduler and not api_child, processes=processes,
+                                    api_processes=api_processes, api_child=api_child,
+                                    supervised=getattr(args, "supervised", False) or api_child)))
     except BaseException as exc:
         err = unwrap(exc)
         if isinstance(err, OSError) and not isinstance(err, NexqError) and err.errno in (
@@ -132,23 +140,39 @@ def _processes(settings: Settings, app_spec: str | None, worker_only: bool, work
     return n
 
 
+def _api_processes(settings: Settings) -> int:
+    """How many processes serve the API (1: this one alone); UsageError
+    when several cannot work."""
+    n = settings.api_processes
+    if n > 1 and settings.embedded:
+        given = f"{settings.origins.get('api_processes', '--api-processes')} {n}"
+        raise UsageError(f"{given}: the embedded store lives inside this nexq run process and API "
+                         "processes cannot share it; pass --store redis://HOST:6379 (or pogocache://HOST:9401, "
+                         "or set NEXQ_STORE), or --api-processes 1")
+    return n
+
+
 async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *, api: bool, worker: bool,
-                 scheduler: bool, processes: int = 1, supervised: bool = False) -> int:
+                 scheduler: bool, processes: int = 1, api_processes: int = 1, supervised: bool = False,
+                 api_child: bool = False) -> int:
     """run_service, with the banner once it started (a failure to start is
     then the only line on stderr) and the server file for the CLI; with
-    ``processes`` > 1 the workers run in supervised child processes instead
-    (the exit code is the supervisor's)."""
+    ``processes`` > 1 the workers run in supervised child processes
+    instead, with ``api_processes`` > 1 that many - 1 children serve the
+    API on the same port beside this process (the exit code is the
+    supervisor's)."""
     from ..runtime.service import run_service
     from ..runtime.supervisor import supervise
 
     marker, code = None, 0
     children = processes > 1
+    api_children = api_processes - 1 if api else 0
     service_scope, watch_scope = trio.CancelScope(), trio.CancelScope()
 
     async def service_task(task_status: Any) -> None:
         with service_scope:
             await run_service(settings, app, api=api, worker=worker and not children, scheduler=scheduler,
-                              handle_signals=not children, task_status=task_status)
+                              handle_signals=not (children or api_children), task_status=task_status)
         watch_scope.cancel()
 
     try:
@@ -156,23 +180,31 @@ async def _serve(settings: Settings, app: Nexq, app_spec: str | None, *, api: bo
             service = await nursery.start(service_task)
             if api:
                 settle_heap()
-            if supervised:
+            if api_child:
+                log.info("nexq %s: API process %d started", __version__, os.getpid())
+            elif supervised:
                 log.info("nexq %s: worker process %d started (concurrency %d, scheduler %s)", __version__,
                          os.getpid(), settings.concurrency, "on" if scheduler else "off")
-                nursery.start_soon(_watch_supervisor, service.stop, watch_scope)
             else:
                 banner(settings, app, app_spec, "run" if api else "worker", worker, scheduler, processes)
-            if api:
+            if supervised:
+                nursery.start_soon(_watch_supervisor, service.stop, watch_scope)
+            if api and not api_child:
                 url = api_url(settings.host, service.port)
-                log.info("dashboard and API on %s/", url)
+                more = f" (in {api_processes} processes, {_origin(settings, 'api_processes')})" if api_children else ""
+                log.info("dashboard and API on %s/%s", url, more)
                 if settings.store is None:  # the embedded store: let the CLI find us
                     marker = write_server_file(os.path.abspath(settings.data_dir), url)
-            if children:
-                def second_stops_the_service(count: int) -> None:
-                    if count > 1:  # the first drains the children (the API stays up meanwhile)
+            if children or api_children:
+                def on_signal(count: int) -> None:
+                    if count > 1:
                         service_scope.cancel()
+                    elif not children:  # API children alone: this process stops with them
+                        service.stop.set()
+                    # (the first signal drains worker children while the API stays up here)
 
-                code = await supervise(_workers(settings, processes, scheduler=False), second_stops_the_service)
+                code = await supervise(_children(settings, processes if children else 0, scheduler=False,
+                                                 api=api_children, port=service.port), on_signal)
                 service.stop.set()
     finally:
         if marker is not None:
@@ -190,21 +222,28 @@ async def _supervise_workers(settings: Settings, app: Nexq, app_spec: str | None
         for store in stores:
             await store.ping()  # fail fast, in one line, rather than N children each failing
     banner(settings, app, app_spec, "worker", True, scheduler, settings.processes)
-    return await supervise(_workers(settings, settings.processes, scheduler))
+    return await supervise(_children(settings, settings.processes, scheduler))
 
 
-def _workers(settings: Settings, processes: int, scheduler: bool) -> Supervisor:
-    """The supervisor of ``processes`` ``nexq worker`` children with these
-    settings (handed over as NEXQ_* variables); the first child runs the
+def _children(settings: Settings, workers: int, scheduler: bool, api: int = 0, port: int | None = None) -> Supervisor:
+    """The supervisor of ``workers`` ``nexq worker`` children, then ``api``
+    API children serving ``port`` beside this process, all with these
+    settings (handed over as NEXQ_* variables); the first worker runs the
     scheduler agents if ``scheduler``."""
     from ..runtime.supervisor import Supervisor
 
     def command(slot: int) -> list[str]:
+        if slot >= workers:
+            return [sys.executable, "-m", "nexq.cli.main", "run", "--api-child", "--port", str(port)]
         argv = [sys.executable, "-m", "nexq.cli.main", "worker", "--supervised"]
         return argv if scheduler and slot == 0 else [*argv, "--no-scheduler"]
 
-    return Supervisor(command, settings.environ(processes=1, worker_processes=1), processes,
-                      grace=settings.shutdown_grace)
+    def label(slot: int) -> str:  # this process is API process 1
+        return f"worker process {slot + 1}" if slot < workers else f"API process {slot - workers + 2}"
+
+    kind = "worker processes" if not api else "API processes" if not workers else "child processes"
+    return Supervisor(command, settings.environ(processes=1, worker_processes=1), workers + api,
+                      grace=settings.shutdown_grace, label=label, kind=kind)
 
 
 def settle_heap() -> None:

@@ -3,8 +3,9 @@
 ``nexq worker --processes N`` and ``nexq run --worker-processes N`` start N
 children, each an ordinary ``nexq worker`` (its own store connections,
 claim loop, handler slots and worker-registry entry), so handlers use every
-core. One nursery owns the children; a child never outlives the supervisor's
-``run``:
+core (``nexq run --api-processes N`` supervises its N - 1 API children, each
+serving the same port, the same way). One nursery owns the children; a
+child never outlives the supervisor's ``run``:
 
 - a child that exits while nobody asked it to (a crash, an OOM kill, a
   SIGKILL) is started again after a backoff that doubles from
@@ -58,8 +59,12 @@ class Supervisor:
     of child ``slot`` (0-based), started with ``env``."""
 
     def __init__(self, command: Callable[[int], Sequence[str]], env: Mapping[str, str], processes: int, *,
-                 grace: float, backoff: Backoff = Backoff()) -> None:
+                 grace: float, backoff: Backoff = Backoff(),
+                 label: Callable[[int], str] = lambda slot: f"worker process {slot + 1}",
+                 kind: str = "worker processes") -> None:
+        """``label(slot)`` names a child in logs, ``kind`` all of them."""
         self.command, self.env, self.processes = command, dict(env), processes
+        self.label, self.kind = label, kind
         self.grace, self.backoff = grace, backoff
         self.children: dict[int, trio.Process] = {}  # slot -> the live child
         self.restarts = self.killed = 0
@@ -93,13 +98,13 @@ class Supervisor:
             code = await self._run_child(slot)
             if self._stopping.is_set():
                 if code != 0:
-                    log.warning("worker process %d exited with %s while stopping", slot + 1, _how(code))
+                    log.warning("%s exited with %s while stopping", self.label(slot), _how(code))
                 return
             ran = trio.current_time() - started
             delay = self.backoff.after(delay, ran)
             self.restarts += 1
-            log.warning("worker process %d exited with %s after %.1f s: starting it again in %.1f s",
-                        slot + 1, _how(code), ran, delay)
+            log.warning("%s exited with %s after %.1f s: starting it again in %.1f s",
+                        self.label(slot), _how(code), ran, delay)
             with trio.move_on_after(delay):
                 await self._stopping.wait()
 
@@ -108,7 +113,7 @@ class Supervisor:
         proc = await trio.lowlevel.open_process(list(self.command(slot)), env=self.env,
                                                 stdin=subprocess.PIPE, process_group=0)
         self.children[slot] = proc
-        log.info("worker process %d started (pid %d)", slot + 1, proc.pid)
+        log.info("%s started (pid %d)", self.label(slot), proc.pid)
         try:
             if self._signals:  # stop() came while it was starting
                 _send(proc, self._signals[0])
@@ -129,8 +134,8 @@ class Supervisor:
         await self._stopping.wait()
         await trio.sleep(self.grace + KILL_MARGIN)
         for slot, proc in list(self.children.items()):
-            log.warning("worker process %d (pid %d) still running %.0f s after the grace: killing it",
-                        slot + 1, proc.pid, KILL_MARGIN)
+            log.warning("%s (pid %d) still running %.0f s after the grace: killing it",
+                        self.label(slot), proc.pid, KILL_MARGIN)
             self.killed += 1
             proc.kill()
 
@@ -155,10 +160,10 @@ async def _forward_signals(supervisor: Supervisor, on_signal: Callable[[int], No
             count += 1
             name = signal.Signals(signum).name
             if count == 1:
-                log.info("%s: draining %d worker processes (grace %.0f s; again to stop at once)",
-                         name, supervisor.processes, supervisor.grace)
+                log.info("%s: draining %d %s (grace %.0f s; again to stop at once)",
+                         name, supervisor.processes, supervisor.kind, supervisor.grace)
             else:
-                log.info("%s again: stopping the worker processes now", name)
+                log.info("%s again: stopping the %s now", name, supervisor.kind)
             on_signal(count)
             supervisor.stop(signum)
 
