@@ -120,7 +120,7 @@ export function lineChart(canvas) {
     ctx.textBaseline = 'top';
     ctx.fillStyle = color('--chart-text');
     const step = data.step ?? (span >= 120 ? 60 : 30);
-    const ago = (s) => (s >= 7200 ? `${s / 3600} h` : s >= 60 ? `${s / 60} min` : `${s} s`);
+    const ago = (s) => (s >= 3600 && s % 3600 === 0 ? `${s / 3600} h` : s >= 60 ? `${Math.round(s / 60)} min` : `${s} s`);
     for (let s = span; s >= 0; s -= step) {
       ctx.fillText(s === 0 ? 'now' : `−${ago(s)}`, Math.min(Math.max(X(now - s), PAD.left + 14), w - PAD.right - 12), hgt - PAD.bottom + 6);
     }

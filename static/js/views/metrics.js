@@ -10,7 +10,8 @@ import { fill, fmtDuration, fmtNumber, h } from '../dom.js';
 import { listPage, tableView } from '../table.js';
 import { pageHeader, panel } from '../ui.js';
 
-const WINDOWS = [[15, '15 min'], [60, 'hour'], [360, '6 hours'], [1440, '24 hours']];
+// [minutes, label, minutes between time labels on the chart]
+const WINDOWS = [[15, '15 min', 5], [60, 'hour', 15], [360, '6 hours', 60], [1440, '24 hours', 360]];
 const REFRESH_MS = 10_000;
 
 const percent = (r) => (typeof r === 'number' ? `${(r * 100).toFixed(r === 0 || r === 1 ? 0 : 1)} %` : '—');
@@ -68,7 +69,7 @@ export function mount(main, route) {
     bars.set(t.series.map((b) => ({ minute: b.t, processed: b.count - b.dead, failed: b.dead })));
     const points = (pick) => t.series.filter((b) => typeof pick(b) === 'number').map((b) => ({ t: b.t + w.bucket / 2, v: pick(b) }));
     lines.set({
-      now: w.to, window: w.to - w.from, step: (w.to - w.from) / 4,
+      now: w.to, window: w.to - w.from, step: WINDOWS.find(([m]) => m === minutes)[2] * 60,
       series: [
         { color: '--c-processed', dots: true, values: points((b) => b.runtime.p50) },
         { color: '--accent', dots: true, values: points((b) => b.runtime.p95) },
