@@ -99,6 +99,10 @@ def main() -> None:
                 page.wait_for_timeout(600)
                 page.screenshot(path=str(out / f"overview-{scheme}.png"))
             ppage.screenshot(path=str(out / "overview-phone.png"))
+            # Wide tables scroll inside their box and say so.
+            ppage.goto(server.url + "/#/queues")
+            ppage.wait_for_timeout(1500)
+            ppage.screenshot(path=str(out / "queues-phone.png"))
             phone.close()
             page.emulate_media(color_scheme="light")
 
@@ -112,10 +116,13 @@ def main() -> None:
                      for i in range(40)]
             server.api("POST", "/api/tasks/batch", json={"tasks": burst})
             page.wait_for_timeout(1300)
+            # A few rows ticked: the bulk actions bar.
+            for box in page.locator("#tasks-table input.row-select").all()[2:5]:
+                box.check()
             page.screenshot(path=str(out / "tasks.png"))
 
             for name, route in [("queues", "#/queues"), ("workers", "#/workers"), ("dead-letters", "#/dead"),
-                                ("cron", "#/cron")]:
+                                ("cron", "#/cron"), ("metrics", "#/metrics?minutes=15")]:
                 page.goto(server.url + "/" + route)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
@@ -125,9 +132,13 @@ def main() -> None:
             page.select_option("#nt-priority", "7")
             page.fill("#nt-delay", "30")
             page.fill("#nt-payload", '{\n  "to": "ada@example.com",\n  "template": "welcome",\n  "vars": {"name": "Ada"}\n}')
-            page.locator("#nt-payload").blur()
+            page.locator("details.advanced summary").click()
+            page.fill("#nt-expires", "3600")
+            page.fill("#nt-unique", "welcome:ada")
+            page.fill("#nt-webhook", "https://hooks.example.com/nexq")
+            page.evaluate("document.activeElement.blur()")
             page.wait_for_timeout(300)
-            page.screenshot(path=str(out / "new-task.png"))
+            page.screenshot(path=str(out / "new-task.png"), full_page=True)
 
             # A report caught mid-run shows the progress bar and live status.
             report = server.enqueue("generate_report", {"kind": "monthly", "month": "2025-11", "steps": 10,
