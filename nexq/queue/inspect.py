@@ -210,7 +210,7 @@ class Inspector:
         here even before its first task, so a queue paused in advance shows."""
         await self.store.set(self.keys.paused(queue), b"1")
         if register:  # the producer's registry: the one place queues are listed from
-            await self.node.producer._register_queues({queue})
+            await self.node.producer.register_queues({queue})
 
     async def resume(self, queue: str) -> None:
         await self.store.delete(self.keys.paused(queue))

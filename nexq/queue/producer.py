@@ -153,7 +153,7 @@ class Producer:
         if lanes:
             await pusher.settle(self.store, answers)
             await self.ctx.hooks.after_push(self.node)
-        await self._register_queues({specs[i].queue for i in fresh})
+        await self.register_queues({specs[i].queue for i in fresh})
         created = [specs[i] for i in fresh]
         await self.ctx.hooks.after_enqueue(self.node, created)
         waiting = [s for s in created if s.depends_on]
@@ -222,7 +222,8 @@ class Producer:
         elif old is None and not await self.store.set(key, mine, nx=True):
             results[i] = Enqueued(_holder(await self.store.get(key))[0] or "", False)
 
-    async def _register_queues(self, queues: set[str]) -> None:
+    async def register_queues(self, queues: set[str]) -> None:
+        """Add queues this process has not seen to the queue list (once each, NX-guarded)."""
         new = sorted(queues - self._known_queues)
         if not new:
             return
