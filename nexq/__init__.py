@@ -8,7 +8,7 @@ signals a handler may raise (``Retry``, ``Defer``), middleware
 """
 
 from .aio_client import AsyncClient
-from .app import Context, Nexq, TaskDef, TaskFailed, TaskHandle
+from .app import Context, Nexq, TaskFailed, TaskHandle
 from .client import Client
 from .errors import (
     CommandNotAllowed,
@@ -27,6 +27,7 @@ from .errors import (
 )
 from .hooks import Middleware, Terminal
 from .task import Attempt, Outcome, RetryPolicy, Status, Task
+from .taskdef import TaskDef
 from .webhook_url import WebhookRefused
 from .webhook_url import verify as verify_webhook
 

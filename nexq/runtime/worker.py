@@ -22,11 +22,12 @@ from typing import Any
 
 import trio
 
-from ..app import Context, Nexq, TaskDef
+from ..app import Context, Nexq
 from ..config import parse_queues
 from ..errors import Defer, ResultNotSerializable, Retry, StoreError, UnknownTaskType
 from ..queue import Claimed
 from ..task import Outcome
+from ..taskdef import TaskDef
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .boundary import Boundary
 from .doorbell import Doorbell, advertise_ip

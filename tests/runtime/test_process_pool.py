@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from nexq.app import Nexq, TaskDef, TaskFailed
+from nexq.app import Nexq, TaskFailed
+from nexq.taskdef import TaskDef
 from nexq.config import Settings
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
