@@ -44,7 +44,7 @@ from ..webhook_url import (
     verify,
 )
 
-__all__ = ["WEBHOOK_QUEUE", "WEBHOOK_TYPE", "WebhookRefused", "WebhookSettings", "check_url", "Webhooks", "verify"]
+__all__ = ["WEBHOOK_QUEUE", "WEBHOOK_TYPE", "WebhookRefused", "WebhookSettings", "Webhooks", "check_url", "verify"]
 
 
 @attrs.frozen
