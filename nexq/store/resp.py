@@ -37,7 +37,8 @@ from .resp_commands import (
     set_command,
     store_error,
 )
-from .resp_conn import RespConnection, open_stream
+from .resp_conn import RespConnection
+from .resp_open import open_stream
 from .url import StoreURL, parse_store_url
 
 __all__ = ["ALLOWED_COMMANDS", "RespStore", "open_resp_store"]
