@@ -31,17 +31,8 @@ from ..errors import StoreError, StoreUnavailable
 from .planned import Request, Sleep, Steps
 from .resp_commands import Command
 from .resp_conn import new_parser
-from .transport import (
-    RECEIVE_SIZE,
-    Backoff,
-    auth_commands,
-    check_auth,
-    commands_of,
-    connect_failed,
-    pack,
-    reason,
-    tls_context,
-)
+from .transport import RECEIVE_SIZE, Backoff, auth_commands, check_auth
+from .transport import commands_of, connect_failed, pack, reason, tls_context
 from .url import StoreURL
 
 T = TypeVar("T")
