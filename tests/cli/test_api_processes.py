@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -58,15 +60,26 @@ def test_serving_processes_settle_their_heap() -> None:
         gc.set_threshold(*threshold)
 
 
-@slow
-def test_two_api_processes_both_answer_and_sigterm_stops_all(resp_url: str, prefix: str, tmp_path: Path) -> None:
+@contextmanager
+def two_api_processes(resp_url: str, prefix: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    """``nexq run --no-worker --api-processes 2`` on this test's namespace
+    once both processes run: (the process, its port, the child's pid);
+    stopped with SIGTERM at the end."""
     port = free_port()
     run = spawn("run", "--no-worker", "--api-processes", "2", "--store", resp_url,
-                "--namespace", prefix.rstrip(":"), "--port", str(port), log=tmp_path / "run.log")
+                "--namespace", prefix.rstrip(":"), "--port", str(port), log=log)
     try:
         wait_http(port)
         wait_for(lambda: len(children_of(run.pid)) == 1, what="the API child")
         [child] = children_of(run.pid)
+        yield run, port, child
+    finally:
+        stop(run)
+
+
+@slow
+def test_two_api_processes_both_answer_and_sigterm_stops_all(resp_url: str, prefix: str, tmp_path: Path) -> None:
+    with two_api_processes(resp_url, prefix, tmp_path / "run.log") as (run, port, child):
         assert answering_pids(port, 2) == {run.pid, child}
         # Either process enqueues into the shared store; every task is seen by both.
         ids = {httpx.post(f"http://127.0.0.1:{port}/api/tasks", json={"type": "t", "payload": i}).json()["id"]
@@ -74,9 +87,7 @@ def test_two_api_processes_both_answer_and_sigterm_stops_all(resp_url: str, pref
         for _ in range(10):
             listed = httpx.get(f"http://127.0.0.1:{port}/api/tasks?limit=100").json()["tasks"]
             assert {t["id"] for t in listed} == ids
-    finally:
-        code = stop(run)
-    assert code == 0
+    assert run.returncode == 0
     wait_for(lambda: not running(child), 10, "the API child to exit")
     log = (tmp_path / "run.log").read_text()
     assert "API process 2 started" in log and "(in 2 processes, from --api-processes)" in log
@@ -84,19 +95,12 @@ def test_two_api_processes_both_answer_and_sigterm_stops_all(resp_url: str, pref
 
 @slow
 def test_a_killed_api_process_is_started_again(resp_url: str, prefix: str, tmp_path: Path) -> None:
-    port = free_port()
-    run = spawn("run", "--no-worker", "--api-processes", "2", "--store", resp_url,
-                "--namespace", prefix.rstrip(":"), "--port", str(port), log=tmp_path / "run.log")
-    try:
-        wait_http(port)
-        wait_for(lambda: len(children_of(run.pid)) == 1, what="the API child")
-        [first] = children_of(run.pid)
+    with two_api_processes(resp_url, prefix, tmp_path / "run.log") as (run, port, first):
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: children_of(run.pid) not in ([], [first]), what="a new API child")
         [second] = children_of(run.pid)
         assert answering_pids(port, 2) == {run.pid, second}
-    finally:
-        assert stop(run) == 0
+    assert run.returncode == 0
     assert "API process 2 exited with signal SIGKILL" in (tmp_path / "run.log").read_text()
 
 
