@@ -23,13 +23,12 @@ from .schemas import (
     QUEUE_NAME,
     STATS_QUERY,
     TASK_PAGE,
-    JsonSchema,
-    validate,
 )
 from .schemas_ops import DEAD_PURGE, PURGE_RESULT, TYPE_STATS, TYPE_STATS_QUERY
 from .state import current_runtime
 from .stats import ping, queues, snapshot, workers
 from .type_stats import summarize
+from .validation import JsonSchema, validate
 
 routes = Routes()
 

@@ -24,11 +24,10 @@ from .schemas import (
     TASK_BATCH,
     TASK_CREATE,
     TASK_PAGE,
-    parse_datetime,
-    parse_timestamp,
 )
 from .schemas_ops import BULK_RESULT, MAX_BULK, TASK_BULK, TASK_SEARCH_QUERY
 from .state import current_runtime
+from .validation import parse_datetime, parse_timestamp
 
 ENVELOPE = 64 * 1024  # room for a task's other fields around its payload
 READ_CHUNK = 1_000  # tasks read back per round trip after a batch

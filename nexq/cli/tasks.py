@@ -55,7 +55,7 @@ def _when(text: str) -> float:
         return float(text)
     except ValueError:
         pass
-    from ..api.schemas import parse_datetime
+    from ..api.validation import parse_datetime
 
     when = parse_datetime(text)
     if when is None:

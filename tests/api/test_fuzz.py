@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from quart.typing import TestClientProtocol as Client
 from schemathesis.generation import GenerationMode
 
-from nexq.api.schemas import QUEUE_FILTER, TASK_BATCH, TASK_CREATE, validate
+from nexq.api.schemas import QUEUE_FILTER, TASK_BATCH, TASK_CREATE
+from nexq.api.validation import validate
 
 EXAMPLES = int(os.environ.get("NEXQ_FUZZ_EXAMPLES", "40"))
 SKIP = {"/api/events"}  # an endless stream: covered by test_server.py
