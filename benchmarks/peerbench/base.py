@@ -12,11 +12,14 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -26,17 +29,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ENV_REDIS = "PEERBENCH_REDIS"      # redis://127.0.0.1:PORT of the server under test
 ENV_LATDIR = "PEERBENCH_LATDIR"    # where `mark` handlers append their start times
 ENV_PIDFILE = "PEERBENCH_PIDFILE"  # worker process groups, for peers.py to kill if a runner dies
+ENV_DONE_KEY = "PEERBENCH_DONE_KEY"  # the counter every no-op job increments (default peerbench:done)
 
 
 @attrs.frozen
 class Sizes:
-    seq: int = 2_000          # enqueue, one at a time
-    conc: int = 2_000         # enqueue, `inflight` at a time
+    seq: int = 20_000         # enqueue, one at a time
+    conc: int = 20_000        # enqueue, `inflight` at a time
     inflight: int = 100
-    bulk: int = 10_000        # bulk enqueue, batches of `batch`
+    bulk: int = 20_000        # bulk enqueue, batches of `batch`
     batch: int = 1_000
-    e2e: int = 5_000          # enqueue + process, workers in other processes
-    rate: float = 200.0       # pick-up latency: open-loop rate (tasks/s) ...
+    e2e: int = 20_000         # enqueue + process, workers in other processes
+    rate: float = 100.0       # pick-up latency: open-loop rate (tasks/s) ...
     duration: float = 10.0    # ... for this many seconds
     warmup: int = 20
 
@@ -122,7 +126,21 @@ class Workers:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+        kill_sessions(self.pids())  # children in process groups of their own (nexq --processes)
         self.procs.clear()
+
+
+def kill_sessions(sids: Sequence[int]) -> None:
+    """SIGKILL every process left in sessions ``sids`` (ours: we started their leaders)."""
+    wanted = set(sids)
+    for path in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(path) as f:
+                data = f.read()
+            if int(data[data.rindex(")") + 2:].split()[3]) in wanted:
+                os.kill(int(path.split("/")[2]), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def _signal_group(p: subprocess.Popen[bytes], sig: int) -> None:
@@ -174,6 +192,16 @@ def clear_latencies(latdir: str) -> None:
         os.unlink(path)
 
 
+def open_loop(sizes: Sizes) -> Iterator[tuple[int, int, float]]:
+    """The latency scenario's schedule: (k, total, seconds to wait before
+    sending mark k), ``sizes.rate`` marks a second for ``sizes.duration`` s,
+    the wait computed when asked (just before the caller sleeps)."""
+    total = int(sizes.rate * sizes.duration)
+    start = time.time() + 0.05
+    for k in range(total):
+        yield k, total, start + k / sizes.rate - time.time()
+
+
 def latency_stats(lat: list[float], sent: int) -> dict[str, Any]:
     lat = sorted(lat)
     if not lat:
@@ -186,23 +214,68 @@ def latency_stats(lat: list[float], sent: int) -> dict[str, Any]:
             "p99_ms": pct(99), "max_ms": lat[-1] * 1000, "min_ms": lat[0] * 1000}
 
 
+# -- the jobs' own records ------------------------------------------------------------------
+
+
+class Counter:
+    """One counter on the store server over a plain blocking socket: each
+    call is exactly one round trip (nothing pipelined, nothing deferred)."""
+
+    def __init__(self, url: str, key: str) -> None:
+        u = urlsplit(url)
+        self.key = key.encode()
+        self.sock = socket.create_connection((u.hostname or "127.0.0.1", u.port or 6379), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+
+    def _call(self, *args: bytes) -> bytes:
+        self.sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        line = self.reader.readline()
+        if line[:1] == b"-" or not line:
+            raise RuntimeError(f"store: {line.decode(errors='replace').strip() or 'connection closed'}")
+        if line[:1] == b"$":
+            n = int(line[1:])
+            return b"" if n < 0 else self.reader.read(n + 2)[:-2]
+        return line[1:].strip()
+
+    def incr(self) -> None:
+        self._call(b"INCR", self.key)
+
+    def count(self) -> int:
+        value = self._call(b"GET", self.key)
+        return int(value) if value else 0
+
+    def delete(self) -> None:
+        self._call(b"DEL", self.key)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+def done_key() -> str:
+    return os.environ.get(ENV_DONE_KEY, "peerbench:done")
+
+
+_local = threading.local()  # (pid, Counter): one connection per thread, reopened after a fork
+
+
+def record_done() -> None:
+    """What every no-op job does, in every queue: one blocking round trip,
+    INCR $PEERBENCH_DONE_KEY on the store server ($PEERBENCH_REDIS). The
+    producers count finished jobs by reading it."""
+    mine = getattr(_local, "counter", None)
+    if mine is None or mine[0] != os.getpid():
+        mine = _local.counter = (os.getpid(), Counter(os.environ[ENV_REDIS], done_key()))
+    mine[1].incr()
+
+
 def rate(n: int, seconds: float, **extra: Any) -> dict[str, Any]:
     return {"n": n, "seconds": seconds, "per_s": n / seconds if seconds > 0 else None, **extra}
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, every: float = 0.01,
-               progress: Callable[[], None] | None = None) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        check(end, what)
-        if progress:
-            progress()
-        time.sleep(every)
-
-
-class ResultsDbPeer:
-    """A peer whose broker is redis db 0 and whose workers store every
-    result in db 1, so results stored = tasks done (Celery, Dramatiq)."""
+class RedisPeer:
+    """A blocking peer on redis db 0 (Celery, Dramatiq): reset empties the server."""
 
     kind = "sync"
 
@@ -211,14 +284,9 @@ class ResultsDbPeer:
 
         self.url = url
         self.redis = Redis.from_url(url + "/0")
-        self.results = Redis.from_url(url + "/1")
 
     def reset(self) -> None:
         self.redis.flushall()
 
-    def done(self) -> int:
-        return int(self.results.dbsize())
-
     def close(self) -> None:
         self.redis.close()
-        self.results.close()

@@ -1,5 +1,4 @@
-"""Celery: broker redis db 0; the workers store results in redis db 1 (the
-producer has no result backend, so it does not subscribe to every result)."""
+"""Celery: broker redis db 0, no result backend (its default)."""
 
 from __future__ import annotations
 
@@ -9,24 +8,23 @@ from importlib.metadata import version
 
 from celery import Celery, group
 
-from .base import ENV_REDIS, ResultsDbPeer, record_start
+from .base import ENV_REDIS, RedisPeer, record_done, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
-ROLE_WORKER = os.environ.get("PEERBENCH_ROLE") == "worker"
 POOL = os.environ.get("PEERBENCH_CELERY_POOL", "prefork")
 CONCURRENCY = int(os.environ.get("PEERBENCH_CELERY_CONCURRENCY", "2"))
 PROCESSES = int(os.environ.get("PEERBENCH_CELERY_PROCESSES", "1"))
 
-app = Celery("peerbench", broker=URL + "/0", backend=(URL + "/1") if ROLE_WORKER else None)
+app = Celery("peerbench", broker=URL + "/0")
 app.conf.update(
-    task_serializer="json", result_serializer="json", accept_content=["json"],
-    result_expires=600, broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+    task_serializer="json", accept_content=["json"],
+    broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
 )
 
 
 @app.task(name="noop")
 def noop(i):
-    return None
+    record_done()
 
 
 @app.task(name="mark")
@@ -34,7 +32,7 @@ def mark(t):
     record_start(t)
 
 
-class Peer(ResultsDbPeer):
+class Peer(RedisPeer):
     name = "celery"
 
     def __init__(self, url: str) -> None:
@@ -45,7 +43,6 @@ class Peer(ResultsDbPeer):
                        "--without-heartbeat` (prefetch multiplier 4, acks early: defaults)",
             "enqueue": "task.apply_async",
             "bulk": "no bulk API: group(...).apply_async() per batch (one publish per task)",
-            "done": "result backend (redis db 1): DBSIZE = results stored",
         }
 
     def enqueue(self, i: int) -> None:
@@ -59,7 +56,6 @@ class Peer(ResultsDbPeer):
 
     def start_workers(self, w) -> None:
         celery = os.path.join(os.path.dirname(sys.executable), "celery")
-        w.env.update({"PEERBENCH_ROLE": "worker"})
         for k in range(PROCESSES):
             w.start([celery, "-A", "benchmarks.peerbench.celery_peer", "worker", "-P", POOL, "-c", str(CONCURRENCY),
                      "-n", f"w{k}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",

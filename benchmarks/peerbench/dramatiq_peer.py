@@ -1,5 +1,5 @@
-"""Dramatiq: RedisBroker (db 0), Results middleware storing every result in
-redis db 1; `dramatiq` CLI with 2 processes × 8 threads."""
+"""Dramatiq: RedisBroker (db 0), no Results middleware (its default);
+`dramatiq` CLI with 2 processes × 8 threads."""
 
 from __future__ import annotations
 
@@ -9,40 +9,36 @@ from importlib.metadata import version
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.results import Results
-from dramatiq.results.backends.redis import RedisBackend
 
-from .base import ENV_REDIS, ResultsDbPeer, record_start
+from .base import ENV_REDIS, RedisPeer, record_done, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
 PROCESSES, THREADS = 2, 8
 
 broker = RedisBroker(url=URL + "/0")
-broker.add_middleware(Results(backend=RedisBackend(url=URL + "/1"), result_ttl=600_000))
 dramatiq.set_broker(broker)
 
 
-@dramatiq.actor(store_results=True, max_retries=0, queue_name="peerbench")
+@dramatiq.actor(max_retries=0, queue_name="peerbench")
 def noop(i):
-    return None
+    record_done()
 
 
-@dramatiq.actor(store_results=True, max_retries=0, queue_name="peerbench")
+@dramatiq.actor(max_retries=0, queue_name="peerbench")
 def mark(t):
     record_start(t)
 
 
-class Peer(ResultsDbPeer):
+class Peer(RedisPeer):
     name = "dramatiq"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.settings = {
             "version": f"dramatiq {version('dramatiq')}, redis-py {version('redis')}",
-            "workers": f"`dramatiq -p {PROCESSES} -t {THREADS}` (defaults), Results middleware (store_results)",
+            "workers": f"`dramatiq -p {PROCESSES} -t {THREADS}` (defaults)",
             "enqueue": "actor.send",
             "bulk": "no bulk API: actor.send per message",
-            "done": "Results backend (redis db 1): DBSIZE = results stored",
         }
 
     def enqueue(self, i: int) -> None:

@@ -1,5 +1,5 @@
-"""Huey: RedisHuey (blocking BRPOP dequeue, results stored, None included);
-one `huey_consumer` with 2 worker processes."""
+"""Huey: RedisHuey with its defaults (blocking BRPOP dequeue; results
+stored, None results not); one `huey_consumer` with 2 worker processes."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from importlib.metadata import version
 
 from huey import RedisHuey
 
-from .base import ENV_REDIS, record_start
+from .base import ENV_REDIS, record_done, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
 WORKERS, KIND = 2, "process"
 
-huey = RedisHuey("peerbench", url=URL, results=True, store_none=True, utc=True)
+huey = RedisHuey("peerbench", url=URL)
 
 
 @huey.task()
 def noop(i):
-    return None
+    record_done()
 
 
 @huey.task()
@@ -38,7 +38,6 @@ class Peer:
             "workers": f"1 × `huey_consumer -w {WORKERS} -k {KIND}` (blocking dequeue, BRPOP)",
             "enqueue": "task(...) call",
             "bulk": "no bulk API: one task call per message",
-            "done": "result store: huey.result_count()",
         }
 
     def reset(self) -> None:
@@ -57,9 +56,6 @@ class Peer:
     def start_workers(self, w) -> None:
         exe = os.path.join(os.path.dirname(sys.executable), "huey_consumer")
         w.start([exe, "benchmarks.peerbench.huey_peer.huey", "-w", str(WORKERS), "-k", KIND, "-n", "-q"], "huey")
-
-    def done(self) -> int:
-        return int(huey.result_count())
 
     def close(self) -> None:
         pass

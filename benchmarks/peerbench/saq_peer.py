@@ -10,14 +10,14 @@ from importlib.metadata import version
 
 from saq import Queue
 
-from .base import ENV_REDIS, record_start
+from .base import ENV_REDIS, record_done, record_start
 
 URL = os.environ.get(ENV_REDIS, "redis://127.0.0.1:6379")
 WORKERS, CONCURRENCY = 2, 100
 
 
 async def noop(ctx, *, i):
-    return None
+    record_done()
 
 
 async def mark(ctx, *, t):
@@ -37,14 +37,12 @@ class Peer:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.enqueued = 0
         self.q = None
         self.settings = {
             "version": f"saq {version('saq')}, redis-py {version('redis')}",
             "workers": f"`saq settings --workers {WORKERS}` (concurrency {CONCURRENCY} per process)",
             "enqueue": "Queue.enqueue",
             "bulk": "no enqueue_many: asyncio.gather of Queue.enqueue per batch",
-            "done": "enqueued − Queue.count('incomplete')",
         }
 
     async def open(self) -> None:
@@ -53,26 +51,19 @@ class Peer:
 
     async def reset(self) -> None:
         await self.q.redis.flushall()
-        self.enqueued = 0
 
     async def enqueue(self, i: int) -> None:
         await self.q.enqueue("noop", i=i)
-        self.enqueued += 1
 
     async def enqueue_batch(self, items) -> None:
         await asyncio.gather(*(self.q.enqueue("noop", i=i) for i in items))
-        self.enqueued += len(items)
 
     async def mark(self, t: float) -> None:
         await self.q.enqueue("mark", t=t)
-        self.enqueued += 1
 
     def start_workers(self, w) -> None:
         exe = os.path.join(os.path.dirname(sys.executable), "saq")
         w.start([exe, "benchmarks.peerbench.saq_peer.settings", "--workers", str(WORKERS), "--quiet"], "saq")
-
-    async def done(self) -> int:
-        return self.enqueued - int(await self.q.count("incomplete"))
 
     async def close(self) -> None:
         await self.q.disconnect()
