@@ -2,15 +2,18 @@
 
     make bench-peers                                   # venv .venv-peers, then this
     .venv-peers/bin/python benchmarks/peers.py [--peers nexq,rq,...]
-        [--pogocache redis://127.0.0.1:9401] [--quick] [--e2e N] [--budget S]
+        [--pogocache pogocache://127.0.0.1:9401] [--quick] [--e2e N] [--budget S]
 
-Queues: Nexq (embedded store in-process, a redis-server, optionally a
-Pogocache), arq, SAQ, RQ, Celery, Dramatiq, Huey, each on a fresh
-redis-server this script starts on a free loopback port. Each queue runs in
-its own child process (benchmarks/peerbench/run.py) with a deadline; its
-worker processes are killed at the end, and so is every server started here.
-Scenarios and settings: benchmarks/README.md. Results:
-benchmarks/results/peers-<date>.json and .md; the table is printed too.
+Queues: Nexq (a redis-server, optionally a Pogocache: its public API and
+`nexq worker` processes, plus its in-process engine figures; the embedded
+store: engine figures only), arq, SAQ, RQ, Celery, Dramatiq, Huey, each on a
+fresh redis-server this script starts on a free loopback port. Each queue
+runs in its own child process (benchmarks/peerbench/run.py) with a
+deadline; its worker processes are killed at the end, and so is every
+server started here. Scenarios and settings: benchmarks/README.md.
+Results: benchmarks/results/peers-<date>.json and .md (throughput, CPU of
+every process per 1,000 tasks, latency, ratios to the best peer, targets);
+the tables are printed too.
 """
 
 from __future__ import annotations
@@ -133,16 +136,16 @@ def main() -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated, from " + ",".join(PEERS))
     ap.add_argument("--pogocache", help="also run Nexq on this (shared) Pogocache, e.g. redis://127.0.0.1:9401")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    for name, help_ in (("seq", "sequential enqueues (2000)"), ("conc", "enqueues with --inflight (2000)"),
-                        ("inflight", "in flight (100)"), ("bulk", "bulk enqueues (10000)"),
-                        ("batch", "bulk batch size (1000)"), ("e2e", "tasks processed end to end (5000)"),
-                        ("rate", "latency: tasks/s (200)"), ("duration", "latency: seconds (10)")):
+    for name, help_ in (("seq", "sequential enqueues (20000)"), ("conc", "enqueues with --inflight (20000)"),
+                        ("inflight", "in flight (100)"), ("bulk", "bulk enqueues (20000)"),
+                        ("batch", "bulk batch size (1000)"), ("e2e", "tasks processed end to end (20000)"),
+                        ("rate", "latency: tasks/s (100)"), ("duration", "latency: seconds (10)")):
         ap.add_argument(f"--{name}", type=float if name in ("rate", "duration") else int, help=help_)
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds (every queue once per round); the report shows medians (3)")
     ap.add_argument("--peer-timeout", type=float, default=240, help="seconds per queue (240)")
-    ap.add_argument("--budget", type=float, default=840,
-                    help="seconds for the whole run; what is left past it is skipped (840)")
+    ap.add_argument("--budget", type=float, default=2700,
+                    help="seconds for the whole run; what is left past it is skipped (2700)")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     for p in args.peers.split(","):

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
-THROUGHPUT = (("enqueue_seq", "enqueue, sequential"), ("enqueue_conc", "enqueue, in flight"),
-              ("enqueue_bulk", "bulk enqueue"), ("e2e", "end to end, worker processes"))
+# What every queue runs (Nexq through its public API and `nexq worker` processes).
+PUBLIC = (("enqueue_seq", "enqueue, sequential"), ("enqueue_conc", "enqueue, 100 in flight"),
+          ("enqueue_bulk", "bulk enqueue"), ("e2e", "processing, 2 worker processes"))
+# Nexq's engine figures: trio in the producer's process, and Client from threads.
+ENGINE = (("enqueue_seq_trio", "app.enqueue, sequential"), ("enqueue_conc_trio", "app.enqueue, 100 trio tasks"),
+          ("enqueue_conc_threads", "Client.enqueue, 100 threads"), ("enqueue_bulk_trio", "app.enqueue_many"),
+          ("e2e_inproc", "in-process Worker, end to end"))
 LATENCY = (("p50_ms", "pick-up p50"), ("p99_ms", "pick-up p99"), ("max_ms", "pick-up max"))
+PARTS = ("producer", "workers", "store")
+
+
+def _median(vals: list[dict[str, Any]]) -> dict[str, Any]:
+    """``vals[0]`` with each number (nested dicts too) the median over ``vals``."""
+    out: dict[str, Any] = dict(vals[0])
+    for k, v in vals[0].items():
+        if isinstance(v, dict):
+            out[k] = _median([g[k] for g in vals if isinstance(g.get(k), dict)])
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("n", "sent"):
+            out[k] = statistics.median(g[k] for g in vals if g.get(k) is not None)
+    return out
 
 
 def merge_repeats(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -17,7 +35,7 @@ def merge_repeats(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in runs:
         by_label.setdefault(r["label"], []).append(r)
     merged = []
-    for label, rs in by_label.items():
+    for rs in by_label.values():
         done = [r for r in rs if "skipped" not in r]
         if not done:
             merged.append(rs[0])
@@ -31,10 +49,7 @@ def merge_repeats(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not good:
                 m["results"][scen] = vals[0]
                 continue
-            out: dict[str, Any] = dict(good[0])
-            for k, v in good[0].items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("n", "sent"):
-                    out[k] = statistics.median(g[k] for g in good if g.get(k) is not None)
+            out = _median(good)
             main = "per_s" if "per_s" in out else "p50_ms"
             out["repeats"] = [g.get(main) for g in good]
             if len(good) < len(vals):
@@ -64,7 +79,26 @@ def _lat(r: dict[str, Any] | None) -> str:
     return f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} / {r['max_ms']:.0f}" + (f" ({lost} lost)" if lost else "")
 
 
+def cpu_per_1000(r: dict[str, Any] | None, part: str = "total") -> float | None:
+    """CPU seconds per 1,000 tasks of one part (or all) of a throughput result."""
+    if not r or "error" in r or "cpu" not in r or r["cpu"].get(part) is None:
+        return None
+    return float(r["cpu"][part]) / r["n"] * 1000
+
+
+def _cpu(r: dict[str, Any] | None, parts: bool = True) -> str:
+    total = cpu_per_1000(r)
+    if total is None:
+        return "—"
+    if not parts:
+        return f"{total:.3f}"
+    split = " / ".join(f"{v:.3f}" if (v := cpu_per_1000(r, p)) is not None else "—" for p in PARTS)
+    return f"{total:.3f} ({split})"
+
+
 def _ok(r: dict[str, Any] | None, key: str) -> float | None:
+    if key == "cpu":
+        return cpu_per_1000(r)
     if not r or "error" in r or r.get(key) is None:
         return None
     if key.endswith("_ms") and r.get("received", 0) < r.get("sent", 0):
@@ -84,28 +118,34 @@ def markdown(doc: dict[str, Any]) -> str:
         + (". 1-minute load average before / after: {} / {} (other processes share the machine)".format(
             *doc["load_average"]) if doc.get("load_average") else "") + ".",
         "",
-        f"Sizes: {s['seq']:,} sequential enqueues; {s['conc']:,} enqueues with {s['inflight']} in flight; "
-        f"{s['bulk']:,} bulk enqueues (batches of {s['batch']:,}); {s['e2e']:,} no-op tasks end to end "
-        f"(from the first enqueue until the queue's own bookkeeping counts all done; the producer uses "
-        f"the bulk path); pick-up latency (enqueue time → handler start) of {s['rate'] * s['duration']:,.0f} "
-        f"tasks sent open loop at {s['rate']:,.0f}/s to idle workers. Every redis-backed queue got its own "
-        f"fresh redis-server (loopback, no persistence). Throughputs in tasks/s; latencies in ms. "
-        f"Each figure is the median of {doc.get('repeat', 1)} rounds (every queue once per round, "
-        f"round after round); every value is in the JSON.",
+        (f"Sizes: {s['seq']:,} enqueues one at a time from a plain loop (asyncio queues: one coroutine); "
+        f"{s['conc']:,} enqueues with {s['inflight']} in flight; {s['bulk']:,} bulk enqueues (batches of "
+        f"{s['batch']:,}); processing: {s['e2e']:,} no-op jobs enqueued with the bulk path into 2 idle, "
+        f"warmed-up worker processes, timed from the first enqueue until all {s['e2e']:,} recorded "
+        f"themselves; pick-up latency (the producer's call → handler start) of {s['rate'] * s['duration']:,.0f} "
+        f"tasks sent open loop at {s['rate']:,.0f}/s to idle workers. Every no-op job, in every queue, does one "
+        f"blocking round trip to record itself (INCR of a counter on the store server); the producer counts "
+        f"finished jobs by reading that counter. CPU: seconds of every process involved (the producer, every "
+        f"worker process and its children, the store server; /proc utime + stime) per 1,000 tasks. Every "
+        f"redis-backed queue got its own fresh redis-server (loopback, no persistence). Throughputs in "
+        f"tasks/s; latencies in ms. Each figure is the median of {doc.get('repeat', 1)} rounds (every queue "
+        f"once per round, round after round); every value is in the JSON."),
         "",
-        "| queue | store | enqueue, sequential | enqueue, in flight | bulk enqueue | end to end, "
-        "worker processes | end to end, in-process worker | pick-up p50 / p99 / max, worker processes "
-        "| pick-up p50 / p99 / max, in-process |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| queue | store | " + " | ".join(t for _, t in PUBLIC)
+        + " | CPU s per 1,000 tasks processed: all (producer / workers / store) "
+        "| pick-up p50 / p99 / max, 2 worker processes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     errors = []
     for r in runs:
         res = r.get("results", {})
-        lines.append(
-            f"| {r['label']} | {r.get('backend', '')} | {_rate(res.get('enqueue_seq'))} | "
-            f"{_rate(res.get('enqueue_conc'))} | {_rate(res.get('enqueue_bulk'))} | {_rate(res.get('e2e'))} | "
-            f"{_rate(res.get('e2e_inproc'))} | {_lat(res.get('latency'))} | {_lat(res.get('latency_inproc'))} |")
-        for name, v in res.items():
+        if not any(k in res for k, _ in PUBLIC):
+            continue  # the embedded store: engine figures only
+        lines.append(f"| {r['label']} | {r.get('backend', '')} | "
+                     + " | ".join(_rate(res.get(k)) for k, _ in PUBLIC)
+                     + f" | {_cpu(res.get('e2e'))} | {_lat(res.get('latency'))} |")
+    for r in runs:
+        for name, v in r.get("results", {}).items():
             if "error" in v:
                 errors.append(f"{r['label']}, {name}: {v['error']}")
             for e in v.get("failed_repeats", []):
@@ -114,51 +154,128 @@ def markdown(doc: dict[str, Any]) -> str:
             errors.append(f"{r['label']}: {r['error']}")
     for r in merged:
         if "skipped" in r:
-            lines.append(f"| {r['label']} | skipped: {r['skipped']} | | | | | | | |")
+            lines.append(f"| {r['label']} | skipped: {r['skipped']} |" + " |" * 6)
+
+    lines += ["", ("CPU s per 1,000 tasks, all processes, by scenario (enqueue scenarios: the producer and the "
+                   "store server):"), "",
+              "| queue | " + " | ".join(t for _, t in PUBLIC) + " |", "|---|" + "---:|" * len(PUBLIC)]
+    for r in runs:
+        res = r.get("results", {})
+        if any(k in res for k, _ in PUBLIC):
+            lines.append(f"| {r['label']} | " + " | ".join(_cpu(res.get(k), parts=False) for k, _ in PUBLIC) + " |")
+
+    nexqs = [r for r in runs if r["peer"] == "nexq"]
+    if nexqs:
+        lines += ["", ("Nexq's engine figures (trio, in the producer's process; `Client` from 100 threads). "
+                       "The in-process Worker runs no-op `bare` jobs (no recording round trip) counted by the "
+                       "queue's succeeded counter, as in the runs before 2026-12-06:"), "",
+                  "| store | " + " | ".join(t for _, t in ENGINE)
+                  + " | CPU s per 1,000, in-process: all (process / — / store) | pick-up p50 / p99 / max, "
+                  "in-process |", "|---|" + "---:|" * (len(ENGINE) + 2)]
+        for r in nexqs:
+            res = r.get("results", {})
+            lines.append(f"| {r.get('backend', '')} | " + " | ".join(_rate(res.get(k)) for k, _ in ENGINE)
+                         + f" | {_cpu(res.get('e2e_inproc'))} | {_lat(res.get('latency_inproc'))} |")
+
     if errors:
         lines += ["", "¹ Errors:", ""] + [f"- {e}" for e in errors]
 
     lines += ["", "Settings (the in-flight mode is how 100 enqueues were kept in flight):", "",
-              "| queue | versions | workers | in flight by | bulk enqueue | completion counted by |",
+              "| queue | versions | workers | single enqueue | in flight by | bulk enqueue |",
               "|---|---|---|---|---|---|"]
     for r in runs:
         st, res = r.get("settings", {}), r.get("results", {})
-        mode = (res.get("enqueue_conc") or {}).get("mode", "")
-        lines.append(f"| {r['label']} | {st.get('version', '')} | {st.get('workers', '')} | {mode} | "
-                     f"{st.get('bulk', '')} | {st.get('done', '')} |")
+        mode = st.get("in_flight") or (res.get("enqueue_conc") or {}).get("mode", "")
+        lines.append(f"| {r['label']} | {st.get('version', '')} | {st.get('workers', '')} | {st.get('enqueue', '')} | "
+                     f"{mode} | {st.get('bulk', '')} |")
 
-    lines += ["", _ratios(runs)]
+    lines += ["", _ratios(runs), "", _targets(runs)]
     return "\n".join(lines) + "\n"
 
 
-def _ratios(runs: list[dict[str, Any]]) -> str:
+def _peers_and_nexqs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     peers = [r for r in runs if r["peer"] != "nexq"]
-    nexqs = [r for r in runs if r["peer"] == "nexq"]
+    nexqs = [r for r in runs if r["peer"] == "nexq" and any(k in r.get("results", {}) for k, _ in PUBLIC)]
+    return peers, nexqs
+
+
+def best(peers: list[dict[str, Any]], scen: str, key: str, higher: bool,
+         only: tuple[str, ...] = ()) -> tuple[str, float] | None:
+    """The best peer's (label, value) of one figure (``only``: among those peers)."""
+    vals = [(p["label"], _ok(p.get("results", {}).get(scen), key)) for p in peers if not only or p["peer"] in only]
+    found = [(lbl, v) for lbl, v in vals if v is not None]
+    if not found:
+        return None
+    return (max if higher else min)(found, key=lambda x: x[1])
+
+
+def _fmt(key: str) -> Callable[[float], str]:
+    if key == "per_s":
+        return lambda v: f"{v:,.0f}/s"
+    if key == "cpu":
+        return lambda v: f"{v:.3f} s"
+    return lambda v: f"{v:.1f} ms"
+
+
+def _ratios(runs: list[dict[str, Any]]) -> str:
+    peers, nexqs = _peers_and_nexqs(runs)
     if not peers or not nexqs:
         return ""
-    head = "| scenario | fastest peer | " + " | ".join(f"{n['label']} (ratio)" for n in nexqs) + " |"
-    out = ["Nexq against the fastest peer (throughput ratio > 1: Nexq is faster; latency ratio < 1: Nexq "
-           "is quicker). For the embedded store, end to end and latency are its in-process figures.", "",
-           head, "|---|---|" + "---:|" * len(nexqs)]
+    out = [("Nexq against the best peer (throughput ratio > 1: Nexq is faster; latency and CPU ratio < 1: Nexq "
+            "is quicker, uses less):"), "",
+           "| figure | best peer | " + " | ".join(f"{n['label']} (ratio)" for n in nexqs) + " |",
+           "|---|---|" + "---:|" * len(nexqs)]
 
     def row(title: str, scen: str, key: str, higher: bool) -> None:
-        vals = [(p["label"], _ok(p.get("results", {}).get(scen), key)) for p in peers]
-        vals = [(lbl, v) for lbl, v in vals if v is not None]
-        if not vals:
+        b = best(peers, scen, key, higher)
+        if b is None:
             return
-        best_lbl, best = (max if higher else min)(vals, key=lambda x: x[1])
-        fmt = (lambda v: f"{v:,.0f}") if higher else (lambda v: f"{v:.1f} ms")
+        fmt = _fmt(key)
         cells = []
         for n in nexqs:
-            res = n.get("results", {})
-            v = _ok(res.get(scen), key)
-            if v is None and scen in ("e2e", "latency"):
-                v = _ok(res.get(scen + "_inproc"), key)
-            cells.append("—" if v is None or not best else f"{fmt(v)} ({v / best:.2f}×)")
-        out.append(f"| {title} | {best_lbl}: {fmt(best)} | " + " | ".join(cells) + " |")
+            v = _ok(n.get("results", {}).get(scen), key)
+            cells.append("—" if v is None or not b[1] else f"{fmt(v)} ({v / b[1]:.2f}×)")
+        out.append(f"| {title} | {b[0]}: {fmt(b[1])} | " + " | ".join(cells) + " |")
 
-    for scen, title in THROUGHPUT:
+    for scen, title in PUBLIC:
         row(title, scen, "per_s", True)
+    row("CPU per 1,000 tasks processed, all processes", "e2e", "cpu", False)
     for key, title in LATENCY:
-        row(title + ", worker processes", "latency", key, False)
+        row(title + ", 2 worker processes", "latency", key, False)
+    return "\n".join(out)
+
+
+# (title, scenario, key, higher is better, factor, compared peers (empty: all))
+TARGETS = (
+    ("sequential single enqueue (nexq.Client) ≥ 2x the fastest peer's", "enqueue_seq", "per_s", True, 2.0, ()),
+    ("pick-up latency p50 ≤ Huey's", "latency", "p50_ms", False, 1.0, ("huey",)),
+    ("pick-up latency p99 ≤ Huey's", "latency", "p99_ms", False, 1.0, ("huey",)),
+    ("processing with 2 worker processes ≥ 3x the fastest peer", "e2e", "per_s", True, 3.0, ()),
+    ("CPU per 1,000 tasks processed, all processes ≤ 1/4 of the most frugal peer's", "e2e", "cpu", False, 0.25, ()),
+    ("asyncio client (nexq.AsyncClient), 100 in flight ≥ 3x SAQ's and arq's", "enqueue_conc", "per_s", True, 3.0,
+     ("saq", "arq")),
+)
+
+
+def _targets(runs: list[dict[str, Any]]) -> str:
+    peers, nexqs = _peers_and_nexqs(runs)
+    if not peers or not nexqs:
+        return ""
+    out = ["Targets (issue \"Performance, round two\"; the blocking client's sequential enqueue is the first row):",
+           "", "| target | reference | bound | " + " | ".join(n["label"] for n in nexqs) + " |",
+           "|---|---|---:|" + "---|" * len(nexqs)]
+    for title, scen, key, higher, factor, only in TARGETS:
+        b = best(peers, scen, key, higher, only)
+        if b is None:
+            continue
+        fmt, bound = _fmt(key), b[1] * factor
+        cells = []
+        for n in nexqs:
+            v = _ok(n.get("results", {}).get(scen), key)
+            if v is None:
+                cells.append("—")
+                continue
+            met = v >= bound if higher else v <= bound
+            cells.append(f"{fmt(v)} ({v / b[1]:.2f}×): {'met' if met else '**missed**'}")
+        out.append(f"| {title} | {b[0]}: {fmt(b[1])} | {fmt(bound)} | " + " | ".join(cells) + " |")
     return "\n".join(out)

@@ -24,7 +24,10 @@ import attrs
 from .base import ENV_LATDIR, ENV_REDIS, Progress, Sizes
 
 PEERS = ("nexq", "arq", "saq", "rq", "celery", "dramatiq", "huey")
-SCENARIOS = ("enqueue_seq", "enqueue_conc", "enqueue_bulk", "e2e", "e2e_inproc", "latency", "latency_inproc")
+SCENARIOS = ("enqueue_seq", "enqueue_conc", "enqueue_bulk", "e2e", "latency",
+             # Nexq only: Client from 100 threads, and the trio engine figures
+             "enqueue_conc_threads", "enqueue_seq_trio", "enqueue_conc_trio", "enqueue_bulk_trio",
+             "e2e_inproc", "latency_inproc")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -59,13 +62,9 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         if args.peer == "nexq":
-            import trio
+            from .nexq_peer import run_nexq
 
-            from .nexq_peer import NexqRunner
-
-            runner = NexqRunner(args.store, sizes, progress, tmp, latdir, scenarios)
-            out["settings"] = runner.settings
-            trio.run(runner.run, args.drain, out["results"])
+            run_nexq(args.store, sizes, progress, tmp, latdir, scenarios, args.drain, out)
         else:
             mod = importlib.import_module(f"benchmarks.peerbench.{args.peer}_peer")
             peer = mod.Peer(args.store)
