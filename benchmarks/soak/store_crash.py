@@ -49,16 +49,23 @@ def wait_port(port: int, limit: float = 10) -> None:
     raise TimeoutError(port)
 
 
-def start_store(args: argparse.Namespace, port: int, d: str) -> subprocess.Popen[bytes]:
-    if args.redis_aof:
+def launch_store(pogocache_bin: str | None, port: int, d: str, *redis_args: str) -> subprocess.Popen[bytes]:
+    """A persisting store on ``port`` with its files in ``d``: Pogocache
+    (``--persist``) when a binary is given, else redis-server with ``redis_args``."""
+    if pogocache_bin is None:
         cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
-               "--appendonly", "yes", "--appendfsync", "always"]
+               *redis_args]
     else:
-        cmd = [args.pogocache_bin, "-h", "127.0.0.1", "-p", str(port), "--maxmemory", "unlimited",
+        cmd = [pogocache_bin, "-h", "127.0.0.1", "-p", str(port), "--maxmemory", "unlimited",
                "--persist", os.path.join(d, "nexq.db")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc
+
+
+def start_store(args: argparse.Namespace, port: int, d: str) -> subprocess.Popen[bytes]:
+    return launch_store(None if args.redis_aof else args.pogocache_bin, port, d,
+                        "--appendonly", "yes", "--appendfsync", "always")
 
 
 async def produce(url: str, rate: float, seconds: float, acked: list[str]) -> None:

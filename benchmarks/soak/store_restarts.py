@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import trio  # noqa: E402
-from store_crash import free_port, wait_port  # noqa: E402
+from store_crash import free_port, launch_store  # noqa: E402
 
 from nexq import Nexq  # noqa: E402
 
@@ -38,15 +38,8 @@ LEASE, RECONCILE = 5.0, 2.0
 
 
 def start_store(args: argparse.Namespace, port: int, d: str) -> subprocess.Popen[bytes]:
-    if args.redis:
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
-               "--appendonly", "no", "--dbfilename", "nexq.rdb"]
-    else:
-        cmd = [args.pogocache_bin, "-h", "127.0.0.1", "-p", str(port), "--maxmemory", "unlimited",
-               "--persist", os.path.join(d, "nexq.db")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc
+    return launch_store(None if args.redis else args.pogocache_bin, port, d,
+                        "--appendonly", "no", "--dbfilename", "nexq.rdb")
 
 
 async def produce(app: Nexq, rate: float, stop: trio.Event, acked: list[tuple[str, float]]) -> None:
