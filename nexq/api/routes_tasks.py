@@ -9,11 +9,11 @@ import orjson
 from quart import Response
 
 from ..config import Settings
-from ..queue import EnqueueRequest
+from ..queue import Enqueued, EnqueueRequest
 from ..queue.search import SCAN_LIMIT, TaskFilter
 from ..runtime.runtime import Runtime
 from ..runtime.task_types import Item
-from ..task import Task
+from ..task import Status, Task
 from . import bulk
 from .errors import ApiError, invalid, json_response, not_found
 from .routing import Routes
@@ -158,14 +158,26 @@ async def enqueue_one(rt: Runtime, body: dict[str, Any]) -> tuple[Any, int]:
     (also served without Quart, by :mod:`nexq.api.fast`)."""
     requests = await _requests(rt, [to_item(body, rt.settings.max_payload_bytes)], "")
     [done] = await _enqueue(rt, requests, "")
-    if done.created:  # no children yet: get_many skips the round trip that reads them
+    task = as_written(done)
+    if task is None and done.created:  # no children yet: get_many skips the round trip that reads them
         [task] = await rt.inspector.get_many([done.task_id])
-    else:
+    elif task is None:
         task = await rt.inspector.get(done.task_id)
     if task is None:  # the unique_key holder ended and expired meanwhile
         raise ApiError(409, "conflict", "the task holding this unique_key vanished; retry",
                        {"id": done.task_id})
     return task.to_json(), 201 if done.created else 200
+
+
+def as_written(done: Enqueued) -> Task | None:
+    """The task ``done`` created to run at once, as written: pending,
+    attempt 1, nothing else yet (what reading it back gives, without its
+    round trips); None for any other (scheduled, waiting, an existing
+    unique_key holder): those are read back."""
+    spec = done.spec
+    if not done.created or spec is None or spec.run_at is not None or spec.depends_on:
+        return None
+    return Task(spec=spec, status=Status.PENDING, attempt=1)
 
 
 @routes.route("POST", "/api/tasks/batch", tag="tasks",
@@ -186,7 +198,11 @@ async def enqueue_batch(rt: Runtime, body: dict[str, Any]) -> tuple[Any, int]:
     out: list[dict[str, Any]] = []
     for lo in range(0, len(results), READ_CHUNK):
         chunk = results[lo : lo + READ_CHUNK]
-        tasks = await rt.inspector.get_many([r.task_id for r in chunk])
+        tasks = [as_written(r) for r in chunk]
+        unknown = [i for i, task in enumerate(tasks) if task is None]
+        if unknown:
+            for i, task in zip(unknown, await rt.inspector.get_many([chunk[i].task_id for i in unknown])):
+                tasks[i] = task
         for r, task in zip(chunk, tasks):
             data: dict[str, Any] = task.to_json() if task is not None else {"id": r.task_id}
             data["created"] = r.created

@@ -139,7 +139,7 @@ class Producer:
                 b.set(self.keys.cur(spec.id), encode_cur(1, State.SCHEDULED, spec.run_at))
                 b.incr(self.keys.count(spec.queue, State.SCHEDULED))
                 delayed.append(Entry("P", spec.id, 1, spec.run_at))
-            results[i] = Enqueued(spec.id, True)
+            results[i] = Enqueued(spec.id, True, spec)
             if spec.expires_at is not None:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
         if lanes:
@@ -150,6 +150,8 @@ class Producer:
         clashed = [i for op, i in zip(spec_ops, fresh) if not answers[op + 1]]
         if clashed:
             await self._reindex(specs, clashed)
+            for i in clashed:
+                results[i] = Enqueued(specs[i].id, True, specs[i])
         if lanes:
             await pusher.settle(self.store, answers)
             await self.ctx.hooks.after_push(self.node)

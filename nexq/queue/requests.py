@@ -75,6 +75,9 @@ class EnqueueRequest:
 class Enqueued:
     task_id: str
     created: bool  # False: a live task with the same unique_key was returned
+    # The spec as written when this call created the task (None otherwise):
+    # lets a caller answer with the new task without reading it back.
+    spec: TaskSpec | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
