@@ -24,8 +24,8 @@ from quart import Quart, Response, request
 from ..config import Settings
 from .errors import ERROR_SCHEMA_REF, ApiError, invalid
 from .schemas import ERROR
-from .validation import Issue, JsonSchema, parse_query, validate
 from .state import current_runtime
+from .validation import Issue, JsonSchema, parse_query, validate
 
 Handler = Callable[..., Awaitable[Response]]
 H = TypeVar("H", bound=Handler)
