@@ -5,8 +5,7 @@ process (the clients are what runs in the test's own thread)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,16 +18,6 @@ from nexq.runtime.runtime import open_runtime
 from nexq.runtime.worker import Worker
 
 
-def poll(fn: Callable[[], Any], limit: float = 30.0) -> Any:
-    """fn()'s first truthy value, tried every 20 ms; TimeoutError after ``limit`` s."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still {value!r} after {limit} s")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from nexq.runtime.registry import WorkerRegistry
 from nexq.runtime.task_types import TypeDefaults, publication
 from nexq.store import open_store
 from nexq.task import Status
-from tests.clients.conftest import poll, trio_worker
+from tests.clients.conftest import trio_worker
+from tests.polling import poll
 
 
 @contextmanager

@@ -9,27 +9,17 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.runtime.procs import ROOT, api, nexq_cmd, nexq_run, spawn, stop
+from tests.polling import poll
 
 pytestmark = pytest.mark.slow
 
 TYPED = "tests.runtime.typed_app:app"
 
 
-def poll(fn: Any, limit: float = 30) -> Any:
-    """fn()'s first truthy value; TimeoutError after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still {value!r} after {limit} s")
-        time.sleep(0.1)
 
 
 def test_a_server_without_the_handler_enqueues_with_the_workers_defaults(
