@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clients.conftest import poll
+from tests.polling import poll
 from tests.runtime.procs import ROOT, spawn, stop
 from tests.servers import free_port
 
