@@ -8,6 +8,8 @@
 | ``redis://[:password@]host[:port]`` | RESP server, default port 6379 |
 | ``rediss://...`` | the same over TLS |
 | ``unix:///path/to.sock[?password=...]`` | RESP server on a unix socket |
+| ``redis+sentinel://[:password@]s1[:port],s2[:port]/name`` | the primary that Sentinel names ``name`` (sentinel port 26379; ``?sentinel_password=`` if the sentinels need one) |
+| ``rediss+sentinel://...`` | the same over TLS (sentinels and primary) |
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import attrs
 
 from ..errors import InvalidStoreURL
 
-DEFAULT_PORTS = {"pogocache": 9401, "redis": 6379, "rediss": 6379}
-SCHEMES = ("memory", "pogocache", "redis", "rediss", "unix")
+DEFAULT_PORTS = {"pogocache": 9401, "redis": 6379, "rediss": 6379,
+                 "redis+sentinel": 26379, "rediss+sentinel": 26379}
+SCHEMES = ("memory", "pogocache", "redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+#: schemes whose URL lists several hosts (``a:1,b:2``): one URL, not a node list
+MULTI_HOST = ("redis+sentinel", "rediss+sentinel")
 
 
 @attrs.frozen
@@ -34,10 +39,19 @@ class StoreURL:
     # TLS options for rediss:// (query: ssl_cert_reqs=none, ssl_ca_certs=PATH)
     tls_verify: bool = True
     tls_ca_file: str | None = None
+    # redis+sentinel://: the sentinels (host, port), the monitored primary's
+    # name (``path`` holds it too) and the sentinels' own password
+    hosts: tuple[tuple[str, int], ...] = ()
+    sentinel_password: str | None = attrs.field(default=None, repr=False)
 
     @property
     def tls(self) -> bool:
-        return self.scheme == "rediss"
+        return self.scheme.startswith("rediss")
+
+    @property
+    def sentinel(self) -> bool:
+        """Whether the server is whichever primary Sentinel names (``path``)."""
+        return self.scheme.endswith("+sentinel")
 
     @property
     def embedded(self) -> bool:
@@ -48,6 +62,8 @@ class StoreURL:
         """``host:port`` (a socket's path): what names this store as a
         cluster node. Scheme and credentials are left out so that changing
         them does not move queues between nodes."""
+        if self.sentinel:
+            return f"sentinel:{self.path}"
         return self.path if self.scheme in ("unix", "memory") else f"{self.host}:{self.port}"
 
     def __str__(self) -> str:
@@ -57,6 +73,9 @@ class StoreURL:
         if self.scheme == "unix":
             return f"unix://{self.path}"
         auth = ":***@" if self.password else ""
+        if self.sentinel:
+            hosts = ",".join(f"{h}:{p}" for h, p in self.hosts)
+            return f"{self.scheme}://{auth}{hosts}/{self.path}"
         return f"{self.scheme}://{auth}{self.host}:{self.port}"
 
 
@@ -75,6 +94,8 @@ def parse_store_url(url: str) -> StoreURL:
             + ", ".join(f"{s}://" for s in SCHEMES)
         )
     query = dict(urllib.parse.parse_qsl(parts.query))
+    if scheme in MULTI_HOST:
+        return _parse_sentinel(url, scheme, parts, query)
     if scheme == "memory":
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
         return StoreURL(scheme="memory", path=path)
@@ -104,6 +125,46 @@ def parse_store_url(url: str) -> StoreURL:
     )
 
 
+def _parse_sentinel(url: str, scheme: str, parts: urllib.parse.SplitResult,
+                    query: dict[str, str]) -> StoreURL:
+    """``redis+sentinel://[:password@]s1[:port],s2[:port]/name``; raises
+    InvalidStoreURL naming what is wrong."""
+    auth, _, hostlist = parts.netloc.rpartition("@")
+    user, colon, secret = auth.partition(":")
+    # redis+sentinel://secret@... is a common slip for :secret@ (as for redis://)
+    password = urllib.parse.unquote(secret if colon else user) if auth else None
+    password = query.get("password", password)
+    hosts: list[tuple[str, int]] = []
+    for item in hostlist.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
+            raise InvalidStoreURL(f"store URL {url!r}: bad sentinel address {item!r}; "
+                                  "use host[:port] (default port 26379), comma-separated")
+        hosts.append((host, int(port) if port else DEFAULT_PORTS[scheme]))
+    if len(set(hosts)) != len(hosts):
+        raise InvalidStoreURL(f"store URL {url!r} lists a sentinel more than once")
+    name = parts.path.strip("/")
+    if not name or "/" in name:
+        raise InvalidStoreURL(f"store URL {url!r} needs the monitored primary's name as its path: "
+                              f"{scheme}://s1:26379,s2:26379/mymaster")
+    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "0", "false")
+    return StoreURL(scheme=scheme, host=hosts[0][0], port=hosts[0][1], path=name, password=password,
+                    tls_verify=verify, tls_ca_file=query.get("ssl_ca_certs"), hosts=tuple(hosts),
+                    sentinel_password=query.get("sentinel_password"))
+
+
+def _rejoin(parts: list[str]) -> list[str]:
+    """Comma-split URLs with a multi-host URL's hosts put back together:
+    ``redis+sentinel://a:1`` + ``b:2/m`` -> ``redis+sentinel://a:1,b:2/m``."""
+    out: list[str] = []
+    for part in parts:
+        if out and "://" not in part and out[-1].split("://", 1)[0].lower() in MULTI_HOST:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 def split_store_urls(text: str) -> list[StoreURL]:
     """``"redis://a:6379,redis://b:6379"`` -> the parsed nodes, in order.
 
@@ -113,7 +174,7 @@ def split_store_urls(text: str) -> list[StoreURL]:
     parts = [p.strip() for p in text.split(",")]
     if any(not p for p in parts):
         raise InvalidStoreURL(f"store list {text!r} has an empty entry; separate URLs with single commas")
-    nodes = [parse_store_url(p) for p in parts]
+    nodes = [parse_store_url(p) for p in _rejoin(parts)]
     if len(nodes) > 1:
         if any(n.embedded for n in nodes):
             raise InvalidStoreURL("memory:// cannot be one of several store nodes: the embedded "
