@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .task import Attempt, Outcome, RetryPolicy, TaskSpec
+from .task import NO_HEADERS, Attempt, Outcome, RetryPolicy, TaskSpec
 
 
 class CodecError(ValueError):
@@ -51,6 +51,8 @@ def encode_spec(s: TaskSpec) -> bytes:
         d["opf"] = s.on_parent_failure
     if s.retry != RetryPolicy():
         d["rp"] = [s.retry.base, s.retry.cap, s.retry.factor]
+    if s.headers:
+        d["h"] = dict(s.headers)
     return orjson.dumps(d)
 
 
@@ -74,6 +76,7 @@ def decode_spec(data: bytes) -> TaskSpec:
         expires_at=d.get("xa"),
         depends_on=tuple(d.get("dep", ())),
         on_parent_failure=d.get("opf", "cancel"),
+        headers=d.get("h") or NO_HEADERS,
     )
 
 

@@ -27,7 +27,7 @@ subscribers idempotent, as webhooks are (a unique key per event).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -57,9 +57,11 @@ class Middleware:
 
     # -- producing ------------------------------------------------------------
 
-    def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
+    def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> Sequence[TaskSpec] | None:
         """Validated tasks are about to be written; raise to refuse them all
-        (``StoreFull``, or a ``ValueError`` naming the field)."""
+        (``StoreFull``, or a ``ValueError`` naming the field). May return
+        replacements, one per spec in order (same ids), to be written
+        instead: e.g. with ``headers`` added (:mod:`nexq.otel`)."""
 
     async def after_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
         """Tasks were created (each with its first state written)."""
@@ -134,8 +136,20 @@ class Hooks:
         return Hooks([*self.middleware, *more])
 
     def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
+        """Run ``before_enqueue`` in order; replacements a hook returns are
+        put into ``specs`` in place (the list the producer then writes; a
+        read-only sequence, passed by a check that writes nothing, keeps its
+        own)."""
+        current = specs
         for hook in self._by["before_enqueue"]:
-            hook(node, specs)
+            new = hook(node, current)
+            if new is not None:
+                if len(new) != len(current) or any(a.id != b.id for a, b in zip(new, current)):
+                    raise TypeError(f"middleware {hook.__qualname__}: before_enqueue must return "
+                                    "one replacement per spec, in order, with the same ids")
+                current = new
+        if current is not specs and isinstance(specs, MutableSequence):
+            specs[:] = current
 
     async def after_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
         if self._by["after_enqueue"]:

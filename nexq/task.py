@@ -7,6 +7,8 @@ import os
 import random
 import re
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -17,6 +19,7 @@ PRIORITY_TEXT = "^([0-9]|[lL][oO][wW]|[nN][oO][rR][mM][aA][lL]|[hH][iI][gG][hH])
 _PRIORITY_TEXT_RE = re.compile(PRIORITY_TEXT[:-1] + r"\Z")  # ECMA's final $ is the end of input
 DEFAULT_PRIORITY = 5
 DEFAULT_QUEUE = "default"
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})  # shared by every task without headers
 
 
 class Status(str, enum.Enum):
@@ -114,6 +117,9 @@ class TaskSpec:
     expires_at: float | None = None  # cancelled ("Expired") if not started by then
     depends_on: tuple[str, ...] = ()  # parents that must succeed first
     on_parent_failure: str = "cancel"  # or "run": what a dead / cancelled parent does
+    # Text carried with the task to its handler, e.g. the trace context
+    # (W3C ``traceparent``) that nexq.otel propagates; stored only when set.
+    headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, hash=False)
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -13,6 +13,7 @@ import attrs
 from ..task import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
+    NO_HEADERS,
     RetryPolicy,
     TaskSpec,
     new_task_id,
@@ -44,6 +45,9 @@ MAX_RUN_AT = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_UNIQUE_KEY = 1024
 MAX_PARENTS = 1000
 MAX_TASK_ID = 256
+MAX_HEADERS = 32  # entries in a task's headers
+MAX_HEADER_NAME = 128
+MAX_HEADERS_SIZE = 8192  # characters of all names and values together
 _TYPE_RE = re.compile(TYPE_PATTERN[:-1] + r"\Z")
 _QUEUE_RE = re.compile(QUEUE_PATTERN[:-1] + r"\Z")  # ECMA's final $ is the end of input
 _WEBHOOK_RE = re.compile(WEBHOOK_PATTERN[:-1] + r"\Z")
@@ -69,6 +73,7 @@ class EnqueueRequest:
     expires_at: float | None = None  # the same as a unix time
     depends_on: Sequence[str] = ()  # run only after these tasks succeed
     on_parent_failure: str = "cancel"  # "cancel" or "run" when a parent ends dead / cancelled
+    headers: Mapping[str, str] | None = None  # text carried to the handler (trace context: nexq.otel)
 
 
 @attrs.frozen
@@ -125,6 +130,7 @@ def make_spec(req: EnqueueRequest, now: float, webhooks: WebhookPolicy = Webhook
         expires_at=expires_at,
         depends_on=tuple(req.depends_on),
         on_parent_failure=req.on_parent_failure,
+        headers=dict(req.headers) if req.headers else NO_HEADERS,
     )
 
 
@@ -184,6 +190,8 @@ def _check_fields(req: EnqueueRequest) -> None:
         raise ValueError("on_parent_failure must be 'cancel' or 'run'")
     if type(req.depends_on) is not tuple or req.depends_on:  # () is the default
         _check_parents(req.depends_on)
+    if req.headers is not None:
+        _check_headers(req.headers)
     tid = req.task_id
     if tid is not None and (type(tid) is not str or not tid or len(tid) > MAX_TASK_ID
                             or "|" in tid or "," in tid or ":" in tid):
@@ -195,3 +203,17 @@ def _check_parents(parents: Any) -> None:
             or len(set(parents)) != len(parents)
             or not all(isinstance(p, str) and 0 < len(p) <= MAX_TASK_ID for p in parents)):
         raise ValueError(f"depends_on must be a list of at most {MAX_PARENTS} distinct task ids")
+
+
+def _check_headers(headers: Any) -> None:
+    if not isinstance(headers, Mapping) or len(headers) > MAX_HEADERS:
+        raise ValueError(f"headers must be an object of at most {MAX_HEADERS} names to text values")
+    size = 0
+    for name, value in headers.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_HEADER_NAME:
+            raise ValueError(f"headers: each name must be text of 1-{MAX_HEADER_NAME} characters, not {name!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"headers: the value of {name!r} must be text, not {value!r}")
+        size += len(name) + len(value)
+    if size > MAX_HEADERS_SIZE:
+        raise ValueError(f"headers must hold at most {MAX_HEADERS_SIZE} characters of names and values, not {size}")
