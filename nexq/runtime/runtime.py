@@ -25,7 +25,7 @@ from ..queue import (
     QueueBackend,
     WebhookPolicy,
 )
-from ..store import Store, open_stores
+from ..store import Store, open_nodes
 from ..webhook_url import check_url
 from .cron import CronScheduler
 from .events import EventHub
@@ -133,6 +133,5 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings, app: Nexq | None = None) -> AsyncIterator[Runtime]:
     """Open every store node ``settings`` lists and build the Runtime on them."""
-    nodes = settings.store_nodes
-    async with open_stores(nodes, **settings.store_options()) as stores:
-        yield Runtime.build(settings, stores, [n.node_name for n in nodes], app)
+    async with open_nodes(settings.store_nodes, **settings.store_options()) as nodes:
+        yield Runtime.build(settings, [s for _, s in nodes], [name for name, _ in nodes], app)

@@ -16,7 +16,8 @@ from typing import Any
 from .base import Batch, Store
 from .url import StoreURL, parse_store_url, split_store_urls
 
-__all__ = ["Batch", "Store", "StoreURL", "open_store", "open_stores", "parse_store_url", "split_store_urls"]
+__all__ = ["Batch", "Store", "StoreURL", "open_nodes", "open_store", "open_stores", "parse_store_url",
+           "split_store_urls"]
 
 
 @asynccontextmanager
@@ -36,6 +37,11 @@ async def open_store(url: str | StoreURL, **options: Any) -> AsyncIterator[Store
             yield mem
         finally:
             await mem.aclose()
+    elif parsed.cluster:
+        from .cluster import open_cluster_store
+
+        async with open_cluster_store(parsed, **options) as cluster:
+            yield cluster
     else:
         from .resp import open_resp_store
 
@@ -48,3 +54,18 @@ async def open_stores(urls: Sequence[str | StoreURL], **options: Any) -> AsyncIt
     """:func:`open_store` for each of several nodes, all closed on exit."""
     async with AsyncExitStack() as stack:
         yield [await stack.enter_async_context(open_store(u, **options)) for u in urls]
+
+
+@asynccontextmanager
+async def open_nodes(urls: Sequence[StoreURL], **options: Any) -> AsyncIterator[list[tuple[str, Store]]]:
+    """The queue's store nodes, as (name, store), home first: one per URL,
+    or for one cluster URL its partitions (:mod:`.cluster_partition`)."""
+    if len(urls) == 1 and urls[0].cluster:
+        from .cluster import open_cluster_store
+        from .cluster_partition import partitions
+
+        async with open_cluster_store(urls[0], **options) as cluster:
+            yield partitions(cluster, urls[0].partitions)
+        return
+    async with open_stores(urls, **options) as stores:
+        yield [(u.node_name, s) for u, s in zip(urls, stores, strict=True)]

@@ -10,6 +10,8 @@
 | ``unix:///path/to.sock[?password=...]`` | RESP server on a unix socket |
 | ``redis+sentinel://[:password@]s1[:port],s2[:port]/name`` | the primary that Sentinel names ``name`` (sentinel port 26379; ``?sentinel_password=`` if the sentinels need one) |
 | ``rediss+sentinel://...`` | the same over TLS (sentinels and primary) |
+| ``redis+cluster://[:password@]h1[:port],h2[:port][?partitions=12]`` | a Redis/Valkey Cluster found from those seed nodes (port 6379) |
+| ``rediss+cluster://...`` | the same over TLS |
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import attrs
 from ..errors import InvalidStoreURL
 
 DEFAULT_PORTS = {"pogocache": 9401, "redis": 6379, "rediss": 6379,
-                 "redis+sentinel": 26379, "rediss+sentinel": 26379}
-SCHEMES = ("memory", "pogocache", "redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+                 "redis+sentinel": 26379, "rediss+sentinel": 26379,
+                 "redis+cluster": 6379, "rediss+cluster": 6379}
+SCHEMES = ("memory", "pogocache", "redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel",
+           "redis+cluster", "rediss+cluster")
 #: schemes whose URL lists several hosts (``a:1,b:2``): one URL, not a node list
-MULTI_HOST = ("redis+sentinel", "rediss+sentinel")
+MULTI_HOST = ("redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
+#: a cluster URL's default number of partitions (nexq.store.cluster_partition)
+PARTITIONS = 12
 
 
 @attrs.frozen
@@ -43,6 +49,8 @@ class StoreURL:
     # name (``path`` holds it too) and the sentinels' own password
     hosts: tuple[tuple[str, int], ...] = ()
     sentinel_password: str | None = attrs.field(default=None, repr=False)
+    # redis+cluster://: the seed nodes are ``hosts``; the queue partitions
+    partitions: int = 0
 
     @property
     def tls(self) -> bool:
@@ -52,6 +60,11 @@ class StoreURL:
     def sentinel(self) -> bool:
         """Whether the server is whichever primary Sentinel names (``path``)."""
         return self.scheme.endswith("+sentinel")
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the store is a Redis Cluster found from the seeds ``hosts``."""
+        return self.scheme.endswith("+cluster")
 
     @property
     def embedded(self) -> bool:
@@ -64,6 +77,8 @@ class StoreURL:
         them does not move queues between nodes."""
         if self.sentinel:
             return f"sentinel:{self.path}"
+        if self.cluster:
+            return f"cluster:{self.host}:{self.port}"
         return self.path if self.scheme in ("unix", "memory") else f"{self.host}:{self.port}"
 
     def __str__(self) -> str:
@@ -73,8 +88,11 @@ class StoreURL:
         if self.scheme == "unix":
             return f"unix://{self.path}"
         auth = ":***@" if self.password else ""
-        if self.sentinel:
+        if self.sentinel or self.cluster:
             hosts = ",".join(f"{h}:{p}" for h, p in self.hosts)
+            if self.cluster:
+                extra = "" if self.partitions == PARTITIONS else f"?partitions={self.partitions}"
+                return f"{self.scheme}://{auth}{hosts}{extra}"
             return f"{self.scheme}://{auth}{hosts}/{self.path}"
         return f"{self.scheme}://{auth}{self.host}:{self.port}"
 
@@ -138,16 +156,24 @@ def _parse_sentinel(url: str, scheme: str, parts: urllib.parse.SplitResult,
     for item in hostlist.split(","):
         host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
         if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
-            raise InvalidStoreURL(f"store URL {url!r}: bad sentinel address {item!r}; "
-                                  "use host[:port] (default port 26379), comma-separated")
+            raise InvalidStoreURL(f"store URL {url!r}: bad address {item!r}; "
+                                  f"use host[:port] (default port {DEFAULT_PORTS[scheme]}), comma-separated")
         hosts.append((host, int(port) if port else DEFAULT_PORTS[scheme]))
     if len(set(hosts)) != len(hosts):
         raise InvalidStoreURL(f"store URL {url!r} lists a sentinel more than once")
     name = parts.path.strip("/")
+    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "0", "false")
+    if scheme.endswith("+cluster"):
+        count = query.get("partitions", str(PARTITIONS))
+        if name or not count.isdigit() or not 1 <= int(count) <= 1024:
+            raise InvalidStoreURL(f"store URL {url!r}: a cluster URL is {scheme}://h1:6379,h2:6379"
+                                  "[?partitions=N] (N from 1 to 1024, no path)")
+        return StoreURL(scheme=scheme, host=hosts[0][0], port=hosts[0][1], password=password,
+                        tls_verify=verify, tls_ca_file=query.get("ssl_ca_certs"), hosts=tuple(hosts),
+                        partitions=int(count))
     if not name or "/" in name:
         raise InvalidStoreURL(f"store URL {url!r} needs the monitored primary's name as its path: "
                               f"{scheme}://s1:26379,s2:26379/mymaster")
-    verify = query.get("ssl_cert_reqs", "required").lower() not in ("none", "0", "false")
     return StoreURL(scheme=scheme, host=hosts[0][0], port=hosts[0][1], path=name, password=password,
                     tls_verify=verify, tls_ca_file=query.get("ssl_ca_certs"), hosts=tuple(hosts),
                     sentinel_password=query.get("sentinel_password"))
