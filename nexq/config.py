@@ -71,6 +71,7 @@ _positive = _bounded(float, lambda v: v > 0, "must be positive")
 _non_negative = _bounded(float, lambda v: v >= 0, "must not be negative")
 _port = _bounded(int, lambda v: 0 <= v <= 65535, "must be a port number 0-65535")
 _count = _bounded(int, lambda v: v >= 1, "must be at least 1")
+_whole = _bounded(int, lambda v: v >= 0, "must be a whole number >= 0")
 
 
 def cpu_count() -> int:
@@ -180,6 +181,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "app": (_opt_str, None),
     "schedulers": (int, 1),
     "store_timeout": (_positive, 5.0),
+    "store_replicas": (_whole, 0),
     "store_memory_limit": (lambda v: _bytes(v), None),
     "webhook_url": (_opt_str, None),
     "webhook_secret": (_opt_str, None),
@@ -219,6 +221,7 @@ class Settings:
     app: str | None = None
     schedulers: int = 1
     store_timeout: float = 5.0  # seconds a store command may take before StoreUnavailable
+    store_replicas: int = 0  # replicas that must acknowledge enqueues and outcomes (Redis WAIT)
     store_memory_limit: int | None = None  # bytes; above it new tasks are refused (503)
     webhook_url: str | None = None  # global webhook for every task without its own
     webhook_secret: str | None = attrs.field(default=None, repr=False)  # HMAC-SHA256 key
@@ -269,15 +272,22 @@ class Settings:
         """The store node(s) ``store`` lists, in order (the first is home).
         Raises InvalidStoreURL naming ``--store`` and what is wrong."""
         try:
-            return split_store_urls(self.store_url)
+            nodes = split_store_urls(self.store_url)
         except InvalidStoreURL as exc:
             raise InvalidStoreURL(f"--store: {exc}") from None
+        bare = [n.scheme for n in nodes if n.scheme in ("pogocache", "memory")]
+        if self.store_replicas and bare:
+            where = self.origins.get("store_replicas", "store_replicas")
+            raise InvalidStoreURL(f"{where}={self.store_replicas}: {bare[0]}:// has no replicas to wait for; "
+                                  "replica acknowledgement needs Redis (redis://, rediss://, redis+sentinel://)")
+        return nodes
 
     def store_options(self) -> dict[str, Any]:
         """Options for open_store: timeouts for RESP stores."""
         if self.embedded:
             return {}
-        return {"command_timeout": self.store_timeout, "connect_timeout": self.store_timeout}
+        options = {"command_timeout": self.store_timeout, "connect_timeout": self.store_timeout}
+        return {**options, "replicas": self.store_replicas} if self.store_replicas else options
 
     def environ(self, **overrides: Any) -> dict[str, str]:
         """This process's environment plus the NEXQ_* variables with which

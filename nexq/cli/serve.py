@@ -71,6 +71,8 @@ def _runner(p: argparse.ArgumentParser) -> None:
                    "weighted draws (default *)")
     p.add_argument("--lease", type=float, help="lease seconds of a running attempt (default 30)")
     p.add_argument("--shutdown-grace", type=float, help="seconds running tasks get at shutdown (default 30)")
+    p.add_argument("--store-replicas", type=int, help="Redis replicas that must acknowledge each enqueue "
+                   "and outcome (WAIT) before it counts (default 0); env NEXQ_STORE_REPLICAS")
     p.add_argument("--save-interval", type=float,
                    help="seconds between Pogocache SAVEs by the scheduler (default 5, 0 = off)")
     p.add_argument("--no-scheduler", action="store_true",

@@ -109,7 +109,7 @@ async def record(outcomes: Outcomes, group: list[_Ack]) -> None:
     ctx = outcomes.ctx
     k, store = ctx.keys, ctx.store
     px = int(ctx.retention + FIN_GRACE) * 1000
-    b = Batch()
+    b = Batch(durable=True)  # --store-replicas: the decisions survive a failover
     for w in group:
         tid, a = w.spec.id, w.attempt.number
         b.set(k.fin(tid, a), w.record, nx=True, px=px)

@@ -146,7 +146,7 @@ class Outcomes:
         kept in the outcome record, so a redone follow-up decides the same.
         """
         k, tid, a = self.ctx.keys, spec.id, attempt.number
-        b = Batch()
+        b = Batch(durable=True)  # --store-replicas: the decision survives a failover
         if check_after:
             due = self.ctx.clock() + FOLLOW_UP_CHECK
             self.ctx.wheel.add_ops(b, [Entry("L", tid, a, due, attempt.worker or "")])

@@ -121,7 +121,7 @@ class Producer:
         counters = await self.store.execute(b)
         top = counters[0]
         # Round trip 2: the records, then the slots and wheel entries.
-        b = Batch()
+        b = Batch(durable=True)  # --store-replicas: replicas acknowledge before the enqueue returns
         delayed: list[Entry] = []
         spec_ops: list[int] = []
         for n, i in enumerate(fresh, start=top - len(fresh) + 1):

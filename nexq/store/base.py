@@ -34,10 +34,15 @@ class Batch:
     :class:`Store` method would return it.
     """
 
-    __slots__ = ("ops",)
+    __slots__ = ("durable", "ops")
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: on a store opened with ``replicas=N`` (Redis), the
+        batch is followed by ``WAIT N`` on the same connection and fails with
+        StoreUnavailable unless N replicas acknowledged its writes (see
+        :mod:`nexq.store.replicas`); other stores ignore it."""
         self.ops: list[Op] = []
+        self.durable = durable
 
     def __len__(self) -> int:
         return len(self.ops)

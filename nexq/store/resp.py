@@ -25,6 +25,7 @@ from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailab
 from . import resp_commands
 from .base import Batch, Key, Store, Value, as_bytes
 from .nursery import background_nursery
+from .replicas import check_acks, check_replicas, wait_command, wait_ms
 from .resp_commands import (
     ALLOWED_COMMANDS,
     BatchPlan,
@@ -39,6 +40,7 @@ from .resp_commands import (
 )
 from .resp_conn import RespConnection
 from .resp_open import open_stream
+from .sentinel import Primary, demoted, demoted_error, trio_probe
 from .url import StoreURL, parse_store_url
 
 __all__ = ["ALLOWED_COMMANDS", "RespStore", "open_resp_store"]
@@ -61,9 +63,14 @@ class RespStore(Store):
         connect_timeout: float,
         command_timeout: float,
         ssl_context: ssl.SSLContext | None,
+        replicas: int = 0,
     ) -> None:
         self.kind = "pogocache" if url.scheme == "pogocache" else "redis"
         self._url = url
+        # redis+sentinel://: the primary the sentinels name, found on connect
+        self._primary = Primary(url) if url.sentinel else None
+        self._replicas = replicas
+        self._wait = wait_command(replicas, wait_ms(command_timeout))
         self._nursery = nursery
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
@@ -82,6 +89,16 @@ class RespStore(Store):
     def _dropped(self, conn: RespConnection) -> None:
         if conn in self._pool:
             self._pool.remove(conn)
+        if self._primary is not None:
+            self._primary.lost()  # perhaps a failover: the next connect asks the sentinels
+
+    def _demoted(self) -> StoreUnavailable:
+        """The primary turned replica: drop every connection to it."""
+        assert self._primary is not None
+        self._primary.lost()
+        for conn in list(self._pool):
+            conn.close()
+        return demoted_error(self._url)
 
     async def _open(self) -> RespConnection:
         """Open, AUTH and start one connection; updates the backoff state.
@@ -89,7 +106,11 @@ class RespStore(Store):
         Raises StoreUnavailable / StoreAuthError if it cannot.
         """
         try:
-            stream, parser = await open_stream(self._url, self._connect_timeout, self._ssl)
+            target = self._url
+            if self._primary is not None:
+                target = await self._primary.get(
+                    lambda p: trio_probe(p, self._connect_timeout, self._ssl))
+            stream, parser = await open_stream(target, self._connect_timeout, self._ssl)
         except StoreError as exc:
             self._delay = min(max(self._delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
             self._retry_at = trio.current_time() + self._delay
@@ -187,11 +208,15 @@ class RespStore(Store):
             conn = self._pick() or await self._first_connection()
         reply = await wait_task_rescheduled(conn.submit(data))
         if type(reply) is ReplyError:
+            if self._primary is not None and demoted(reply):
+                raise self._demoted()
             raise store_error(reply)
         return reply
 
-    async def _call_many(self, cmds: Sequence[Command]) -> list[Any]:
-        """Send ``cmds`` in one write on one connection; their raw replies in order.
+    async def _call_many(self, cmds: Sequence[Command], own: Sequence[Command] = ()) -> list[Any]:
+        """Send ``cmds`` then ``own`` (Nexq's own commands, such as WAIT,
+        past the allowlist) in one write on one connection; their raw
+        replies in order.
 
         Error replies come back as ReplyError objects, for the caller to raise
         after looking at every reply.
@@ -199,9 +224,12 @@ class RespStore(Store):
         for cmd in cmds:
             if cmd[0] not in ALLOWED_COMMANDS:
                 raise not_allowed(cmd[0])
-        data = b"".join([pack_command(cmd) for cmd in cmds])
+        data = b"".join([pack_command(cmd) for cmd in (*cmds, *own)])
         conn = self._pick() or await self._first_connection()
-        return await wait_task_rescheduled(conn.submit_many(data, len(cmds)))  # type: ignore[no-any-return]
+        replies = await wait_task_rescheduled(conn.submit_many(data, len(cmds) + len(own)))
+        if self._primary is not None and any(demoted(r) for r in replies):
+            raise self._demoted()
+        return replies  # type: ignore[no-any-return]
 
     async def execute_command(self, *args: Any) -> Any:
         """Send one raw command and return its reply (bytes, int, list, None).
@@ -216,6 +244,12 @@ class RespStore(Store):
 
     async def execute(self, batch: Batch) -> list[Any]:
         plan = BatchPlan(batch)
+        if batch.durable and self._replicas and plan.commands:
+            # WAIT on the same connection, right behind the batch's writes.
+            replies = await self._call_many(plan.commands, (self._wait,))
+            answers = plan.answers(replies[:-1])
+            check_acks(replies[-1], self._replicas, self._url)
+            return answers
         replies = await self._call_many(plan.commands) if plan.commands else []
         return plan.answers(replies)
 
@@ -338,6 +372,7 @@ async def open_resp_store(
     pool_size: int = 4,
     connect_timeout: float = 5.0,
     command_timeout: float = 10.0,
+    replicas: int = 0,
 ) -> AsyncIterator[RespStore]:
     """A RespStore for the ``async with``; its connections close on exit.
 
@@ -345,8 +380,10 @@ async def open_resp_store(
     the server is down (StoreAuthError if it rejects the password).
     ``connect_timeout`` bounds each connect (+AUTH); ``command_timeout``
     closes a connection whose outstanding commands got no answer for that
-    long, failing them with StoreUnavailable. Raises InvalidStoreURL (a bad
-    URL or unreadable ``ssl_ca_certs`` file) or ValueError (pool_size < 1)
+    long, failing them with StoreUnavailable. ``replicas``: durable
+    batches wait for that many replicas (:mod:`.replicas`). Raises
+    InvalidStoreURL (a bad URL, an unreadable ``ssl_ca_certs`` file,
+    replicas on Pogocache) or ValueError (pool_size < 1, replicas < 0)
     here, before anything runs.
     """
     if isinstance(url, str):
@@ -354,6 +391,7 @@ async def open_resp_store(
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     ssl_context = _ssl_context(url)  # before the nursery: a bad CA file raises plainly
+    check_replicas(replicas, url)
     # The caller's own exception leaves unwrapped, as it does from the embedded store.
     async with background_nursery() as nursery:
         store = RespStore(
@@ -363,6 +401,7 @@ async def open_resp_store(
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
             ssl_context=ssl_context,
+            replicas=replicas,
         )
         try:
             yield store

@@ -1,0 +1,187 @@
+"""A Sentinel test bed: one primary, one replica, three sentinels, on free ports.
+
+Every process is a child of the test run (Debian's ``redis-server``; a
+sentinel is ``redis-server CONF --sentinel``). Sentinels watch the primary
+as ``mymaster`` with quorum 2 and a 1 s ``down-after-milliseconds``, so a
+SIGKILLed primary is replaced by its replica within a few seconds.
+:meth:`SentinelBed.restore` brings a killed node back as a replica of the
+new primary, leaving the bed whole for the next test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import hiredis
+
+from tests.polling import poll
+from tests.servers import RedisServer, find_redis_server, free_port
+
+NAME = "mymaster"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 3000
+
+
+def command(port: int, *args: Any, timeout: float = 1.0) -> Any:
+    """One command to 127.0.0.1:``port``; its reply (error replies as
+    hiredis.ReplyError objects). Raises OSError if the server is down."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(hiredis.pack_command(args))
+        reader = hiredis.Reader()
+        while (reply := reader.gets()) is False:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError(f"127.0.0.1:{port} closed the connection")
+            reader.feed(data)
+        return reply
+
+
+def _answer(port: int, *args: Any) -> Any:
+    try:
+        return command(port, *args)
+    except OSError:
+        return None
+
+
+@attrs.define
+class SentinelBed:
+    """The running bed (see module doc)."""
+
+    dir: str
+    nodes: list[RedisServer]
+    sentinel_ports: list[int]
+    sentinels: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{NAME}"
+
+    def named_primary(self) -> set[int | None]:
+        """The primary's port according to each sentinel (None: no answer)."""
+        out: set[int | None] = set()
+        for port in self.sentinel_ports:
+            reply = _answer(port, "SENTINEL", "get-master-addr-by-name", NAME)
+            out.add(int(reply[1]) if isinstance(reply, list) else None)
+        return out
+
+    def primary(self) -> RedisServer:
+        """The node every sentinel names, once they agree and it is a master."""
+        def agreed() -> RedisServer | None:
+            named = self.named_primary()
+            if len(named) != 1 or None in named:
+                return None
+            node = self.node(named.pop())
+            role = _answer(node.port, "ROLE")
+            return node if isinstance(role, list) and role[0] == b"master" else None
+        return poll(agreed, limit=20)  # type: ignore[no-any-return]
+
+    def node(self, port: int | None) -> RedisServer:
+        return next(n for n in self.nodes if n.port == port)
+
+    def wait_ready(self, limit: float = 30) -> RedisServer:
+        """Until the primary has a synced replica and every sentinel knows
+        it, the replica and the other sentinels (what a failover needs)."""
+        primary = self.primary()
+
+        def ready() -> bool:
+            info = _answer(primary.port, "INFO", "replication") or b""
+            if b"connected_slaves:1" not in info or b"state=online" not in info:
+                return False
+            for port in self.sentinel_ports:
+                fields = _answer(port, "SENTINEL", "master", NAME)
+                facts = dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else {}
+                if facts.get(b"num-slaves") != b"1" or facts.get(b"num-other-sentinels") != b"2":
+                    return False
+                if b"s_down" in facts.get(b"flags", b"") or b"o_down" in facts.get(b"flags", b""):
+                    return False
+            return True
+
+        poll(ready, limit=limit, every=0.05)
+        return primary
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the primary; returns the dead node."""
+        primary = self.primary()
+        primary.stop(kill=True)
+        return primary
+
+    def wait_failover(self, old: RedisServer, limit: float = 30) -> RedisServer:
+        """The promoted node, once every sentinel names it and it is a master."""
+        def promoted() -> RedisServer | None:
+            named = self.named_primary()
+            if len(named) != 1 or old.port in named or None in named:
+                return None
+            return self.primary()
+        return poll(promoted, limit=limit, every=0.05)  # type: ignore[no-any-return]
+
+    def restore(self, dead: RedisServer) -> None:
+        """Start ``dead`` again as a replica of the current primary and wait
+        until the bed is whole again."""
+        primary = self.primary()
+        dead.args = _node_args(primary.port)
+        dead.start()
+        self.wait_ready()
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.kill()
+            proc.wait(10)
+        for node in self.nodes:
+            node.stop(kill=True)
+
+
+def _node_args(primary_port: int | None) -> list[str]:
+    # No delay before a full sync (the default waits 5 s for more replicas).
+    args = ["--repl-diskless-sync-delay", "0", "--appendonly", "no"]
+    return args + (["--replicaof", "127.0.0.1", str(primary_port)] if primary_port else [])
+
+
+def _start_sentinel(d: str, port: int, primary_port: int) -> subprocess.Popen[bytes]:
+    conf = os.path.join(d, f"sentinel-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {d}\n"
+                f"logfile {os.path.join(d, f'sentinel-{port}.log')}\n"
+                f"sentinel monitor {NAME} 127.0.0.1 {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {NAME} {DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {NAME} {FAILOVER_TIMEOUT_MS}\n"
+                f"sentinel parallel-syncs {NAME} 1\n")
+    proc = subprocess.Popen([find_redis_server(), conf, "--sentinel"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    poll(lambda: _answer(port, "PING") == b"PONG", limit=10)
+    return proc
+
+
+@contextmanager
+def sentinel_bed() -> Iterator[SentinelBed]:
+    """A ready bed (see module doc), every process killed on exit."""
+    with tempfile.TemporaryDirectory(prefix="nexq-sentinel-") as d:
+        first = RedisServer(port=free_port(), dir=os.path.join(d, "a"), args=_node_args(None))
+        second = RedisServer(port=free_port(), dir=os.path.join(d, "b"), args=_node_args(first.port))
+        bed = SentinelBed(dir=d, nodes=[first, second], sentinel_ports=[free_port() for _ in range(3)])
+        try:
+            for node in bed.nodes:
+                os.makedirs(node.dir)
+                node.start()
+            for port in bed.sentinel_ports:
+                bed.sentinels.append(_start_sentinel(d, port, first.port))
+            bed.wait_ready()
+            yield bed
+        finally:
+            bed.close()
+
+
+def wait_replicated(port: int, limit: float = 10) -> None:
+    """Until the primary on ``port`` sees its replica caught up (offsets equal)."""
+    def caught_up() -> bool:
+        info = (_answer(port, "INFO", "replication") or b"").decode()
+        own = next((line.split(":")[1] for line in info.splitlines() if line.startswith("master_repl_offset:")), None)
+        return own is not None and f"offset={own}," in info
+    poll(caught_up, limit=limit)
