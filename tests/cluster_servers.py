@@ -7,7 +7,9 @@ Tests own it: they may kill a primary, promote its replica, move slots.
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -16,9 +18,22 @@ from contextlib import contextmanager
 
 import attrs
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 NODE_TIMEOUT_MS = 1000  # a dead primary is failed over after about this long
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = random.randrange(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
 
 
 def redis_cli(port: int, *args: str, timeout: float = 10) -> str:
@@ -137,7 +152,7 @@ def redis_cluster(primaries: int = 3, replicas: int = 1, *extra: str) -> Iterato
     with tempfile.TemporaryDirectory(prefix="nexq-cluster-") as root:
         servers = []
         for _ in range(primaries * (1 + replicas)):
-            port = free_port()
+            port = cluster_port()
             d = os.path.join(root, str(port))
             os.mkdir(d)
             servers.append(RedisServer(port=port, dir=d, args=[

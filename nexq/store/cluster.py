@@ -36,6 +36,7 @@ from ..errors import StoreError, StoreUnavailable
 from .base import Batch, Store
 from .cluster_slots import Routing, SlotMap
 from .nursery import background_nursery
+from .replicas import check_acks, check_replicas, wait_command, wait_ms
 from .resp import _ssl_context
 from .resp_commands import BatchPlan, Command, ReplyError, raw_command_name, store_error
 from .resp_conn import RespConnection
@@ -130,8 +131,11 @@ class ClusterStore(Store):
     kind = "redis-cluster"
 
     def __init__(self, url: StoreURL, nursery: trio.Nursery, *, pool_size: int, connect_timeout: float,
-                 command_timeout: float, retry_for: float, ssl_context: ssl.SSLContext | None) -> None:
+                 command_timeout: float, retry_for: float, ssl_context: ssl.SSLContext | None,
+                 replicas: int = 0) -> None:
         self.url = url
+        self.replicas = replicas
+        self._wait = wait_command(replicas, wait_ms(command_timeout))
         self._nursery = nursery
         self._options = (pool_size, connect_timeout, command_timeout, ssl_context)
         self.retry_for = retry_for
@@ -177,7 +181,7 @@ class ClusterStore(Store):
 
     # -- routing -----------------------------------------------------------------------
 
-    async def route(self, commands: Sequence[Command]) -> list[Any]:
+    async def route(self, commands: Sequence[Command], wait: Command | None = None) -> list[Any]:
         """Send ``commands`` to their slots' nodes; their raw replies in
         order (see module doc for redirects and retries). Raises
         StoreUnavailable when the cluster cannot serve them in time."""
@@ -185,7 +189,7 @@ class ClusterStore(Store):
             raise StoreUnavailable(f"{self.url}: the store is closed")
         if self._stale:
             await self.refresh()
-        routing = Routing(commands, self.map)
+        routing = Routing(commands, self.map, wait)
         deadline = trio.current_time() + self.retry_for
         pause = BACKOFF_FIRST
         while True:
@@ -207,6 +211,8 @@ class ClusterStore(Store):
             if errors:
                 raise errors[0]
             if routing.done:
+                for ack in routing.acks:
+                    check_acks(ack, self.replicas, self.url)
                 return routing.replies()
             if routing.refresh or self._stale:
                 self._stale = True
@@ -260,7 +266,11 @@ class ClusterStore(Store):
 
     async def execute(self, batch: Batch) -> list[Any]:
         plan = BatchPlan(batch)
-        return plan.answers(await self.route(plan.commands) if plan.commands else [])
+        if not plan.commands:
+            return plan.answers([])
+        # A durable batch: WAIT right behind its writes, on each node's connection.
+        wait = self._wait if batch.durable and self.replicas else None
+        return plan.answers(await self.route(plan.commands, wait))
 
     async def execute_command(self, *args: Any) -> Any:
         """Send one raw command (Pogocache's set, as RespStore) to its key's
@@ -321,22 +331,27 @@ class ClusterStore(Store):
 
 @asynccontextmanager
 async def open_cluster_store(url: StoreURL | str, *, pool_size: int = 2, connect_timeout: float = 5.0,
-                             command_timeout: float = 10.0, retry_for: float = 3.0) -> AsyncIterator[ClusterStore]:
+                             command_timeout: float = 10.0, retry_for: float = 3.0,
+                             replicas: int = 0) -> AsyncIterator[ClusterStore]:
     """A ClusterStore for the ``async with``; its connections close on exit.
 
     Does not connect: the first command reads the map. ``pool_size``:
     connections per node; ``retry_for``: seconds a command keeps retrying
     while its node cannot be reached (a failover under way) before raising
-    StoreUnavailable. Raises InvalidStoreURL here for a bad URL.
+    StoreUnavailable; ``replicas``: durable batches wait for that many
+    replicas of each primary they wrote to (:mod:`.replicas`). Raises
+    InvalidStoreURL here for a bad URL, ValueError for a bad number.
     """
     if isinstance(url, str):
         url = parse_store_url(url)
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     ssl_context = _ssl_context(url)
+    check_replicas(replicas, url)
     async with background_nursery() as nursery:
         store = ClusterStore(url, nursery, pool_size=pool_size, connect_timeout=connect_timeout,
-                             command_timeout=command_timeout, retry_for=retry_for, ssl_context=ssl_context)
+                             command_timeout=command_timeout, retry_for=retry_for, ssl_context=ssl_context,
+                             replicas=replicas)
         try:
             yield store
         finally:

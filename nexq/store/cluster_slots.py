@@ -168,8 +168,12 @@ class Routing:
     node keep their order within it (one write, replies in order).
     """
 
-    def __init__(self, commands: Sequence[Command], slot_map: SlotMap) -> None:
+    def __init__(self, commands: Sequence[Command], slot_map: SlotMap, wait: Command | None = None) -> None:
+        """``wait``: a command (``WAIT N ms``) to send after each node's
+        commands; its replies, one per node written to, are in ``acks``."""
         self.map = slot_map
+        self.wait_command = wait
+        self.acks: list[Any] = []
         self.pieces: list[_Piece] = []
         # per command: (how to join, [(piece index, positions of its keys)])
         self._joins: list[tuple[str, list[tuple[int, list[int]]]]] = []
@@ -218,10 +222,14 @@ class Routing:
             if p.asking:
                 out.append(("ASKING",))
             out.append(p.command)
+        if self.wait_command is not None:
+            out.append(self.wait_command)
         return out
 
     def replied(self, indexes: Sequence[int], replies: Sequence[Any]) -> None:
         """A node's replies to :meth:`commands` of ``indexes``."""
+        if self.wait_command is not None:
+            self.acks.append(replies[-1])
         it = iter(replies)
         for i in indexes:
             p = self.pieces[i]
