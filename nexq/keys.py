@@ -119,6 +119,11 @@ class Keys:
         """Index positions below this hold no live task (a hint for reconciliation)."""
         return f"{self.ns}:rclow"
 
+    @property
+    def reconcile_recheck(self) -> str:
+        """Ids of adopted orphans (``id,`` appended) for the next reconciliation round."""
+        return f"{self.ns}:rccheck"
+
     def loss_probe(self, process: str) -> str:
         """A reconciler's own last write: finding an older value means the store lost writes."""
         return f"{self.ns}:probe:{process}"

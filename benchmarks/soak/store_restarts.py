@@ -135,6 +135,12 @@ def main() -> None:
 
         try:
             terminal, stuck, missing = trio.run(run)
+            if stuck and os.environ.get("SOAK_HOLD"):  # keep everything up to look at by hand
+                print(f"holding: store port {port}, workers {[w.pid for w in workers]}; "
+                      f"touch {os.environ['SOAK_HOLD']} to end", file=sys.stderr, flush=True)
+                deadline = time.monotonic() + 600
+                while not os.path.exists(os.environ["SOAK_HOLD"]) and time.monotonic() < deadline:
+                    time.sleep(1)
         finally:
             for w in workers:
                 w.terminate()

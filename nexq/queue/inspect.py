@@ -24,9 +24,11 @@ from ..codec import (
 )
 from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
-from ..task import Attempt, Outcome, Status, Task
+from ..task import Attempt, Outcome, Status, Task, TaskSpec
 from .counts import TERMINAL, total
 from .lanes import PRIORITIES, Ref, push
+from .orphans import adopt as adopt_orphans
+from .orphans import adoptable, ended
 from .outcomes import lease_holder
 from .samples import Sample, recent
 from .search import SCAN_CHUNK, SCAN_LIMIT, TaskFilter
@@ -53,7 +55,7 @@ class Inspector:
 
     async def get(self, task_id: str) -> Task | None:
         """Everything about one task, or None if unknown or expired."""
-        [task] = await self._load([task_id], detail=True)
+        [task] = await self._load([task_id], detail=True, adopt=True)
         if task is not None:
             kids = await children(self.store, self.keys, task_id)
             if kids:
@@ -62,9 +64,14 @@ class Inspector:
 
     async def get_many(self, task_ids: Sequence[str]) -> builtins.list[Task | None]:
         """:meth:`get` for many ids in two round trips; None for each unknown one."""
-        return await self._load(list(task_ids), detail=True)
+        return await self._load(list(task_ids), detail=True, adopt=True)
 
-    async def _load(self, ids: Sequence[str], detail: bool = False) -> builtins.list[Task | None]:
+    async def _load(self, ids: Sequence[str], detail: bool = False,
+                    adopt: bool = False) -> builtins.list[Task | None]:
+        """Tasks by id (None for an unknown one). ``adopt``: the ids came
+        from a caller, not from the index, so also check that each live
+        task is indexed and adopt the orphans (:mod:`.orphans`), in the
+        same round trips."""
         k = self.keys
         names = []
         width = 4 if detail else 3
@@ -77,7 +84,10 @@ class Inspector:
         hooks = [raw[width * i + 3] if detail else None for i in range(len(ids))]
         b = Batch()
         shape: builtins.list[int] = []
+        suspects: builtins.list[TaskSpec] = []
         for tid, (spec_raw, cur_raw, _) in zip(ids, heads):
+            if adopt and spec_raw is not None and (cur_raw is None or not ended(cur_raw)):
+                suspects.append(decode_spec(spec_raw))
             if spec_raw is None or cur_raw is None:
                 shape.append(0)
                 continue
@@ -85,7 +95,14 @@ class Inspector:
             firsts = range(1, a + 1) if detail else [a]
             b.mget([k.lease(tid, a), *[k.fin(tid, n) for n in firsts]])
             shape.append(1)
+        asked = len(b)
+        for spec in suspects:
+            b.get(self.keys.index(spec.seq))
         more = await self.store.execute(b) if len(b) else []
+        if suspects:
+            now = self.node.clock()
+            await adopt_orphans(self.node.ctx, [s for s, at in zip(suspects, more[asked:])
+                                                if adoptable(s, at, now)])
         out: builtins.list[Task | None] = []
         j = 0
         for tid, (spec_raw, cur_raw, prog_raw), hook_raw, has in zip(ids, heads, hooks, shape):

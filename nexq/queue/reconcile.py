@@ -57,6 +57,7 @@ from ..store import Batch
 from ..task import Attempt, Outcome, TaskSpec
 from .lanes import TAKEN, Ref, push, read_lanes
 from .malformed import decoded, skipped
+from .orphans import ended, recheck_later, take_rechecks
 from .outcomes import FOLLOW_UP_CHECK
 from .wheel import Entry
 from .workflow import release, resolve_edge
@@ -82,6 +83,7 @@ class Report:
     lanes_fixed: int = 0  # lanes whose tail was behind their head
     counters_fixed: int = 0  # times seq had fallen behind index entries in use
     queues_registered: int = 0  # queues missing from the queue list
+    adopted: int = 0  # live orphans a lookup by id put back in the index, checked here
 
     def add(self, other: Report) -> None:
         """Add ``other``'s counts to these."""
@@ -121,6 +123,7 @@ class Reconciler:
         k, store = self.ctx.keys, self.ctx.store
         if not full and turn_ms and not await store.set(k.reconcile_turn, b"1", nx=True, px=turn_ms):
             return report
+        settled = self._seen_top  # positions handed out before this round: any reservation of them expired
         top = await self._top(report)
         if top <= 0:
             return report
@@ -131,10 +134,27 @@ class Reconciler:
         if not full:
             await store.set(k.reconcile_pos, end + 1 if end < top else lo)
         live, dense_from = await self._read_live(start, end, report)
+        dense_from = min(dense_from, settled + 1)  # a hole above may be a producer's reserved position
         if start == lo and dense_from > lo:
             await store.set(k.reconcile_low, dense_from)  # a hint: entries below are gone for good
+        young = await self._add_rechecks(live, report)
         await self._repair(live, report)
+        await recheck_later(self.ctx, young)
         return report
+
+    async def _add_rechecks(self, live: list[_Live], report: Report) -> list[str]:
+        """Add the adopted orphans on the recheck list to ``live``; returns
+        the ids too young to repair yet (they go back on the list)."""
+        ids = await take_rechecks(self.ctx)
+        if not ids:
+            return []
+        extra = await self._live_of(ids, report)
+        report.adopted += len(ids)
+        report.checked += len(extra)
+        known = {t.spec.id for t in live}
+        live += [t for t in extra if t.spec.id not in known]
+        now = self.ctx.clock()
+        return [t.spec.id for t in extra if now - t.at < self.grace]
 
     # -- reading ------------------------------------------------------------------
 
@@ -177,19 +197,26 @@ class Reconciler:
                     continue
                 leading = False
                 ids.append(raw.decode())
-            if not ids:
-                continue
-            # cur first: a finished task (most of the index) needs no more reads.
-            curs = await store.mget([k.cur(tid) for tid in ids])
-            open_ = [(tid, cur) for tid, cur in zip(ids, curs) if cur is None or not _ended(cur)]
-            specs = await store.mget([k.spec(tid) for tid, _ in open_]) if open_ else []
-            for (tid, cur_raw), spec_raw in zip(open_, specs):
-                try:
-                    live += await self._classify(tid, spec_raw, cur_raw, report)
-                except ValueError as exc:  # a value this version cannot read: leave the task be
-                    skipped(k.spec(tid), spec_raw or cur_raw or b"", exc)
+            if ids:
+                live += await self._live_of(ids, report)
         report.checked += len(live)
         return live, dense_from
+
+    async def _live_of(self, ids: Sequence[str], report: Report) -> list[_Live]:
+        """The live ones among ``ids`` (cur not terminal); a lost ``cur`` or
+        ``spec`` is repaired on the way (counted in ``report``)."""
+        k, store = self.ctx.keys, self.ctx.store
+        # cur first: a finished task (most of the index) needs no more reads.
+        curs = await store.mget([k.cur(tid) for tid in ids])
+        open_ = [(tid, cur) for tid, cur in zip(ids, curs) if cur is None or not ended(cur)]
+        specs = await store.mget([k.spec(tid) for tid, _ in open_]) if open_ else []
+        live: list[_Live] = []
+        for (tid, cur_raw), spec_raw in zip(open_, specs):
+            try:
+                live += await self._classify(tid, spec_raw, cur_raw, report)
+            except ValueError as exc:  # a value this version cannot read: leave the task be
+                skipped(k.spec(tid), spec_raw or cur_raw or b"", exc)
+        return live
 
     async def _classify(self, tid: str, spec_raw: bytes | None, cur_raw: bytes | None,
                         report: Report) -> list[_Live]:
@@ -365,10 +392,3 @@ class Reconciler:
         for q in sorted(queues - known):
             await store.append(k.queues, f"{q},")
             report.queues_registered += 1
-
-
-def _ended(cur_raw: bytes) -> bool:
-    """Whether ``cur`` names a terminal state (a malformed one is not ended:
-    it is looked at, and skipped with a log line)."""
-    _, _, rest = cur_raw.partition(b"|")
-    return rest.partition(b"|")[0].decode(errors="replace") in TERMINAL_STATES

@@ -79,3 +79,49 @@ async def test_tasks_survive_a_store_that_forgets_writes(resp_url: str, prefix: 
             assert x.attempts[-1].outcome is not None and x.attempts[-1].outcome.value == "lost"
     assert set(ran) == set(ids)
     assert svc.runtime.reconciler.totals.repairs > 0
+
+
+async def test_a_task_whose_index_entry_and_lane_slot_were_lost_ends_once_looked_up(
+        resp_url: str, prefix: str, checker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The restart loss nothing else can find: a live task's index entry and
+    lane slot (and for some its ``cur``) gone, its spec left. A lookup by id
+    adopts it; the reconciler then repairs it and it runs."""
+    from nexq.queue import orphans
+
+    monkeypatch.setattr(orphans, "ADOPT_AFTER", 0.5)  # instead of 30 s: the test's tasks are young
+    ns = prefix.rstrip(":")
+    app = Nexq()
+    ran: dict[str, int] = {}
+
+    @app.task("t")
+    async def t(ctx: Any, payload: Any) -> int:
+        ran[ctx.id] = ran.get(ctx.id, 0) + 1
+        return int(payload)
+
+    settings = Settings(store=resp_url, namespace=ns, lease=2.0, reconcile_interval=0.5, reconcile_grace=0.5,
+                        save_interval=0, concurrency=5, shutdown_grace=1)
+    async with trio.open_nursery() as nursery:
+        svc: Service = await nursery.start(lambda task_status: run_service(
+            settings, app, api=False, handle_signals=False, task_status=task_status))
+        await svc.runtime.inspector.pause("default")
+        ids = [(await app.enqueue("t", i)).id for i in range(20)]
+        ids += [(await app.enqueue("t", i, delay=0.3)).id for i in range(5)]
+        # The restart: index entries, lane slots and wheel entries gone; for a few, cur too.
+        doomed = [k.decode() for k in checker.scan_iter(match=f"{prefix}*", count=1000)
+                  if any(f in k.decode() for f in (":idx:", ":lane:", ":wheel:"))]
+        doomed += [f"{prefix}cur:{tid}" for tid in ids[::4]]
+        checker.delete(*doomed)
+        await svc.runtime.inspector.resume("default")
+        ins = svc.runtime.inspector
+        with trio.fail_after(60):
+            while True:
+                tasks = await ins.get_many(ids)  # what handle.result() does, every id
+                if all(x is not None and x.status.terminal for x in tasks):
+                    break
+                await trio.sleep(0.2)
+        listed = {x.id for x in (await ins.list(limit=100)).tasks}
+        svc.stop.set()
+    assert all(x is not None and x.status.value == "succeeded" for x in tasks)
+    assert set(ran) == set(ids)
+    assert svc.runtime.reconciler.totals.adopted >= len(ids)
+    assert set(ids) <= listed  # every adopted task is in the listing again
