@@ -75,6 +75,8 @@ def to_item(item: dict[str, Any], max_payload: int, field: str = "") -> Item:
         options["on_parent_failure"] = item["on_parent_failure"]
     if "expires_in" in item:
         options["expires_in"] = float(item["expires_in"])
+    if "headers" in item:
+        options["headers"] = item["headers"]
     return item["type"], payload, options
 
 

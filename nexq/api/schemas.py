@@ -6,7 +6,8 @@ cannot drift. The
 validator implements the subset of JSON Schema 2020-12 these schemas use:
 ``type``, ``enum``, ``minimum``/``maximum``, ``exclusiveMinimum``, ``minLength``/
 ``maxLength``, ``pattern``, ``format: date-time``, ``properties``, ``required``,
-``additionalProperties: false``, ``items``, ``minItems``/``maxItems``,
+``additionalProperties`` (false, or a schema with ``propertyNames`` and
+``maxProperties``: a map), ``items``, ``minItems``/``maxItems``,
 ``oneOf`` and ``not``. The schemas are constants: nothing mutates them.
 """
 
@@ -19,6 +20,9 @@ from typing import Any
 
 from ..queue.requests import (
     MAX_DELAY,
+    MAX_HEADER_NAME,
+    MAX_HEADERS,
+    MAX_HEADERS_SIZE,
     MAX_PARENTS,
     MAX_QUEUE,
     MAX_RETRIES,
@@ -105,6 +109,12 @@ TASK_CREATE: JsonSchema = {
         "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DELAY,
                        "description": "seconds from now; a task not started by then is cancelled "
                                       "(must end after its run time)"},
+        "headers": {"type": "object", "maxProperties": MAX_HEADERS,
+                    "propertyNames": {"type": "string", "minLength": 1, "maxLength": MAX_HEADER_NAME},
+                    "additionalProperties": {"type": "string", "maxLength": MAX_HEADERS_SIZE},
+                    "description": "text carried with the task to its handler, e.g. a W3C "
+                                   "traceparent that tracing (nexq.otel) continues; at most "
+                                   f"{MAX_HEADERS_SIZE} characters of names and values"},
     },
 }
 TASK_BATCH: JsonSchema = {

@@ -149,10 +149,20 @@ def _check_object(schema: JsonSchema, value: dict[str, Any], field: str, out: li
     for name in schema.get("required", []):
         if name not in value:
             out.append(Issue(_child(field, name), "is required"))
-    if schema.get("additionalProperties", True) is False:
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        out.append(Issue(field, f"must have at most {schema['maxProperties']} fields"))
+        return
+    extra = schema.get("additionalProperties", True)
+    if extra is False:
         for name in value:
             if name not in props:
                 out.append(Issue(_child(field, name), "is not a known field"))
+    elif isinstance(extra, dict):  # a map: each other field's name and value checked
+        names: JsonSchema = schema.get("propertyNames", {})
+        for name, item in value.items():
+            if name not in props:
+                out += [Issue(field, f"name {name[:40]!r} {i.message}") for i in validate(names, name, field)]
+                _check(extra, item, _child(field, name), out)
     for name, sub in props.items():
         if name in value:
             _check(sub, value[name], _child(field, name), out)
