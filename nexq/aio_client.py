@@ -35,13 +35,14 @@ class AsyncClient:
     """An asyncio producer and inspector for one event loop (see module doc)."""
 
     def __init__(self, store: str | None = None, *, namespace: str | None = None, app: Nexq | None = None,
-                 pool_size: int = 4) -> None:
+                 pool_size: int = 4, replicas: int | None = None) -> None:
         """As :class:`nexq.Client`; ``pool_size``: connections at most (each
         pipelines any number of calls). Does not connect: the first call
         does, and binds the client to its event loop."""
-        self._producing = Producing(store, namespace, app)
+        self._producing = Producing(store, namespace, app, replicas)
         self.namespace = self._producing.settings.namespace
-        self._pool = AioPool(self._producing.url, size=pool_size, timeout=self._producing.settings.store_timeout)
+        self._pool = AioPool(self._producing.url, size=pool_size, timeout=self._producing.settings.store_timeout,
+                             replicas=self._producing.settings.store_replicas)
         # One broker: the calls of one event loop interleave only at store
         # calls, as the runtime's trio tasks do on theirs.
         self._broker = self._producing.broker()

@@ -38,20 +38,25 @@ class Client:
     """A blocking, thread-safe producer and inspector (see module doc)."""
 
     def __init__(self, store: str | None = None, *, namespace: str | None = None, app: Nexq | None = None,
-                 pool_size: int = 8) -> None:
+                 pool_size: int = 8, replicas: int | None = None) -> None:
         """The store is ``store``, else ``NEXQ_STORE``, else ``app``'s; the
         namespace likewise (default ``nexq``). With ``app`` its handlers'
         defaults and middleware apply. Does not connect: the first call does.
         ``pool_size``: idle connections kept (more open under load).
+        ``replicas`` (else ``NEXQ_STORE_REPLICAS``, else 0): Redis replicas
+        that must acknowledge an enqueue (``WAIT``) before it returns; too
+        few raise StoreUnavailable (the task may not survive a failover).
 
         Raises InvalidStoreURL for no store, ``memory://`` (the embedded
         store lives inside one process: use a shared store) or a cluster
-        node list; ConfigError for a bad NEXQ_* value.
+        node list, or replicas on Pogocache; ConfigError for a bad NEXQ_*
+        value; ValueError for replicas < 0.
         """
-        self._producing = Producing(store, namespace, app)
+        self._producing = Producing(store, namespace, app, replicas)
         self.namespace = self._producing.settings.namespace
         self._pool = BlockingPool(self._producing.url, size=pool_size,
-                                  timeout=self._producing.settings.store_timeout)
+                                  timeout=self._producing.settings.store_timeout,
+                                  replicas=self._producing.settings.store_replicas)
         self._brokers: deque[NodeBroker] = deque()  # idle ones; deque pop/append are thread-safe
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from .runtime.registry import WorkerRegistry
 from .runtime.subscribers import Wakeup
 from .runtime.task_types import REFRESH, Catalog, Item, TypeDefaults, build_request
 from .store.planned import PlannedStore
+from .store.replicas import check_replicas
 from .store.transport import single_node
 from .task import Status, Task
 
@@ -49,13 +50,17 @@ def items(tasks: Tasks) -> list[Item]:
 class Producing:
     """One client's settings, planned store and shared producing state."""
 
-    def __init__(self, store: str | None, namespace: str | None, app: Nexq | None) -> None:
+    def __init__(self, store: str | None, namespace: str | None, app: Nexq | None,
+                 replicas: int | None = None) -> None:
         """Settings as ``app.connect()`` layers them: ``store`` / ``namespace``
         if given, else ``NEXQ_STORE`` / ``NEXQ_NAMESPACE``, else the app's.
         Raises InvalidStoreURL for no store, the embedded one or a node list;
-        ConfigError for a bad NEXQ_* value."""
+        ConfigError for a bad NEXQ_* value; ValueError for ``replicas`` < 0."""
         own = {"store": app.store_url, "namespace": app.namespace} if app is not None else None
-        self.settings = s = Settings.load({"store": store, "namespace": namespace}, app=own)
+        if replicas is not None:
+            check_replicas(replicas)
+        self.settings = s = Settings.load({"store": store, "namespace": namespace, "store_replicas": replicas},
+                                          app=own)
         if s.store is None:
             raise InvalidStoreURL("no store given: pass its URL (nexq.Client('pogocache://host:9401')), set "
                                   "NEXQ_STORE or give the app one; the client needs the store its workers use")

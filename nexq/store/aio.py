@@ -29,8 +29,18 @@ from ..errors import StoreError, StoreUnavailable
 from .planned import Request, Sleep, Steps
 from .resp_commands import Command
 from .resp_conn import new_parser
-from .transport import SPILL, Backoff, auth_commands, check_auth
-from .transport import commands_of, connect_failed, pack, tls_context
+from .sentinel import Primary, Probe, demoted, demoted_error
+from .transport import (
+    SPILL,
+    Backoff,
+    auth_commands,
+    check_auth,
+    commands_of,
+    connect_failed,
+    pack,
+    tls_context,
+    wait_for,
+)
 from .url import StoreURL
 
 T = TypeVar("T")
@@ -164,13 +174,17 @@ async def open_connection(url: StoreURL, timeout: float, ssl_context: Any) -> Ai
 class AioPool:
     """Drives planned protocol runs on shared asyncio connections (see module doc)."""
 
-    def __init__(self, url: StoreURL, *, size: int = 4, timeout: float = 5.0) -> None:
-        """Does not connect: the first store call does. Raises InvalidStoreURL
-        (unreadable ``ssl_ca_certs``) or ValueError."""
+    def __init__(self, url: StoreURL, *, size: int = 4, timeout: float = 5.0, replicas: int = 0) -> None:
+        """Does not connect: the first store call does. ``replicas``: durable
+        batches wait for that many (:mod:`.replicas`). Raises InvalidStoreURL
+        (unreadable ``ssl_ca_certs``, replicas on Pogocache) or ValueError."""
         if size < 1:
             raise ValueError(f"pool size must be at least 1, got {size}")
         self.url, self.size, self.timeout = url, size, timeout
         self._ssl = tls_context(url)
+        self._wait = wait_for(replicas, url, timeout)
+        # redis+sentinel://: the primary the sentinels name, found on connect
+        self._primary = Primary(url) if url.sentinel else None
         self._conns: list[AioConnection] = []
         self._growing: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
@@ -195,12 +209,31 @@ class AioPool:
         if isinstance(request, Sleep):
             await asyncio.sleep(request.seconds)
             return None
-        commands, finish = commands_of(request)
+        commands, finish = commands_of(request, self._wait, self.url)
         return finish(await self._call(commands) if commands else [])
 
     async def _call(self, commands: Sequence[Command]) -> list[Any]:
         conn = self._pick() or await self._first()
-        return await conn.call(commands)
+        if self._primary is None:
+            return await conn.call(commands)
+        try:
+            replies = await conn.call(commands)
+        except StoreUnavailable:
+            self._primary.lost()  # perhaps a failover: the next connect asks the sentinels
+            raise
+        if any(demoted(r) for r in replies):  # the primary turned replica
+            self._primary.lost()
+            for other in self._conns:
+                other.fail("the server is no longer the primary")
+            raise demoted_error(self.url)
+        return replies
+
+    async def _probe(self, probe: Probe) -> list[Any]:
+        conn = await open_connection(probe.url, self.timeout, self._ssl)
+        try:
+            return await conn.call(probe.commands)
+        finally:
+            conn.fail("done")
 
     def _pick(self) -> AioConnection | None:
         conns = self._conns
@@ -232,8 +265,11 @@ class AioPool:
     async def _open(self) -> AioConnection:
         self._backoff.check()
         try:
-            conn = await open_connection(self.url, self.timeout, self._ssl)
+            target = self.url if self._primary is None else await self._primary.get(self._probe)
+            conn = await open_connection(target, self.timeout, self._ssl)
         except StoreError as exc:
+            if self._primary is not None:
+                self._primary.lost()  # the primary we knew is gone: ask again next time
             self._backoff.failed(exc)
             raise
         self._backoff.connected()

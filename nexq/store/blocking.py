@@ -31,8 +31,19 @@ from ..errors import StoreError, StoreUnavailable
 from .planned import Request, Sleep, Steps
 from .resp_commands import Command
 from .resp_conn import new_parser
-from .transport import RECEIVE_SIZE, Backoff, auth_commands, check_auth
-from .transport import commands_of, connect_failed, pack, reason, tls_context
+from .sentinel import Primary, Probe, demoted, demoted_error
+from .transport import (
+    RECEIVE_SIZE,
+    Backoff,
+    auth_commands,
+    check_auth,
+    commands_of,
+    connect_failed,
+    pack,
+    reason,
+    tls_context,
+    wait_for,
+)
 from .url import StoreURL
 
 T = TypeVar("T")
@@ -136,14 +147,19 @@ def _dial(url: StoreURL, timeout: float, ssl_context: Any) -> socket.socket:
 class BlockingPool:
     """Drives planned protocol runs on pooled blocking connections (see module doc)."""
 
-    def __init__(self, url: StoreURL, *, size: int = 8, timeout: float = 5.0) -> None:
+    def __init__(self, url: StoreURL, *, size: int = 8, timeout: float = 5.0, replicas: int = 0) -> None:
         """Does not connect: the first store call does. ``timeout`` bounds
-        each connect (+AUTH) and each wait for a reply. Raises
-        InvalidStoreURL (unreadable ``ssl_ca_certs``) or ValueError."""
+        each connect (+AUTH) and each wait for a reply. ``replicas``:
+        durable batches wait for that many (:mod:`.replicas`). Raises
+        InvalidStoreURL (unreadable ``ssl_ca_certs``, replicas on
+        Pogocache) or ValueError."""
         if size < 1:
             raise ValueError(f"pool size must be at least 1, got {size}")
         self.url, self.size, self.timeout = url, size, timeout
         self._ssl = tls_context(url)
+        self._wait = wait_for(replicas, url, timeout)
+        # redis+sentinel://: the primary the sentinels name, found on connect
+        self._primary = Primary(url) if url.sentinel else None
         self._idle: deque[BlockingConnection] = deque()
         self._backoff = Backoff(url)
         self.closed = False
@@ -170,10 +186,31 @@ class BlockingPool:
         if isinstance(request, Sleep):
             time.sleep(request.seconds)
             return None
-        commands, finish = commands_of(request)
-        if commands and not held:
+        commands, finish = commands_of(request, self._wait, self.url)
+        if not commands:
+            return finish([])
+        if not held:
             held.append(self._take())
-        return finish(held[0].call(commands) if commands else [])
+        if self._primary is None:
+            return finish(held[0].call(commands))
+        try:
+            replies = held[0].call(commands)
+        except StoreUnavailable:
+            self._primary.lost()  # perhaps a failover: the next connect asks the sentinels
+            raise
+        if any(demoted(r) for r in replies):  # the primary turned replica
+            self._primary.lost()
+            held[0].broken = True
+            self._forget()
+            raise demoted_error(self.url)
+        return finish(replies)
+
+    def _probe(self, probe: Probe) -> list[Any]:
+        conn = BlockingConnection(probe.url, self.timeout, self._ssl)
+        try:
+            return conn.call(probe.commands)
+        finally:
+            conn.close()
 
     def _take(self) -> BlockingConnection:
         while True:
@@ -188,8 +225,11 @@ class BlockingPool:
             raise StoreUnavailable(f"{self.url}: the client is closed")
         self._backoff.check()
         try:
-            conn = BlockingConnection(self.url, self.timeout, self._ssl)
+            target = self.url if self._primary is None else self._primary.sync(self._probe)
+            conn = BlockingConnection(target, self.timeout, self._ssl)
         except StoreError as exc:
+            if self._primary is not None:
+                self._primary.lost()  # the primary we knew is gone: ask again next time
             self._backoff.failed(exc)
             raise
         self._backoff.connected()

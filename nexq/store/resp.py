@@ -112,6 +112,8 @@ class RespStore(Store):
                     lambda p: trio_probe(p, self._connect_timeout, self._ssl))
             stream, parser = await open_stream(target, self._connect_timeout, self._ssl)
         except StoreError as exc:
+            if self._primary is not None:
+                self._primary.lost()  # the primary we knew is gone: ask again next time
             self._delay = min(max(self._delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
             self._retry_at = trio.current_time() + self._delay
             self._last_error = exc

@@ -16,6 +16,7 @@ from hiredis import pack_command
 from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailable
 from .base import Batch
 from .planned import Save
+from .replicas import check_acks, check_replicas, wait_command, wait_ms
 from .resp import _ssl_context
 from .resp_commands import ALLOWED_COMMANDS, BatchPlan, Command, ReplyError, not_allowed, store_error
 from .url import StoreURL, split_store_urls
@@ -23,6 +24,9 @@ from .url import StoreURL, split_store_urls
 BACKOFF_FIRST = 0.05  # seconds; doubles per failed connect, up to BACKOFF_MAX (as RespStore)
 BACKOFF_MAX = 2.0
 RECEIVE_SIZE = 65536
+#: commands Nexq itself sends for replication and Sentinel, never queue
+#: code's: they pass the Pogocache allowlist (none is sent to Pogocache)
+OWN_COMMANDS = frozenset({"WAIT", "ROLE", "SENTINEL"})
 #: outstanding commands at which a pipelined driver looks past a connection (as RespStore)
 SPILL = 64
 
@@ -42,6 +46,12 @@ def single_node(url: str | StoreURL) -> StoreURL:
     return parsed
 
 
+def wait_for(replicas: int, url: StoreURL, timeout: float) -> Command | None:
+    """The WAIT a driver follows durable batches with (None for 0 replicas).
+    Raises ValueError / InvalidStoreURL as :func:`.replicas.check_replicas`."""
+    return wait_command(replicas, wait_ms(timeout)) if check_replicas(replicas, url) else None
+
+
 def tls_context(url: StoreURL) -> ssl.SSLContext | None:
     """The TLS settings for a rediss:// URL (RespStore's), None for plain
     connections. Raises InvalidStoreURL if its CA file cannot be loaded."""
@@ -52,7 +62,7 @@ def pack(commands: Sequence[Command]) -> bytes:
     """``commands`` as one RESP write; raises CommandNotAllowed (nothing
     sent) for a command Pogocache does not have."""
     for cmd in commands:
-        if cmd[0] not in ALLOWED_COMMANDS:
+        if cmd[0] not in ALLOWED_COMMANDS and cmd[0] not in OWN_COMMANDS:
             raise not_allowed(cmd[0])
     return b"".join([pack_command(cmd) for cmd in commands])
 
@@ -75,13 +85,24 @@ def check_reply(reply: Any) -> Any:
     return reply
 
 
-def commands_of(request: Batch | Save) -> tuple[list[Command], Callable[[list[Any]], Any]]:
+def commands_of(request: Batch | Save, wait: Command | None = None,
+                label: object = "the store") -> tuple[list[Command], Callable[[list[Any]], Any]]:
     """A request's RESP commands, and how their replies become its answer
-    (raising the first error reply). Raises ValueError for bad SET flags,
-    before any I/O."""
+    (raising the first error reply). ``wait``: the WAIT command to follow a
+    durable batch with (its answer then also raises StoreUnavailable for
+    too few replicas, see :mod:`.replicas`). Raises ValueError for bad SET
+    flags, before any I/O."""
     if type(request) is Batch:
         plan = BatchPlan(request)
-        return plan.commands, plan.answers
+        if wait is None or not request.durable or not plan.commands:
+            return plan.commands, plan.answers
+
+        def acked(replies: list[Any]) -> list[Any]:
+            answers = plan.answers(replies[:-1])
+            check_acks(replies[-1], wait[1], label)
+            return answers
+
+        return [*plan.commands, wait], acked
     return [("SAVE",)], _first_reply
 
 
