@@ -11,6 +11,7 @@ new primary, leaving the bed whole for the next test.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -178,10 +179,20 @@ def sentinel_bed() -> Iterator[SentinelBed]:
             bed.close()
 
 
-def wait_replicated(port: int, limit: float = 10) -> None:
-    """Until the primary on ``port`` sees its replica caught up (offsets equal)."""
-    def caught_up() -> bool:
-        info = (_answer(port, "INFO", "replication") or b"").decode()
-        own = next((line.split(":")[1] for line in info.splitlines() if line.startswith("master_repl_offset:")), None)
-        return own is not None and f"offset={own}," in info
-    poll(caught_up, limit=limit)
+@contextmanager
+def primary_and_replica() -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one synced replica (no sentinels), killed on exit."""
+    with tempfile.TemporaryDirectory(prefix="nexq-replica-") as d:
+        primary = RedisServer(port=free_port(), dir=os.path.join(d, "a"), args=_node_args(None))
+        replica = RedisServer(port=free_port(), dir=os.path.join(d, "b"), args=_node_args(primary.port))
+        try:
+            for node in (primary, replica):
+                os.makedirs(node.dir)
+                node.start()
+            poll(lambda: b"state=online" in (_answer(primary.port, "INFO", "replication") or b""), limit=20)
+            yield primary, replica
+        finally:
+            for node in (primary, replica):
+                if node.proc is not None and node.proc.poll() is None:
+                    os.kill(node.proc.pid, signal.SIGCONT)  # a test may have stopped it
+                node.stop(kill=True)
