@@ -21,6 +21,7 @@ Values of ``cur`` use the stored states of :class:`State`.
 | ``probe:{process}`` | the reconciler's last token | each reconciling process (SET GET) | 3 rounds |
 | ``lane:{q}:{p}:tail`` / ``:head`` | integer | producers (INCRBY) / consumers | none |
 | ``lane:{q}:{p}:s:{n}`` | ``id|a``, then ``~`` | producer (NX), consumer (XX GET) | none; 1 h once taken |
+| ``lane:{q}:{p}:in`` / ``:out`` | integer: refs written / resolved (depth = in - out) | producers / lease winners (INCRBY) | none |
 | ``wheel:cursor`` | last claimed bucket | schedulers (INCR) | none |
 | ``wheel:{b}`` | ``kind|id|a|extra,`` append-list | producers, claimers, reaper | deleted once read |
 | ``seq`` / ``idx:{n}`` | counter / task id | enqueue | idx: R once terminal |
@@ -230,6 +231,14 @@ class Keys:
 
     def lane_head(self, queue: str, priority: int) -> str:
         return f"{self.lane(queue, priority)}:head"
+
+    def lane_written(self, queue: str, priority: int) -> str:
+        """Refs written into the lane's slots, ever (``INCRBY`` by producers)."""
+        return f"{self.lane(queue, priority)}:in"
+
+    def lane_resolved(self, queue: str, priority: int) -> str:
+        """Refs the lane's claimers resolved, ever (``INCRBY`` by the lease winners)."""
+        return f"{self.lane(queue, priority)}:out"
 
     def lane_slot(self, queue: str, priority: int, n: int) -> str:
         return f"{self.lane(queue, priority)}:s:{n}"

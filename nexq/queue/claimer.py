@@ -88,13 +88,14 @@ class Claimer:
                           min(st.tail - st.head, n * 4 + 8) if reader.contended else n)
                 plan.append((lane, st.head, window))
                 wants.append(n)
-                left -= n
+                # Empty (reserved) and claimed slots after the head use no capacity.
+                left -= min(n, max(st.pending, 1))
             if not left:
                 break
         if not plan:
             return []
         slots = await reader.peek(plan)
-        chosen = reader.choose(slots, wants)
+        chosen = reader.choose(slots, wants)[:capacity]
         reader.stalled = not chosen and any(s.ref is None and not s.taken for s in slots)
         return await self._lease_and_settle(plan, slots, chosen, reader, worker)
 

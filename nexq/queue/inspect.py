@@ -26,7 +26,8 @@ from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, Status, Task, TaskSpec
 from .counts import TERMINAL, total
-from .lanes import PRIORITIES, Ref, push
+from .lanes import PRIORITIES, Ref, depth_keys, push
+from .lanes import depth as lane_depth
 from .orphans import adopt as adopt_orphans
 from .orphans import adoptable, ended
 from .outcomes import lease_holder
@@ -187,7 +188,7 @@ class Inspector:
             for s in TERMINAL:
                 keys += counts.read_keys(q, s, now)
             for p in PRIORITIES:
-                keys += [k.lane_head(q, p), k.lane_tail(q, p)]
+                keys += depth_keys(k, q, p)
         vals = await self.store.mget(keys) if keys else []
         out, i = [], 0
         for q in names:
@@ -202,8 +203,8 @@ class Inspector:
                 i += n
             depth = {}
             for p in PRIORITIES:
-                depth[p] = max(0, int(vals[i + 1] or 0) - int(vals[i] or 0))
-                i += 2
+                depth[p] = lane_depth(*vals[i : i + 4])
+                i += 4
             out.append({
                 "name": q, "paused": paused, "pending": sum(depth.values()),
                 "depth_by_priority": depth, "scheduled": max(0, scheduled),

@@ -1,10 +1,13 @@
 """Ready lanes: FIFO per (queue, priority) from counters and slot keys.
 
 Per lane: ``tail`` (INCR by producers), ``head`` (a hint: every slot <= head
-is resolved) and slots ``s:{n}`` holding ``id|attempt``.
+is resolved), slots ``s:{n}`` holding ``id|attempt``, and the counts ``in``
+(refs written) and ``out`` (refs resolved by claimers): the lane's depth is
+``in - out``, since ``tail - head`` also spans slots reserved and not yet
+written (a producer reserves ahead, :mod:`~nexq.queue.reservations`).
 
-Produce: ``n = INCRBY tail k``; then ``SET s:{n} ref NX`` and, in the same
-round trip, ``GET head``. A failed NX means a consumer tombstoned the slot
+Produce: ``n = INCRBY tail k`` (or n from a reserved block); then ``SET
+s:{n} ref NX``, ``GET head`` and ``INCRBY in k``. A failed NX means a consumer tombstoned the slot
 (it waited too long for us): take a new one. If head >= n already, a
 consumer may have moved past our slot before we wrote it, so we take the
 ref back with ``SET s:{n} ~ XX GET``: getting our ref back means nobody
@@ -50,6 +53,7 @@ class Ref:
 class LaneState:
     head: int
     tail: int
+    pending: int = 0  # refs waiting (:func:`depth`): tail - head also spans empty and claimed slots
 
 
 LaneRefs = dict[tuple[str, int], list[Ref]]
@@ -57,13 +61,19 @@ LaneRefs = dict[tuple[str, int], list[Ref]]
 
 class Push:
     """A push split in phases so callers can share round trips with it:
-    ``reserve`` (INCRBY tails) into one batch, ``fill`` (SET NX + GET head)
-    into the next, then ``settle`` with the fill's answers."""
+    ``reserve`` (INCRBY tails) into one batch, ``fill`` (SET NX + GET head +
+    the lane's written count) into the next, then ``settle`` with the
+    fill's answers. Slot numbers may also come from a producer's reserved
+    blocks (:mod:`~nexq.queue.reservations`): then ``fill`` is the only
+    round trip."""
 
-    def __init__(self, keys: Keys, lane_refs: LaneRefs) -> None:
+    def __init__(self, keys: Keys, lane_refs: LaneRefs, uncount: dict[tuple[str, int], int] | None = None) -> None:
+        """``uncount``: refs of an earlier push of these lanes counted as
+        written but not placed (retried here): taken off the written count."""
         self.keys = keys
         self.lanes = {lane: list(refs) for lane, refs in lane_refs.items() if refs}
         self._order = list(self.lanes)
+        self._uncount = uncount or {}
         self._plan: list[tuple[tuple[str, int], int, Ref]] = []
         self._fill_at = 0
 
@@ -75,14 +85,22 @@ class Push:
         return at
 
     def fill(self, b: Batch, tails: list[int]) -> None:
+        """Add the slot writes for slots reserved with :meth:`reserve` (``tails``: its answers)."""
+        self.fill_slots(b, {lane: list(range(tail - len(self.lanes[lane]) + 1, tail + 1))
+                            for lane, tail in zip(self._order, tails)})
+
+    def fill_slots(self, b: Batch, slots: dict[tuple[str, int], list[int]]) -> None:
+        """Add ``SET s:{n} ref NX`` for each ref (``slots[lane]``: its slot
+        numbers, ascending, one per ref), ``GET head`` and ``INCRBY in``."""
         self._fill_at = len(b)
-        for (q, p), tail in zip(self._order, tails):
+        for q, p in self._order:
             refs = self.lanes[(q, p)]
-            first = tail - len(refs) + 1
-            for i, ref in enumerate(refs):
-                b.set(self.keys.lane_slot(q, p, first + i), encode_ref(ref.task_id, ref.attempt), nx=True)
-                self._plan.append(((q, p), first + i, ref))
+            for n, ref in zip(slots[(q, p)], refs, strict=True):
+                b.set(self.keys.lane_slot(q, p, n), encode_ref(ref.task_id, ref.attempt), nx=True)
+                self._plan.append(((q, p), n, ref))
             b.get(self.keys.lane_head(q, p))
+            # Counted whether or not the NX wins: settle takes a lost one off again.
+            b.incrby(self.keys.lane_written(q, p), len(refs) - self._uncount.get((q, p), 0))
 
     async def settle(self, store: Store, answers: list[object]) -> None:
         """Handle the rare cases: a tombstoned slot, or a slot a consumer may
@@ -99,7 +117,7 @@ class Push:
                     retry.setdefault(lane, []).append(item[2])
                 elif item[1] <= head:
                     maybe_skipped.append(item)
-            pos += n + 1
+            pos += n + 2
             planned += n
         if maybe_skipped:
             b = Batch()
@@ -109,13 +127,14 @@ class Push:
                 if old is not None and old != TAKEN:
                     retry.setdefault(item[0], []).append(item[2])  # we took it back
         if retry:
-            await push(store, self.keys, retry)
+            await push(store, self.keys, retry, {lane: len(refs) for lane, refs in retry.items()})
 
 
-async def push(store: Store, keys: Keys, lane_refs: LaneRefs) -> None:
+async def push(store: Store, keys: Keys, lane_refs: LaneRefs,
+               uncount: dict[tuple[str, int], int] | None = None) -> None:
     """Append refs to their lanes (FIFO within a lane) in two round trips
     (more only if a consumer interfered); returns once every ref is placed."""
-    p = Push(keys, lane_refs)
+    p = Push(keys, lane_refs, uncount)
     if not p.lanes:
         return
     b = Batch()
@@ -126,22 +145,40 @@ async def push(store: Store, keys: Keys, lane_refs: LaneRefs) -> None:
     await p.settle(store, await store.execute(b))
 
 
+def depth_keys(keys: Keys, queue: str, priority: int) -> list[str]:
+    """The four keys :func:`depth` reads for one lane, in its order."""
+    return [keys.lane_head(queue, priority), keys.lane_tail(queue, priority),
+            keys.lane_written(queue, priority), keys.lane_resolved(queue, priority)]
+
+
+def depth(head: bytes | None, tail: bytes | None, written: bytes | None, resolved: bytes | None) -> int:
+    """A lane's pending refs: written minus resolved, never above ``tail -
+    head`` (which also counts reserved slots not written yet, and claimed
+    ones the head has not passed) nor below 0. ``tail - head`` alone for a
+    lane whose counts were never written (a store that lost them)."""
+    span = int(tail or 0) - int(head or 0)
+    if written is not None:
+        span = min(span, int(written) - int(resolved or 0))
+    return max(0, span)
+
+
 async def read_lanes(
     store: Store, keys: Keys, queues: Sequence[str]
 ) -> tuple[dict[str, bool], dict[tuple[str, int], LaneState]]:
-    """One round trip: which queues are paused, and head/tail of every lane."""
+    """One round trip: which queues are paused, and head, tail and depth of every lane."""
     b = Batch()
     names: list[str] = [keys.paused(q) for q in queues]
     lanes = [(q, p) for q in queues for p in PRIORITIES]
     for q, p in lanes:
-        names += [keys.lane_head(q, p), keys.lane_tail(q, p)]
+        names += depth_keys(keys, q, p)
     (values,) = await store.execute(b.mget(names))
     paused = {q: values[i] is not None for i, q in enumerate(queues)}
     states: dict[tuple[str, int], LaneState] = {}
-    base = len(queues)
-    for i, lane in enumerate(lanes):
-        head, tail = values[base + 2 * i], values[base + 2 * i + 1]
-        states[lane] = LaneState(int(head or 0), int(tail or 0))
+    at = len(queues)
+    for lane in lanes:
+        head, tail = values[at], values[at + 1]
+        states[lane] = LaneState(int(head or 0), int(tail or 0), depth(*values[at : at + 4]))
+        at += 4
     return paused, states
 
 
@@ -226,9 +263,11 @@ class LaneReader:
         now = trio.current_time()
         upto = [h for (_, h, _) in plan]
         blocked = [False] * len(plan)
+        done = [0] * len(plan)
         for s in slots:
             if s.key in resolved:
                 b.set(s.key, TAKEN, xx=True, px=TAKEN_TTL_MS)
+                done[s.plan_idx] += 1
             elif s.ref is None and not s.taken:
                 first = self._holes.setdefault(s.key, now)
                 if now - first >= self.grace:
@@ -244,5 +283,8 @@ class LaneReader:
         for idx, ((q, p), head, _) in enumerate(plan):
             if upto[idx] > head:
                 b.set(self.keys.lane_head(q, p), upto[idx])
+            if done[idx]:
+                # The lease winners resolve each ref once: the lane's depth is in - out.
+                b.incrby(self.keys.lane_resolved(q, p), done[idx])
         if len(self._holes) > 10_000:
             self._holes.clear()

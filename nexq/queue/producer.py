@@ -22,6 +22,7 @@ from .context import NodeContext
 from .enqueue_group import MAX_JOIN, EnqueueGroup
 from .lanes import Push, Ref
 from .requests import Enqueued, EnqueueRequest, make_spec
+from .reservations import Counter, Reservations
 from .wheel import Entry
 from .workflow import check_parents, register
 
@@ -50,6 +51,7 @@ class Producer:
         self.store, self.keys, self.clock, self.wheel = ctx.store, ctx.keys, ctx.clock, ctx.wheel
         self._known_queues: set[str] = set()
         self._coalescer = EnqueueGroup(self.write_specs) if coalesce else None
+        self.reservations = Reservations(self.keys)
 
     def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:
         """Validate ``req`` (:func:`~nexq.queue.requests.make_spec`); raises ValueError."""
@@ -115,16 +117,13 @@ class Producer:
             if specs[i].run_at is None and not specs[i].depends_on:
                 lanes.setdefault((specs[i].queue, specs[i].priority), []).append(Ref(specs[i].id, 1))
         pusher = Push(self.keys, lanes)
-        # Round trip 1: index numbers and lane slots together.
-        b = Batch().incrby(self.keys.seq, len(fresh))
-        pusher.reserve(b)
-        counters = await self.store.execute(b)
-        top = counters[0]
-        # Round trip 2: the records, then the slots and wheel entries.
-        b = Batch(durable=True)  # --store-replicas: replicas acknowledge before the enqueue returns
+        # The write batch (durable: with --store-replicas, replicas
+        # acknowledge before the enqueue returns) is the only round trip
+        # when reserved numbers cover the call (see _numbers).
+        numbers, slots, b, refill = await self._numbers(len(fresh), lanes)
         delayed: list[Entry] = []
         spec_ops: list[int] = []
-        for n, i in enumerate(fresh, start=top - len(fresh) + 1):
+        for n, i in zip(numbers, fresh, strict=True):
             spec = specs[i] = attrs.evolve(specs[i], seq=n)
             spec_ops.append(len(b))
             b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not chosen[i])
@@ -143,8 +142,10 @@ class Producer:
             if spec.expires_at is not None:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
         if lanes:
-            pusher.fill(b, counters[1:])
+            pusher.fill_slots(b, slots)
         answers = await self.store.execute(b)
+        if refill:
+            self.reservations.reserved(refill, answers, {})
         if not all(answers[i] for i in spec_ops):
             raise ValueError("a task with that task_id already exists")
         clashed = [i for op, i in zip(spec_ops, fresh) if not answers[op + 1]]
@@ -166,6 +167,43 @@ class Producer:
             if late:
                 await self.node.handle_due(late)
         return [r for r in results if r is not None]
+
+    async def _numbers(self, count: int, lanes: dict[tuple[str, int], list[Ref]]) -> tuple[
+            list[int], dict[tuple[str, int], list[int]], Batch, list[tuple[Counter, int, int]]]:
+        """Index positions for ``count`` tasks and slots for the refs of
+        ``lanes``: reserved ones first (:mod:`.reservations`); for the rest one
+        round trip of ``INCRBY`` (reserving ahead too when busy). Returns them
+        with the write's batch, which starts with the refills of used-up
+        blocks (no round trip of their own), and what its answers refill."""
+        res = self.reservations
+        busy = res.start()
+        numbers = res.take(None, count)
+        slots = {lane: res.take(lane, len(refs)) for lane, refs in lanes.items()}
+        need: dict[Counter, int] = {lane: len(refs) - len(slots[lane]) for lane, refs in lanes.items()
+                                    if len(slots[lane]) < len(refs)}
+        if len(numbers) < count:
+            need[None] = count - len(numbers)
+        b = Batch(durable=True)
+        if need:
+            r = Batch()
+            plan = res.reserve(r, need, busy)
+            res.tombstones(r)
+            got = res.reserved(plan, await self.store.execute(r), need)
+            numbers += got.get(None, [])
+            for lane in slots:
+                slots[lane] += got.get(lane, [])
+            return numbers, slots, b, []
+        plan = res.reserve(b, {}, busy)
+        res.tombstones(b)
+        return numbers, slots, b, plan
+
+    async def release(self) -> None:
+        """Give up this producer's reserved numbers (it closes): its unused
+        slots are tombstoned at once, so no claimer waits for them."""
+        b = Batch()
+        self.reservations.release(b)
+        if len(b):
+            await self.store.execute(b)
 
     async def _reindex(self, specs: list[TaskSpec], clashed: list[int]) -> None:
         """Give new index positions to tasks whose position was taken: the

@@ -1,0 +1,150 @@
+"""Numbers reserved ahead: a lone enqueue in one round trip.
+
+An enqueue needs an index position (``INCRBY seq``) and, for a task ready
+now, a lane slot (``INCRBY tail``) before it can write the task; asking for
+them is a round trip of its own. A producer that enqueues again and again
+(a loop, a busy web app) reserves them in blocks instead, in the pipeline
+of the write before (``INCRBY seq k``, ``INCRBY tail k``), so its next
+enqueue is one pipeline: spec, index, state, slot. A block holds what the
+producer's last call took of that counter (a loop of single enqueues: 1;
+at most :data:`MAX_BLOCK`), and is reserved only while the producer is
+busy (its previous call began within :data:`HOLD`): so a producer that
+stops leaves at most one call's worth of slots empty per lane. (Bigger
+blocks would save only the ``INCRBY`` that rides along with each write, at
+the price of more empty slots ahead of other producers' tasks.)
+
+A block is written into only within :data:`HOLD` seconds of its
+reservation (far below the claimers' grace for empty slots, 5 s): an older
+one is given up and the call reserves again (two round trips, as an
+enqueue after an idle spell of ``HOLD`` always costs). Its unused index
+positions are left as holes (the listing and reconciliation skip missing
+entries) and its unused slots are tombstoned (``SET ~ NX``) in the next
+pipeline, or by :meth:`Producer.release` on close; a producer that died
+leaves them to the claimers, which tombstone a slot empty for longer than
+their grace. Should a claimer tombstone a reserved slot first anyway (a
+producer frozen for seconds), the producer's ``SET NX`` fails and it pushes
+again to a new slot. The lanes' depth counts written refs (``lane:in``),
+so reserved slots never count as pending (:func:`~.lanes.depth`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..keys import Keys
+from ..store import Batch
+from .lanes import TAKEN, TAKEN_TTL_MS
+
+HOLD = 0.5  # seconds a reserved block is written into after its reservation
+MAX_BLOCK = 64  # numbers reserved ahead per counter, at most
+
+Lane = tuple[str, int]
+Counter = Lane | None  # a lane's tail, or None: the index's seq
+
+
+class Block:
+    """Numbers ``next .. last`` of one counter, reserved at ``at``."""
+
+    __slots__ = ("at", "last", "next")
+
+    def __init__(self, first: int, last: int, at: float) -> None:
+        self.next, self.last, self.at = first, last, at
+
+    def take(self, n: int) -> list[int]:
+        """Up to ``n`` numbers, lowest first."""
+        got = list(range(self.next, min(self.last, self.next + n - 1) + 1))
+        self.next += len(got)
+        return got
+
+    @property
+    def left(self) -> int:
+        return self.last - self.next + 1
+
+
+class Reservations:
+    """One producer's reserved index positions and lane slots (see module doc).
+
+    Not shared between concurrent callers: one per producer, whose calls
+    interleave only at store calls (each method runs without awaiting).
+    """
+
+    def __init__(self, keys: Keys, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keys, self.clock = keys, clock
+        self.blocks: dict[Counter, Block] = {}
+        self.size: dict[Counter, int] = {}  # the next refill's size per counter
+        self.stale: list[tuple[Lane, int, int]] = []  # given-up slot ranges to tombstone
+        self._last_call = float("-inf")
+
+    def start(self) -> bool:
+        """A call begins: give up expired blocks; whether the producer is busy
+        (its previous call began within ``HOLD``): only then it reserves ahead."""
+        now = self.clock()
+        for counter, block in list(self.blocks.items()):
+            if now - block.at >= HOLD:
+                self._give_up(counter, block)
+        busy, self._last_call = now - self._last_call < HOLD, now
+        return busy
+
+    def take(self, counter: Counter, n: int) -> list[int]:
+        """Up to ``n`` reserved numbers of ``counter``, lowest first (``n``
+        sizes the next block reserved ahead for it)."""
+        self.size[counter] = n
+        block = self.blocks.get(counter)
+        return block.take(n) if block is not None else []
+
+    def reserve(self, b: Batch, need: dict[Counter, int], ahead: bool) -> list[tuple[Counter, int, int]]:
+        """Add to ``b`` the ``INCRBY`` of each counter: ``need[c]`` numbers for
+        this call, plus a block for the next calls when ``ahead`` and the
+        counter's block is used up. Returns what :meth:`reserved` needs."""
+        plan = []
+        counters = list(need)
+        if ahead:
+            counters += [c for c in self.blocks if c not in need and not self.blocks[c].left]
+        for c in counters:
+            block = self.blocks.get(c)
+            extra = 0
+            if ahead and (block is None or not block.left):
+                # Enough for one more call like the last (a loop of single
+                # enqueues: 1), so at most that many slots wait empty when
+                # the producer stops.
+                extra = min(MAX_BLOCK, self.size.get(c, 1))
+            n = need.get(c, 0) + extra
+            if n:
+                plan.append((c, len(b), n))
+                b.incrby(self.keys.seq if c is None else self.keys.lane_tail(*c), n)
+        return plan
+
+    def reserved(self, plan: list[tuple[Counter, int, int]], answers: list[object],
+                 need: dict[Counter, int]) -> dict[Counter, list[int]]:
+        """The numbers :meth:`reserve` got for this call, per counter; the
+        rest becomes the counter's new block."""
+        now, out = self.clock(), {}
+        for c, at, n in plan:
+            top = int(answers[at])  # type: ignore[call-overload]
+            first, mine = top - n + 1, need.get(c, 0)
+            out[c] = list(range(first, first + mine))
+            if n > mine:
+                old = self.blocks.get(c)
+                if old is not None and old.left:
+                    self._give_up(c, old)
+                self.blocks[c] = Block(first + mine, top, now)
+        return out
+
+    def tombstones(self, b: Batch) -> None:
+        """Add to ``b`` the tombstones of slots given up since the last call."""
+        for (q, p), first, last in self.stale:
+            for n in range(first, last + 1):
+                b.set(self.keys.lane_slot(q, p, n), TAKEN, nx=True, px=TAKEN_TTL_MS)
+        self.stale = []
+
+    def release(self, b: Batch) -> None:
+        """Give up every block (the producer closes): tombstones into ``b``."""
+        for counter, block in list(self.blocks.items()):
+            self._give_up(counter, block)
+        self.tombstones(b)
+
+    def _give_up(self, counter: Counter, block: Block) -> None:
+        if block.left and counter is not None:  # unused index positions are simply skipped
+            self.stale.append((counter, block.next, block.last))
+        del self.blocks[counter]
