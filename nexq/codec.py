@@ -76,7 +76,7 @@ def decode_spec(data: bytes) -> TaskSpec:
         expires_at=d.get("xa"),
         depends_on=tuple(d.get("dep", ())),
         on_parent_failure=d.get("opf", "cancel"),
-        headers=d.get("h") or NO_HEADERS,
+        headers=d.get("h", NO_HEADERS),
     )
 
 

@@ -66,12 +66,13 @@ class Tracing(Middleware):
         # made it current, until after_process ends them.
         self._running: dict[tuple[str, int], tuple[trace.Span, Token[Context]]] = {}
 
-    def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> list[TaskSpec]:
+    def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> list[TaskSpec] | None:
         """One producer span per task, ended here: the task's creation (it
         refers to one task, so a batch of many keeps each task's own
-        context); its context goes into the replacement spec's headers."""
+        context); its context goes into the replacement spec's headers.
+        None (nothing to replace) when no tracer records or propagates."""
         current = trace.get_current_span().get_span_context().is_valid
-        out = []
+        out, changed = [], False
         for spec in specs:
             # A caller's own trace context (given with the task) when no span is current here.
             parent = propagate.extract(spec.headers) if spec.headers and not current else None
@@ -80,8 +81,10 @@ class Tracing(Middleware):
             carrier = dict(spec.headers)
             propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
             span.end()
-            out.append(attrs.evolve(spec, headers=carrier))
-        return out
+            if carrier != spec.headers:  # no tracer provider set up: nothing to carry
+                spec, changed = attrs.evolve(spec, headers=carrier), True
+            out.append(spec)
+        return out if changed else None
 
     async def before_process(self, ctx: Any) -> None:
         """Start the attempt's consumer span in the trace its task carries and

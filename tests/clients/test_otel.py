@@ -21,7 +21,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 import nexq
 from nexq.codec import decode_spec, encode_spec, loads
@@ -52,8 +52,9 @@ def traced(resp_url: str, ns: str) -> Iterator[tuple[InMemorySpanExporter, str, 
             return f"hello {payload['name']}"
 
     @app.task("explode", queue=QUEUE, max_retries=0)
-    async def explode(payload: Any) -> None:
-        raise ValueError("boom")
+    async def explode(payload: Any) -> None:  # async: runs in the worker's trio task
+        with inner.start_as_current_span("inside explode"):
+            raise ValueError("boom")
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -156,8 +157,10 @@ def test_a_failing_handler_records_outcome_failed_and_its_exception(
 
     consumer = finished(exporter, "nexq.process explode")
     producer = finished(exporter, "nexq.enqueue explode")
-    assert consumer.context.trace_id == producer.context.trace_id
+    inside = finished(exporter, "inside explode")
+    assert consumer.context.trace_id == producer.context.trace_id == inside.context.trace_id
     assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+    assert inside.parent is not None and inside.parent.span_id == consumer.context.span_id
     attributes = dict(consumer.attributes or {})
     assert (attributes["nexq.task.id"], attributes["nexq.task.attempt"]) == (task_id, 1)
     assert (attributes["nexq.task.outcome"], attributes["error.type"]) == ("failed", "ValueError")
@@ -184,6 +187,16 @@ async def test_a_task_without_a_current_span_joins_the_trace_its_headers_name(re
     assert producer.parent is not None and producer.parent.span_id == 0xb7ad6b7169203331
     assert dict(task.spec.headers) == {
         "tenant": "acme", "traceparent": traceparent(producer)}
+
+
+async def test_without_a_tracer_provider_tasks_carry_nothing(resp_url: str, ns: str) -> None:
+    """Tracing installed but OpenTelemetry not set up (the API's no-op
+    provider): nothing is added to the stored task."""
+    app = nexq.Nexq(resp_url, namespace=ns, middleware=[Tracing(NoOpTracerProvider())])
+    async with app.connect():
+        handle = await app.enqueue("greet", None)
+        raw = await app.broker.nodes[0].store.get(app.broker.nodes[0].keys.spec(handle.id))
+    assert raw is not None and "h" not in loads(raw)
 
 
 # -- the headers that carry it -------------------------------------------------------
