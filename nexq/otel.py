@@ -10,7 +10,9 @@ With the app's middleware installed, every enqueue (``app.enqueue``,
 starts a PRODUCER span ``nexq.enqueue <type>`` per task, a child of the
 caller's current span (a web request's, say), and stores its W3C trace
 context (``traceparent``, and ``tracestate`` / ``baggage`` when set) in the
-task's ``headers``. The worker continues that trace: a CONSUMER span
+task's ``headers``; the span ends when the task is written (an enqueue that
+fails, or finds its ``unique_key`` held, exports none: the caller's span
+has the error). The worker continues that trace: a CONSUMER span
 ``nexq.process <type>`` around the handler, current while it runs (spans the
 handler starts are its children), with the task's type, id, attempt and
 outcome as attributes; a failed attempt records its exception and an error
@@ -20,12 +22,18 @@ up (an exporter) in the producing process and in the worker's app module.
 A task enqueued with ``headers={"traceparent": ...}`` and no current span
 (REST callers, other languages) gets its producer span in that trace.
 
-Built on the public middleware API (:class:`nexq.Middleware`): nothing here
-is known to the queue or the worker.
+Built on the public middleware API (:class:`nexq.Middleware`:
+``before_enqueue`` returning the specs with headers, ``after_enqueue``,
+``before_process``, ``after_process``): nothing here is known to the queue
+or the worker. A handler run with ``executor="process"`` is inside the
+consumer span, but its own process does not get the context.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
@@ -52,6 +60,8 @@ SYSTEM = "nexq"
 # The outcome attribute of an attempt that ended without one of its own: it
 # was cancelled, its lease was lost, or the worker shut down under it.
 INTERRUPTED = "interrupted"
+PENDING_FOR = 60.0  # seconds a producer span waits for its task to be written
+MAX_PENDING = 100_000  # producer spans waiting at most
 
 
 class Tracing(Middleware):
@@ -65,26 +75,51 @@ class Tracing(Middleware):
         # Attempts running in this process: their span and the token that
         # made it current, until after_process ends them.
         self._running: dict[tuple[str, int], tuple[trace.Span, Token[Context]]] = {}
+        # Producer spans of tasks being written, oldest first (see _hold);
+        # a Client's threads share them.
+        self._sending: OrderedDict[str, tuple[float, trace.Span]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def before_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> list[TaskSpec] | None:
-        """One producer span per task, ended here: the task's creation (it
-        refers to one task, so a batch of many keeps each task's own
-        context); its context goes into the replacement spec's headers.
-        None (nothing to replace) when no tracer records or propagates."""
+        """Start one producer span per task (one per task, so each of a
+        batch keeps its own context) and put its context into the
+        replacement spec's headers; :meth:`after_enqueue` ends it once the
+        task is written. None (nothing to replace) when no tracer records
+        or propagates."""
         current = trace.get_current_span().get_span_context().is_valid
-        out, changed = [], False
+        out, changed, now = [], False, time.monotonic()
         for spec in specs:
             # A caller's own trace context (given with the task) when no span is current here.
             parent = propagate.extract(spec.headers) if spec.headers and not current else None
             span = self.tracer.start_span(f"nexq.enqueue {spec.type}", context=parent, kind=SpanKind.PRODUCER,
-                                          attributes={**_attributes(spec), "messaging.operation.type": "create"})
+                                          attributes={**_attributes(spec), "messaging.operation.type": "send"})
             carrier = dict(spec.headers)
             propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
-            span.end()
-            if carrier != spec.headers:  # no tracer provider set up: nothing to carry
+            if carrier != spec.headers:  # else no tracer provider is set up: nothing to carry
                 spec, changed = attrs.evolve(spec, headers=carrier), True
+                self._hold(spec.id, span, now)
             out.append(spec)
         return out if changed else None
+
+    async def after_enqueue(self, node: NodeBroker, specs: Sequence[TaskSpec]) -> None:
+        """The tasks were written: end their producer spans."""
+        with self._lock:
+            spans = [self._sending.pop(spec.id, None) for spec in specs]
+        for entry in spans:
+            if entry is not None:
+                entry[1].end()
+
+    def _hold(self, task_id: str, span: trace.Span, now: float) -> None:
+        """Keep ``span`` open until its task is written. Spans of tasks never
+        written are dropped unended (never exported) after ``PENDING_FOR``
+        s: a dry run (a cluster checks every node before writing any), a
+        failed enqueue, a unique_key already held."""
+        with self._lock:
+            pending = self._sending
+            pending.pop(task_id, None)
+            pending[task_id] = (now, span)
+            while len(pending) > MAX_PENDING or now - next(iter(pending.values()))[0] > PENDING_FOR:
+                pending.popitem(last=False)
 
     async def before_process(self, ctx: Any) -> None:
         """Start the attempt's consumer span in the trace its task carries and

@@ -25,7 +25,10 @@ from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 import nexq
 from nexq.codec import decode_spec, encode_spec, loads
+from nexq.config import Settings
 from nexq.otel import Tracing
+from nexq.runtime.runtime import Runtime
+from nexq.store import open_stores
 from nexq.task import TaskSpec
 from tests.clients.conftest import trio_worker
 from tests.polling import poll
@@ -133,7 +136,7 @@ def test_one_trace_from_a_fastapi_request_through_the_handler(
     assert producer.kind is SpanKind.PRODUCER and consumer.kind is SpanKind.CONSUMER
     assert dict(producer.attributes or {}) == {
         "messaging.system": "nexq", "messaging.destination.name": QUEUE, "messaging.message.id": task_id,
-        "messaging.operation.type": "create", "nexq.task.type": "greet", "nexq.task.id": task_id}
+        "messaging.operation.type": "send", "nexq.task.type": "greet", "nexq.task.id": task_id}
     assert dict(consumer.attributes or {}) == {
         "messaging.system": "nexq", "messaging.destination.name": QUEUE, "messaging.message.id": task_id,
         "messaging.operation.type": "process", "nexq.task.type": "greet", "nexq.task.id": task_id,
@@ -197,6 +200,25 @@ async def test_without_a_tracer_provider_tasks_carry_nothing(resp_url: str, ns: 
         handle = await app.enqueue("greet", None)
         raw = await app.broker.nodes[0].store.get(app.broker.nodes[0].keys.spec(handle.id))
     assert raw is not None and "h" not in loads(raw)
+
+
+async def test_producer_spans_only_for_tasks_written() -> None:
+    """A batch over three store nodes is checked on every node before any
+    is written (a dry run of before_enqueue): one span per task still, and
+    none for an enqueue that found its unique_key held."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = nexq.Nexq(middleware=[Tracing(provider)])
+    async with open_stores(["memory://"] * 3) as stores:
+        app.bind(Runtime.build(Settings(namespace="c"), stores, ["n1:1", "n2:1", "n3:1"], app=app))
+        handles = await app.enqueue_many([("greet", i, {"queue": f"q{i}"}) for i in range(12)])
+        assert len({app.broker.node_of(f"q{i}") for i in range(12)}) == 3
+        first = await app.enqueue("greet", None, unique_key="once")
+        again = await app.enqueue("greet", None, unique_key="once")
+    assert (again.id, again.created) == (first.id, False)
+    ids = sorted(str(dict(s.attributes or {})["nexq.task.id"]) for s in exporter.get_finished_spans())
+    assert ids == sorted([h.id for h in handles] + [first.id])
 
 
 # -- the headers that carry it -------------------------------------------------------
