@@ -101,7 +101,14 @@ class SentinelBed:
                 facts = dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else {}
                 if facts.get(b"num-slaves") != b"1" or facts.get(b"num-other-sentinels") != b"2":
                     return False
-                if b"s_down" in facts.get(b"flags", b"") or b"o_down" in facts.get(b"flags", b""):
+                if facts.get(b"flags") != b"master":
+                    return False
+                replicas = _answer(port, "SENTINEL", "replicas", NAME)
+                if not isinstance(replicas, list) or len(replicas) != 1:
+                    return False
+                facts = dict(zip(replicas[0][::2], replicas[0][1::2]))
+                # A replica the sentinels would promote: seen, up, linked.
+                if facts.get(b"flags") != b"slave" or facts.get(b"master-link-status") != b"ok":
                     return False
             return True
 
