@@ -37,15 +37,21 @@ from tests.servers import free_port
 QUEUE = "traced"
 
 
+def recording() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A tracer provider keeping every finished span in memory, and its exporter."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
 @pytest.fixture
 def traced(resp_url: str, ns: str) -> Iterator[tuple[InMemorySpanExporter, str, nexq.Client]]:
     """A FastAPI app under uvicorn (in a thread) enqueuing through an
     AsyncClient of a traced Nexq app, that app's worker (in a thread), and
     the exporter every span of this process goes to; yields (exporter,
     the web app's base URL, a client to read tasks back)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     inner = provider.get_tracer("handler")
     app = nexq.Nexq(resp_url, namespace=ns, middleware=[Tracing(provider)])
 
@@ -177,9 +183,7 @@ def test_a_failing_handler_records_outcome_failed_and_its_exception(
 async def test_a_task_without_a_current_span_joins_the_trace_its_headers_name(resp_url: str, ns: str) -> None:
     """A caller with no tracing of its own (REST, another language) passes a
     traceparent: the producer span is in that trace, under that span."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     app = nexq.Nexq(resp_url, namespace=ns, middleware=[Tracing(provider)])
     caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     async with app.connect():
@@ -206,9 +210,7 @@ async def test_producer_spans_only_for_tasks_written() -> None:
     """A batch over three store nodes is checked on every node before any
     is written (a dry run of before_enqueue): one span per task still, and
     none for an enqueue that found its unique_key held."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     app = nexq.Nexq(middleware=[Tracing(provider)])
     async with open_stores(["memory://"] * 3) as stores:
         app.bind(Runtime.build(Settings(namespace="c"), stores, ["n1:1", "n2:1", "n3:1"], app=app))

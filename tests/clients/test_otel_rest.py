@@ -7,9 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import nexq
 from nexq.api import create_app
@@ -17,14 +14,13 @@ from nexq.config import Settings
 from nexq.otel import Tracing
 from nexq.runtime.runtime import Runtime
 from nexq.store import Store
+from tests.clients.test_otel import recording
 
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 async def test_rest_headers_continue_the_callers_trace(store: Store, prefix: str) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = recording()
     app = nexq.Nexq(middleware=[Tracing(provider)])
     rt = Runtime.build(Settings(namespace=prefix.rstrip(":")), store, app=app)
     client = create_app(rt).test_client()
