@@ -63,7 +63,7 @@ def primary_and_replica() -> Iterator[str]:
                 wait_port(port, procs[-1], f"redis-server {name}")
             deadline = time.monotonic() + 20
             while b"state=online" not in subprocess.run(
-                    ["redis-cli", "-p", str(primary), "INFO", "replication"], capture_output=True).stdout:
+                    ["redis-cli", "-p", str(primary), "INFO", "replication"], capture_output=True, check=False).stdout:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the replica did not come online")
                 time.sleep(0.05)
@@ -139,8 +139,8 @@ def main() -> None:
     med = {rep: {k: statistics.median(v) for k, v in cols.items()} for rep, cols in rows.items()}
     date = time.strftime("%Y-%m-%d")
     md = [f"# --store-replicas cost ({date})", "",
-          f"`python benchmarks/replicas.py --enqueues {args.enqueues} --tasks {args.tasks} --rounds {args.rounds}`"
-          f" on {machine_line()}; redis-server primary + 1 replica on 127.0.0.1; medians of {args.rounds} rounds.",
+          (f"`python benchmarks/replicas.py --enqueues {args.enqueues} --tasks {args.tasks} --rounds {args.rounds}`"
+           f" on {machine_line()}; redis-server primary + 1 replica on 127.0.0.1; medians of {args.rounds} rounds."),
           "", "| replicas | Client.enqueue/s | enqueue p50 µs | enqueue p99 µs | end-to-end tasks/s |",
           "|---|---|---|---|---|"]
     for rep in (0, 1):
