@@ -11,8 +11,10 @@ run the tasks; a producer enqueues at --rate tasks/s; the store is stopped
 from its file. Pogocache's snapshot is not point-in-time, so any recent
 writes may vanish: afterwards every acknowledged task whose spec survived
 must reach a terminal state within the reconciliation interval plus the
-lease, and the tasks that did not survive are counted (lost after the last
-snapshot). This script does not build Pogocache: bring a binary.
+lease (an orphan, whose index entry and lane slot were both lost, once it is
+looked up by id, as ``handle.result()`` does: the settling loop here reads
+every task by id), and the tasks that did not survive are counted (lost
+after the last snapshot). This script does not build Pogocache: bring a binary.
 """
 
 from __future__ import annotations
@@ -52,6 +54,21 @@ async def produce(app: Nexq, rate: float, stop: trio.Event, acked: list[tuple[st
         except Exception:
             pass  # not acknowledged (the store is down): not counted
         i += 1
+
+
+async def count_orphans(app: Nexq, ids: list[str]) -> int:
+    """Tasks whose spec survived but whose index entry did not: nothing but
+    their id leads to them (a lookup by id adopts them, docs/design.md)."""
+    from nexq.codec import decode_spec
+
+    k, store = app.broker.home.keys, app.broker.home.store
+    orphans = 0
+    for lo in range(0, len(ids), 500):
+        chunk = ids[lo : lo + 500]
+        specs = [decode_spec(raw) for raw in await store.mget([k.spec(i) for i in chunk]) if raw]
+        named = await store.mget([k.index(s.seq) for s in specs]) if specs else []
+        orphans += sum(1 for s, v in zip(specs, named) if v != s.id.encode())
+    return orphans
 
 
 async def settle(app: Nexq, ids: list[str], limit: float) -> tuple[int, int, int]:
@@ -113,8 +130,10 @@ def main() -> None:
         acked: list[tuple[str, float]] = []
         kills: list[tuple[str, float]] = []
 
+        orphans = 0
+
         async def run() -> tuple[int, int, int]:
-            nonlocal store
+            nonlocal store, orphans
             app = Nexq(url, namespace="soak")
             async with app.connect():
                 stop = trio.Event()
@@ -131,6 +150,7 @@ def main() -> None:
                         store = start_store(args, port, d)
                     await trio.sleep(args.every)
                     stop.set()
+                orphans = await count_orphans(app, [i for i, _ in acked])
                 return await settle(app, [i for i, _ in acked], RECONCILE * 3 + LEASE + 30)
 
         try:
@@ -150,7 +170,7 @@ def main() -> None:
             store.wait(10)
     print(f"store={'redis' if args.redis else 'pogocache'} rate={args.rate}/s restarts={len(kills)} "
           f"({', '.join(k for k, _ in kills)}) acknowledged={len(acked)} terminal={terminal} "
-          f"stuck={stuck} lost_after_snapshot={missing}")
+          f"stuck={stuck} lost_after_snapshot={missing} orphans_adopted_by_lookup={orphans}")
 
 
 if __name__ == "__main__":
