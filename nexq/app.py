@@ -244,8 +244,9 @@ class Nexq:
     async def enqueue(self, type: str, payload: Any = None, **options: Any) -> TaskHandle:
         """Enqueue one task. Options: queue, priority, delay, run_at,
         max_retries, timeout, unique_key, task_id, retry, webhook,
-        expires_in, expires_at, depends_on, on_parent_failure; the ones not
-        given come from the type's defaults. Raises ValueError for an
+        expires_in, expires_at, depends_on, on_parent_failure, headers (text
+        names to text values carried with the task, e.g. a W3C
+        ``traceparent``); the ones not given come from the type's defaults. Raises ValueError for an
         unknown option or a bad value."""
         [e] = await self.broker.enqueue_many([await self.request(type, payload, options)])
         return TaskHandle(e.task_id, self.broker, e.created)
