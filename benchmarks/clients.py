@@ -24,7 +24,7 @@ from common import Counting, local_redis, machine_line
 
 from nexq import AsyncClient, Client
 from nexq.queue import NodeBroker
-from nexq.store import open_store
+from nexq.store import Batch, open_store
 from nexq.store.blocking import BlockingConnection
 from nexq.store.url import parse_store_url
 
@@ -40,12 +40,17 @@ class Counted:
         self.coro = coro
 
     def send(self, value: Any) -> Any:
-        request = self.coro.send(value)
-        Counted.requests += 1
-        return request
+        return self._count(self.coro.send(value))
 
     def throw(self, exc: BaseException) -> Any:
-        return self.coro.throw(exc)
+        return self._count(self.coro.throw(exc))
+
+    @staticmethod
+    def _count(request: Any) -> Any:
+        # Round trips only: not a coalesced member's wait for its group, nor a scheduler pass.
+        if type(request) is Batch:
+            Counted.requests += 1
+        return request
 
     def close(self) -> None:
         self.coro.close()

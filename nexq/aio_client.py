@@ -15,11 +15,13 @@ defaults and errors are those of :class:`nexq.Client`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
+from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
 from .queue import NodeBroker
 from .store.aio import AioPool
@@ -81,7 +83,11 @@ class AsyncClient:
         return await self._pool.run(result(self._broker, task_id, timeout, poll))
 
     async def aclose(self) -> None:
-        """Close the connections; calls still waiting get StoreUnavailable."""
+        """Give back the slots reserved ahead (see :meth:`nexq.Client.close`),
+        then close the connections; calls still waiting get StoreUnavailable."""
+        if not self._pool.closed:
+            with contextlib.suppress(StoreError, RuntimeError):  # RuntimeError: another event loop
+                await self._pool.run(self._broker.producer.release())
         await self._pool.aclose()
 
     async def __aenter__(self) -> Self:

@@ -17,12 +17,14 @@ errors are those of ``app.enqueue`` and the REST API.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
+from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
 from .queue import NodeBroker
 from .store.blocking import BlockingPool
@@ -80,8 +82,8 @@ class Client:
     def enqueue(self, type: str, payload: Any = None, **options: Any) -> Handle:
         """Enqueue one task. Options as ``app.enqueue``: queue, priority,
         delay, run_at, max_retries, timeout, unique_key, task_id, retry,
-        webhook, expires_in, expires_at, depends_on, on_parent_failure; the
-        ones not given come from the type's defaults.
+        webhook, expires_in, expires_at, depends_on, on_parent_failure,
+        headers; the ones not given come from the type's defaults.
 
         Raises ValueError naming an unknown option or a bad value (nothing
         written), StoreFull, StoreUnavailable.
@@ -118,7 +120,17 @@ class Client:
     # -- lifetime --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the pooled connections (calls under way finish first)."""
+        """Give back the slots the idle brokers reserved ahead (so no claimer
+        waits for them), then close the pooled connections (calls under way
+        finish first). A store error while giving back is ignored: the
+        claimers skip those slots after their grace period."""
+        while self._brokers:
+            try:
+                broker = self._brokers.pop()
+            except IndexError:
+                break
+            with contextlib.suppress(StoreError):
+                self._pool.run(broker.producer.release())
         self._pool.close()
 
     def __enter__(self) -> Self:

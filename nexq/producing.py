@@ -89,7 +89,7 @@ class Producing:
         return NodeBroker(
             self.store, namespace=s.namespace, lease_ms=int(s.lease * 1000), retention=s.retention,
             hooks=Hooks(middleware), webhooks=WebhookPolicy(s.webhook_allow_private, s.webhook_url is not None),
-            name=self.url.node_name, coalesce=False,
+            name=self.url.node_name,
         )
 
     # -- protocol runs (driven by the client's transport) ---------------------------

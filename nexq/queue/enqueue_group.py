@@ -1,8 +1,8 @@
 """Group commit of enqueues: small enqueues made at the same time in one
 process share round trips.
 
-An enqueue costs two round trips whatever its size (docs/design.md,
-"Enqueue"), so 100 trio tasks each enqueuing one task pay 200 round trips
+An enqueue costs a round trip or two whatever its size (docs/design.md,
+"Enqueue"), so 100 trio or asyncio tasks each enqueuing one task pay 200 round trips
 and 100 times the per-call work where one ``enqueue_many`` of 100 pays two.
 Here:
 
@@ -30,11 +30,12 @@ a write cut short leaves what a cut-short ``enqueue_many`` leaves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from ..errors import StoreError, StoreFull
+from ..errors import StoreError, StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -44,6 +45,48 @@ if TYPE_CHECKING:
 
     WriteSpecs = Callable[[list[TaskSpec], Sequence[bool]], Awaitable[list[Enqueued]]]
 
+
+class Signal(Protocol):
+    """A one-shot event: a member waits on it, the leader sets it."""
+
+    def set(self) -> None: ...
+
+    async def wait(self) -> None: ...
+
+
+class Scheduling(Protocol):
+    """What a group needs from whatever runs its callers: trio
+    (:class:`TrioScheduling`), or a planned store's driver, where each of
+    these is a request (:class:`nexq.store.planned.PlannedScheduling`:
+    asyncio runs the same groups)."""
+
+    def event(self) -> Signal: ...
+
+    async def checkpoint(self) -> None:
+        """Let every other runnable caller run once (one scheduler pass)."""
+
+    def runnable(self) -> bool:
+        """Whether callers may be queued to run (True when unknown)."""
+
+    def shield(self) -> AbstractContextManager[Any]:
+        """Where the group's write runs: protected from its leader's cancellation if possible."""
+
+
+class TrioScheduling:
+    """:class:`Scheduling` under trio."""
+
+    def event(self) -> Signal:
+        return trio.Event()
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def runnable(self) -> bool:
+        return trio.lowlevel.current_statistics().tasks_runnable > 0
+
+    def shield(self) -> AbstractContextManager[Any]:
+        return trio.CancelScope(shield=True)
+
 MAX_JOIN = 100  # calls with up to this many requests join groups; larger ones write alone
 MAX_GROUP = 1000  # tasks in one group; a call that would pass it starts the next group
 MAX_PASSES = 8  # scheduler passes a leader waits at most, even while joiners keep coming
@@ -52,11 +95,11 @@ MAX_PASSES = 8  # scheduler passes a leader waits at most, even while joiners ke
 class _Call:
     __slots__ = ("done", "error", "result", "specs")
 
-    def __init__(self, specs: list[TaskSpec]) -> None:
+    def __init__(self, specs: list[TaskSpec], done: Signal) -> None:
         self.specs = specs
         self.result: list[Enqueued] = []
         self.error: BaseException | None = None
-        self.done = trio.Event()
+        self.done = done
 
 
 class _Group:
@@ -71,8 +114,9 @@ class _Group:
 class EnqueueGroup:
     """Shares the round trips of concurrent enqueues (see the module doc)."""
 
-    def __init__(self, write_specs: WriteSpecs) -> None:
+    def __init__(self, write_specs: WriteSpecs, scheduling: Scheduling | None = None) -> None:
         self._write = write_specs  # Producer.write_specs: the bulk protocol
+        self._sched = scheduling or TrioScheduling()
         self._forming: _Group | None = None  # the group still taking members
         self._writing = 0  # enqueue writes in flight (lone or group)
 
@@ -93,14 +137,14 @@ class EnqueueGroup:
         """
         g = self._forming
         if g is not None and g.size + len(specs) <= MAX_GROUP:
-            return await self._join(g, _Call(specs))
+            return await self._join(g, _Call(specs, self._sched.event()))
         if not self._writing:
             self._writing += 1
             try:
                 return await self._write(specs, [False] * len(specs))
             finally:
                 self._writing -= 1
-        return await self._lead(_Call(specs))
+        return await self._lead(_Call(specs, self._sched.event()))
 
     async def _join(self, g: _Group, me: _Call) -> list[Enqueued]:
         g.calls.append(me)
@@ -127,8 +171,8 @@ class EnqueueGroup:
             for _ in range(MAX_PASSES):
                 if self._forming is not g or g.size >= MAX_GROUP:
                     break
-                size, queued = g.size, trio.lowlevel.current_statistics().tasks_runnable
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                size, queued = g.size, self._sched.runnable()
+                await self._sched.checkpoint()
                 if g.size > size:
                     idle = 0
                     continue
@@ -145,7 +189,7 @@ class EnqueueGroup:
                     out = await self._write(flat, [False] * len(flat))
                 else:
                     # Shielded: the members depend on it (the store's command timeout bounds it).
-                    with trio.CancelScope(shield=True):
+                    with self._sched.shield():
                         out = await self._write(flat, [False] * len(flat))
             finally:
                 self._writing -= 1
@@ -155,7 +199,7 @@ class EnqueueGroup:
         except BaseException as exc:
             for c in g.calls:
                 if c is not me:
-                    c.error = type(exc)(str(exc)) if isinstance(exc, (StoreError, StoreFull)) else exc
+                    c.error = _for_member(exc)
             raise
         finally:
             if self._forming is g:
@@ -164,3 +208,15 @@ class EnqueueGroup:
             for c in g.calls:
                 c.done.set()
         return me.result
+
+
+def _for_member(exc: BaseException) -> BaseException:
+    """What a member raises when its group's write raised ``exc``: its own
+    copy of a store error; StoreUnavailable for the leader's interruption
+    (a planned driver closing the leader's run: no shield there), since the
+    write may or may not have reached the store."""
+    if isinstance(exc, (StoreError, StoreFull)):
+        return type(exc)(str(exc))
+    if isinstance(exc, GeneratorExit):
+        return StoreUnavailable("the enqueue was interrupted while writing its group: its task may or may not exist")
+    return exc

@@ -45,12 +45,14 @@ class Producer:
 
     def __init__(self, ctx: NodeContext, node: NodeBroker, coalesce: bool = True) -> None:
         """``coalesce``: concurrent small enqueues share round trips
-        (:mod:`~nexq.queue.enqueue_group`, trio only); off for producers
-        driven by another transport (:mod:`nexq.store.planned`)."""
+        (:mod:`~nexq.queue.enqueue_group`: under trio, or on a planned
+        store's driver, :mod:`nexq.store.planned`)."""
         self.ctx, self.node = ctx, node
         self.store, self.keys, self.clock, self.wheel = ctx.store, ctx.keys, ctx.clock, ctx.wheel
         self._known_queues: set[str] = set()
-        self._coalescer = EnqueueGroup(self.write_specs) if coalesce else None
+        # A store driven by another transport says how its runs share a group.
+        scheduling = getattr(ctx.store, "scheduling", None)
+        self._coalescer = EnqueueGroup(self.write_specs, scheduling) if coalesce else None
         self.reservations = Reservations(self.keys)
 
     def make_spec(self, req: EnqueueRequest, now: float) -> TaskSpec:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from hiredis import ProtocolError
 
 from ..errors import StoreError, StoreUnavailable
-from .planned import Request, Sleep, Steps
+from .planned import Request, Sleep, Steps, Wait
 from .resp_commands import Command
 from .resp_conn import new_parser
 from .sentinel import Primary, Probe, demoted, demoted_error
@@ -209,6 +209,12 @@ class AioPool:
         if isinstance(request, Sleep):
             await asyncio.sleep(request.seconds)
             return None
+        if isinstance(request, Wait):  # an enqueue group's member, until its leader wrote the group
+            if not request.signal.is_set:
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                request.signal.on_set(lambda: _resolve(fut))
+                await fut
+            return None
         commands, finish = commands_of(request, self._wait, self.url)
         return finish(await self._call(commands) if commands else [])
 
@@ -304,6 +310,11 @@ class AioPool:
             conn.fail("the client is closed")
         self._conns = []
         await asyncio.sleep(0)  # let the transports close
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():  # a run closed while it waited leaves its future cancelled
+        fut.set_result(None)
 
 
 def _load(conn: AioConnection) -> int:

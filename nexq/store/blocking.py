@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from hiredis import ProtocolError
 
 from ..errors import StoreError, StoreUnavailable
-from .planned import Request, Sleep, Steps
+from .planned import Request, Sleep, Steps, Wait
 from .resp_commands import Command
 from .resp_conn import new_parser
 from .sentinel import Primary, Probe, demoted, demoted_error
@@ -185,6 +185,10 @@ class BlockingPool:
     def _perform(self, request: Request, held: list[BlockingConnection]) -> Any:
         if isinstance(request, Sleep):
             time.sleep(request.seconds)
+            return None
+        if isinstance(request, Wait):
+            if not request.signal.is_set:  # only another run of this thread could set it: never
+                raise TypeError("a blocking run cannot wait for another run: give each thread its own broker")
             return None
         commands, finish = commands_of(request, self._wait, self.url)
         if not commands:

@@ -3,8 +3,8 @@
 The queue protocols (:mod:`nexq.queue`) are ``async def`` code whose only
 awaits are store calls. :class:`PlannedStore` performs none of them: each
 call *yields its request* (a :class:`~.base.Batch` to run in one round trip,
-a :class:`Sleep`, a :class:`Save`) out of the coroutine to whoever drives
-it, which performs the request on its own transport and resumes the
+a :class:`Sleep`, a :class:`Save`, a :class:`Wait` for another run) out of
+the coroutine to whoever drives it, which performs the request on its own transport and resumes the
 coroutine with the answer (``coro.send(answers)``) or the error
 (``coro.throw(exc)``). The commands are planned as data; the I/O is the
 driver's (sans-IO). One protocol, several drivers:
@@ -22,7 +22,8 @@ every transport.
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Self
 
 import attrs
@@ -42,9 +43,67 @@ class Save:
     """``SAVE`` (``Store.save``): one raw command, answered with its reply."""
 
 
+class Signal:
+    """A one-shot event between runs of one driver (an asyncio loop's):
+    an enqueue group's member waits on it (a :class:`Wait` request), its
+    leader sets it. Not thread-safe: the blocking driver never waits on one
+    (each of its threads has a broker of its own)."""
+
+    __slots__ = ("_wakers", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._wakers: list[Callable[[], object]] = []
+
+    def set(self) -> None:
+        self.is_set = True
+        wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    def on_set(self, wake: Callable[[], object]) -> None:
+        """Call ``wake`` once set (at once if it is)."""
+        if self.is_set:
+            wake()
+        else:
+            self._wakers.append(wake)
+
+    async def wait(self) -> None:
+        if not self.is_set:
+            await _Planned(Wait(self))
+
+
+@attrs.frozen(eq=False)
+class Wait:
+    """Wait until ``signal`` is set: the driver resumes the run then."""
+
+    signal: Signal
+
+
+class PlannedScheduling:
+    """Enqueue coalescing (:class:`nexq.queue.enqueue_group.Scheduling`) for
+    runs on a planned store: a scheduler pass is ``Sleep(0)`` (the driver
+    lets its other runs go once), a member waits with :class:`Wait`. The
+    driver cannot tell whether runs are queued, so a leader waits its idle
+    passes out; nothing shields a leader's write (a member whose leader's
+    run is closed mid-write gets StoreUnavailable)."""
+
+    def event(self) -> Signal:
+        return Signal()
+
+    async def checkpoint(self) -> None:
+        await _Planned(Sleep(0))
+
+    def runnable(self) -> bool:
+        return True
+
+    def shield(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
 #: what a planned store's awaits yield to the driver
-Request = Batch | Sleep | Save
-_REQUESTS = (Batch, Sleep, Save)
+Request = Batch | Sleep | Save | Wait
+_REQUESTS = (Batch, Sleep, Save, Wait)
 
 
 class _Planned:
@@ -70,6 +129,7 @@ class PlannedStore(Store):
 
     def __init__(self, kind: str = "redis") -> None:
         self.kind = kind
+        self.scheduling = PlannedScheduling()  # concurrent enqueues on one driver share round trips
 
     async def execute(self, batch: Batch) -> list[Any]:
         return await _Planned(batch)  # type: ignore[no-any-return]

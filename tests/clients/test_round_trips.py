@@ -1,0 +1,71 @@
+"""Round trips as redis-server counts them: a lone ``Client.enqueue`` from a
+busy producer is one, concurrent ``AsyncClient`` enqueues share theirs, and
+a closing client gives its reserved slots back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+
+from nexq import AsyncClient, Client
+
+pytestmark = pytest.mark.slow  # a redis-server of its own, so nothing else is counted
+
+
+def stats(r: redis.Redis, section: str) -> dict[str, Any]:
+    return r.info(section)  # type: ignore[no-any-return]
+
+
+def reads(r: redis.Redis) -> int:
+    """Client writes the server has read so far (``INFO`` itself is one)."""
+    return int(stats(r, "stats")["total_reads_processed"])
+
+
+def calls(r: redis.Redis, command: str) -> int:
+    return int(stats(r, "commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def pending(client: Client) -> int:
+    [q] = client.run(lambda node: node.inspector().queue_stats(["default"]))
+    return int(q["pending"])
+
+
+def test_a_lone_enqueue_is_one_round_trip(own_redis: Any) -> None:
+    r = redis.Redis.from_url(own_redis.url, protocol=2)
+    with Client(own_redis.url, namespace="rt") as client:
+        client.enqueue("noop", 0)
+        client.enqueue("noop", 1)  # a busy producer from here on: numbers reserved ahead
+        before = reads(r)
+        for i in range(2, 12):
+            client.enqueue("noop", i)
+        assert reads(r) - before == 10 + 1  # one write per enqueue (+ this INFO)
+        # The lane holds the one slot reserved ahead; the pending count does not.
+        head, tail = (int(v or 0) for v in r.mget(["rt:lane:default:5:head", "rt:lane:default:5:tail"]))
+        assert tail - head == 13 and pending(client) == 12
+    # Closed: its reserved slot is tombstoned, so no claimer waits for it.
+    assert r.get(f"rt:lane:default:5:s:{tail}") == b"~"
+    r.close()
+
+
+def test_concurrent_async_enqueues_share_round_trips(own_redis: Any) -> None:
+    r = redis.Redis.from_url(own_redis.url, protocol=2)
+
+    async def main() -> list[str]:
+        async with AsyncClient(own_redis.url, namespace="co") as client:
+            await client.enqueue("noop", -1)
+            before = calls(r, "get")
+            handles = await asyncio.gather(*[client.enqueue("noop", i) for i in range(200)])
+            # Each write of a lane's slots reads the lane's head once: one GET per group.
+            groups = calls(r, "get") - before
+            assert groups <= 20, f"{groups} writes for 200 concurrent enqueues"
+            return [h.id for h in handles]
+
+    ids = asyncio.run(main())
+    assert len(set(ids)) == 200
+    with Client(own_redis.url, namespace="co") as client:
+        assert pending(client) == 201
+        assert {client.get(i).spec.payload for i in ids} == set(range(200))  # type: ignore[union-attr]
+    r.close()
