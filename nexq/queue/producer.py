@@ -126,7 +126,7 @@ class Producer:
         delayed: list[Entry] = []
         spec_ops: list[int] = []
         for n, i in zip(numbers, fresh, strict=True):
-            spec = specs[i] = attrs.evolve(specs[i], seq=n)
+            spec = _numbered(specs[i], n)
             spec_ops.append(len(b))
             b.set(self.keys.spec(spec.id), encode_spec(spec), nx=not chosen[i])
             # NX: a seq counter the store set back (a restart) must not
@@ -280,6 +280,16 @@ class Producer:
         if len(b):
             await self.store.execute(b)
         self._known_queues.update(new)
+
+
+def _numbered(spec: TaskSpec, n: int) -> TaskSpec:
+    """``spec`` at index position ``n``. Numbered in place, not copied
+    (``attrs.evolve`` is ~3.5 µs, a twentieth of a lone enqueue's CPU): the
+    specs a write gets were built for this call by :meth:`Producer.make_spec`
+    and are not seen by anyone until it returns (``before_enqueue`` hooks
+    see them numbered 0)."""
+    object.__setattr__(spec, "seq", n)
+    return spec
 
 
 def _holder(raw: bytes | None) -> tuple[str | None, float]:
