@@ -115,6 +115,19 @@ class SentinelBed:
         poll(ready, limit=limit, every=0.05)
         return primary
 
+    def cut_replication(self) -> RedisServer:
+        """Stop the replica taking the primary's writes (what a slow link
+        does): it drops its link and cannot resync (a wrong ``masterauth``)
+        until :meth:`mend`. Returns the replica."""
+        primary = self.primary()
+        replica = next(n for n in self.nodes if n.port != primary.port)
+        assert command(replica.port, "CONFIG", "SET", "masterauth", "nexq-cut") == b"OK"
+        assert command(replica.port, "CLIENT", "KILL", "TYPE", "master") == 1
+        return replica
+
+    def mend(self, replica: RedisServer) -> None:
+        assert command(replica.port, "CONFIG", "SET", "masterauth", "") == b"OK"
+
     def kill_primary(self) -> RedisServer:
         """SIGKILL the primary; returns the dead node."""
         primary = self.primary()
