@@ -181,16 +181,19 @@ class ClusterStore(Store):
 
     # -- routing -----------------------------------------------------------------------
 
-    async def route(self, commands: Sequence[Command], wait: Command | None = None) -> list[Any]:
+    async def route(self, commands: Sequence[Command], wait: Command | None = None,
+                    retry_for: float | None = None) -> list[Any]:
         """Send ``commands`` to their slots' nodes; their raw replies in
-        order (see module doc for redirects and retries). Raises
-        StoreUnavailable when the cluster cannot serve them in time."""
+        order (see module doc for redirects and retries). ``retry_for``
+        overrides the store's (0: report an unreachable node at once, as a
+        health check should). Raises StoreUnavailable when the cluster
+        cannot serve them in time."""
         if self._closed:
             raise StoreUnavailable(f"{self.url}: the store is closed")
         if self._stale:
             await self.refresh()
         routing = Routing(commands, self.map, wait)
-        deadline = trio.current_time() + self.retry_for
+        deadline = trio.current_time() + (self.retry_for if retry_for is None else retry_for)
         pause = BACKOFF_FIRST
         while True:
             try:
@@ -220,8 +223,8 @@ class ClusterStore(Store):
                 routing.map = self.map
             if routing.wait:
                 if trio.current_time() >= deadline:
-                    raise StoreUnavailable(f"{self.url}: the cluster did not serve the command within "
-                                           f"{self.retry_for:g} s (a node down, no primary promoted yet?)")
+                    raise StoreUnavailable(f"{self.url}: the cluster did not serve the command in time "
+                                           "(a node down, no primary promoted yet?)")
                 await trio.sleep(pause)
                 pause = min(pause * 2, RETRY_PAUSE_MAX)
 

@@ -71,9 +71,10 @@ class PartitionStore(Store):
         return await self.cluster.execute(view)
 
     async def ping(self) -> float:
-        """The round trip to the primary serving this partition."""
+        """The round trip to the primary serving this partition; raises
+        StoreUnavailable at once (no retry) while it cannot be reached."""
         start = trio.current_time()
-        await self.cluster.execute(Batch().exists(self.tag + "ping"))
+        await self.cluster.route([("EXISTS", self.tag + "ping")], retry_for=0)
         return trio.current_time() - start
 
     async def save(self) -> None:
