@@ -66,7 +66,13 @@ def checker(resp_url: str):  # type: ignore[no-untyped-def]
     """redis-py's sync client (RESP2): an independent view of the server."""
     import redis
 
-    client = redis.Redis.from_url(resp_url, protocol=2)
+    if "+cluster://" in resp_url:  # NEXQ_TEST_STORE_URL=redis+cluster://h1:p1,...: the cluster's view
+        from redis.cluster import RedisCluster
+
+        host, port = resp_url.split("://", 1)[1].split(",")[0].rsplit("@", 1)[-1].split(":")
+        client = RedisCluster(host=host, port=int(port), protocol=2)
+    else:
+        client = redis.Redis.from_url(resp_url, protocol=2)
     yield client
     client.close()
 

@@ -158,3 +158,11 @@ def test_slot_map_from_cluster_slots() -> None:
     assert slot_map.covered and slot_map.replicas == ["10.0.0.2:7001"]
     with pytest.raises(StoreUnavailable):
         SlotMap.from_slots(b"nonsense", "x:1")
+
+
+def test_the_clients_refuse_a_cluster_url_in_one_line() -> None:
+    from nexq import AsyncClient, Client
+
+    for make in (Client, AsyncClient):
+        with pytest.raises(InvalidStoreURL, match="do not speak Redis Cluster yet"):
+            make("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")
