@@ -28,7 +28,8 @@ class Parser(argparse.ArgumentParser):
 
 def common(p: argparse.ArgumentParser) -> None:
     """Where the store is and how to log: every sub-command has these."""
-    p.add_argument("--store", help="store URL (pogocache://, redis://, rediss://, unix://, memory://), "
+    p.add_argument("--store", help="store URL (pogocache://, redis://, rediss://, unix://, memory://, "
+                   "redis+sentinel://s1:26379,s2:26379/NAME), "
                    "or several comma-separated store nodes; env NEXQ_STORE; default: the app's, "
                    "else the embedded store in --data-dir")
     p.add_argument("--namespace", help="key prefix for this deployment; env NEXQ_NAMESPACE; "
