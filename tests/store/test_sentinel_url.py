@@ -45,10 +45,12 @@ def test_bad_sentinel_urls_say_what_is_wrong(url: str, says: str) -> None:
         parse_store_url(url)
 
 
-def scripted(answers: dict[tuple[str, int, str], Any]) -> Any:
+def scripted(answers: dict[tuple[str, int, str], Any], seen: list[Probe] | None = None) -> Any:
     """A probe answering from ``answers`` by (host, port, first command);
     a StoreUnavailable for any server not listed (it is down)."""
     def probe(p: Probe) -> list[Any]:
+        if seen is not None:
+            seen.append(p)
         key = (p.url.host, p.url.port, p.commands[0][0])
         if key not in answers:
             raise StoreUnavailable(f"cannot connect to {p.url.host}:{p.url.port}: Connection refused")
@@ -57,8 +59,9 @@ def scripted(answers: dict[tuple[str, int, str], Any]) -> Any:
 
 
 def test_discovery_asks_the_next_sentinel_when_one_is_down_or_names_a_replica() -> None:
-    url = parse_store_url("redis+sentinel://:pw@s1:1,s2:2,s3:3/m")
-    probe = scripted({
+    url = parse_store_url("redis+sentinel://:pw@s1:1,s2:2,s3:3/m?sentinel_password=spw")
+    seen: list[Probe] = []
+    probe = scripted(seen=seen, answers={
         ("s2", 2, "SENTINEL"): [b"10.0.0.1", b"7000"],   # names the old primary, now a replica
         ("10.0.0.1", 7000, "ROLE"): [b"slave", b"10.0.0.2", 7001, b"connected", 1],
         ("s3", 3, "SENTINEL"): [b"10.0.0.2", b"7001"],
@@ -66,6 +69,10 @@ def test_discovery_asks_the_next_sentinel_when_one_is_down_or_names_a_replica() 
     })
     primary = locate_sync(url, probe)
     assert (primary.scheme, primary.host, primary.port, primary.password) == ("redis", "10.0.0.2", 7001, "pw")
+    # Sentinels get the sentinel password, data nodes the URL's own.
+    assert [(p.url.port, p.url.password, p.commands[0][0]) for p in seen] == [
+        (1, "spw", "SENTINEL"), (2, "spw", "SENTINEL"), (7000, "pw", "ROLE"), (3, "spw", "SENTINEL"),
+        (7001, "pw", "ROLE")]
 
 
 def test_no_primary_found_names_what_each_sentinel_said() -> None:
