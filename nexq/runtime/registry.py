@@ -16,11 +16,25 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
+
 from ..codec import CodecError, dumps, loads
 from ..keys import Keys
 from ..store import Batch, Store
 
 MAX_SLOTS = 10_000
+
+
+@attrs.frozen
+class Snapshot:
+    """The live workers as one read saw them: ids (oldest registration
+    first), their facts and their publications (decodable ones only)."""
+
+    low: int = 0
+    top: int = 0
+    ids: tuple[str, ...] = ()
+    infos: tuple[dict[str, Any], ...] = ()
+    publications: tuple[dict[str, Any], ...] = ()
 
 
 class WorkerRegistry:
@@ -62,12 +76,16 @@ class WorkerRegistry:
 
     async def _live(self) -> list[str]:
         """The ids of the live workers, oldest registration first."""
+        return (await self._slots())[2]
+
+    async def _slots(self) -> tuple[int, int, list[str]]:
+        """The slot range read (low, top) and the live ids in it."""
         low_raw, top_raw = await self.store.mget([self.keys.worker_low, self.keys.worker_seq])
         low, top = int(low_raw or 0), int(top_raw or 0)
         low = max(low, top - MAX_SLOTS)
         slots = list(range(low + 1, top + 1))
         if not slots:
-            return []
+            return low, top, []
         ids = await self.store.mget([self.keys.worker_slot(n) for n in slots])
         leading_dead = 0
         for wid in ids:
@@ -76,7 +94,7 @@ class WorkerRegistry:
             leading_dead += 1
         if leading_dead > 100:  # move the mark so later listings read less
             await self.store.set(self.keys.worker_low, low + leading_dead)
-        return [w.decode() for w in ids if w is not None]
+        return low, top, [w.decode() for w in ids if w is not None]
 
     async def publications(self) -> list[dict[str, Any]]:
         """What each live worker publishes (``types``, ``cron``, ``worker``,
@@ -84,20 +102,48 @@ class WorkerRegistry:
         that cannot be decoded is left out."""
         live = await self._live()
         raws = await self.store.mget([self.keys.worker_types(w) for w in live]) if live else []
-        out = []
-        for raw in raws:
-            if raw is None:
-                continue
-            try:
-                pub = loads(raw)
-            except CodecError:
-                continue
-            if isinstance(pub, dict):
-                out.append(pub)
-        return out
+        return list(_decoded(raws))
+
+    async def snapshot(self, last: Snapshot | None = None) -> Snapshot:
+        """Every live worker's facts and publication. With ``last`` (a
+        producer reading again every second), one round trip while nobody
+        registered or vanished since: the counters, and the slots and keys
+        ``last`` read, in one ``MGET``; else the full read (+3)."""
+        k = self.keys
+        if last is not None:
+            names = [k.worker_low, k.worker_seq, *[k.worker_slot(n) for n in range(last.low + 1, last.top + 1)],
+                     *[k.worker(w) for w in last.ids], *[k.worker_types(w) for w in last.ids]]
+            vals = await self.store.mget(names)
+            low_raw, top_raw = vals[0], vals[1]
+            top = int(top_raw or 0)
+            span = last.top - last.low
+            ids = tuple(v.decode() for v in vals[2:2 + span] if v is not None)
+            if (max(int(low_raw or 0), top - MAX_SLOTS), top) == (last.low, last.top) and ids == last.ids:
+                n = len(ids)
+                return Snapshot(last.low, last.top, ids, _decoded(vals[2 + span:2 + span + n]),
+                                _decoded(vals[2 + span + n:]))
+        low, top, live = await self._slots()
+        b = Batch().mget([k.worker(w) for w in live]).mget([k.worker_types(w) for w in live])
+        infos, pubs = await self.store.execute(b) if live else ([], [])
+        return Snapshot(low, top, tuple(live), _decoded(infos), _decoded(pubs))
 
     async def list(self) -> list[dict[str, Any]]:
         """Every live worker's facts, oldest registration first."""
         live = await self._live()
         infos = await self.store.mget([self.keys.worker(w) for w in live]) if live else []
         return [loads(raw) for raw in infos if raw is not None]
+
+
+def _decoded(raws: list[bytes | None]) -> tuple[dict[str, Any], ...]:
+    """The JSON objects among ``raws`` (missing or undecodable ones left out)."""
+    out = []
+    for raw in raws:
+        if raw is None:
+            continue
+        try:
+            obj = loads(raw)
+        except CodecError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return tuple(out)
