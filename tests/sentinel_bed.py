@@ -28,20 +28,28 @@ from tests.servers import RedisServer, find_redis_server, free_port
 NAME = "mymaster"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 3000
+#: port -> password of the bed's servers that have one (command() AUTHs)
+PASSWORDS: dict[int, str] = {}
 
 
 def command(port: int, *args: Any, timeout: float = 1.0) -> Any:
-    """One command to 127.0.0.1:``port``; its reply (error replies as
-    hiredis.ReplyError objects). Raises OSError if the server is down."""
+    """One command to 127.0.0.1:``port`` (after AUTH if PASSWORDS has it);
+    its reply (error replies as hiredis.ReplyError objects). Raises
+    OSError if the server is down."""
+    commands = ([("AUTH", PASSWORDS[port])] if port in PASSWORDS else []) + [args]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(hiredis.pack_command(args))
+        sock.sendall(b"".join(hiredis.pack_command(c) for c in commands))
         reader = hiredis.Reader()
-        while (reply := reader.gets()) is False:
+        replies: list[Any] = []
+        while len(replies) < len(commands):
+            if (reply := reader.gets()) is not False:
+                replies.append(reply)
+                continue
             data = sock.recv(65536)
             if not data:
                 raise ConnectionError(f"127.0.0.1:{port} closed the connection")
             reader.feed(data)
-        return reply
+        return replies[-1]
 
 
 def _answer(port: int, *args: Any) -> Any:
@@ -59,11 +67,15 @@ class SentinelBed:
     nodes: list[RedisServer]
     sentinel_ports: list[int]
     sentinels: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
+    password: str | None = None  # the data nodes'
+    sentinel_password: str | None = None
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{NAME}"
+        auth = f":{self.password}@" if self.password else ""
+        query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
+        return f"redis+sentinel://{auth}{hosts}/{NAME}{query}"
 
     def named_primary(self) -> set[int | None]:
         """The primary's port according to each sentinel (None: no answer)."""
@@ -147,7 +159,7 @@ class SentinelBed:
         """Start ``dead`` again as a replica of the current primary and wait
         until the bed is whole again."""
         primary = self.primary()
-        dead.args = _node_args(primary.port)
+        dead.args = _node_args(primary.port, self.password)
         dead.start()
         self.wait_ready()
 
@@ -159,15 +171,21 @@ class SentinelBed:
             node.stop(kill=True)
 
 
-def _node_args(primary_port: int | None) -> list[str]:
+def _node_args(primary_port: int | None, password: str | None = None) -> list[str]:
     # No delay before a full sync (the default waits 5 s for more replicas).
     args = ["--repl-diskless-sync-delay", "0", "--appendonly", "no"]
+    args += ["--masterauth", password] if password else []
     return args + (["--replicaof", "127.0.0.1", str(primary_port)] if primary_port else [])
 
 
-def _start_sentinel(d: str, port: int, primary_port: int) -> subprocess.Popen[bytes]:
+def _start_sentinel(bed: SentinelBed, port: int, primary_port: int) -> subprocess.Popen[bytes]:
+    d = bed.dir
     conf = os.path.join(d, f"sentinel-{port}.conf")
     with open(conf, "w") as f:
+        if bed.password:
+            f.write(f"sentinel auth-pass {NAME} {bed.password}\n")
+        if bed.sentinel_password:
+            f.write(f"requirepass {bed.sentinel_password}\nsentinel sentinel-pass {bed.sentinel_password}\n")
         f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {d}\n"
                 f"logfile {os.path.join(d, f'sentinel-{port}.log')}\n"
                 f"sentinel monitor {NAME} 127.0.0.1 {primary_port} 2\n"
@@ -181,18 +199,26 @@ def _start_sentinel(d: str, port: int, primary_port: int) -> subprocess.Popen[by
 
 
 @contextmanager
-def sentinel_bed() -> Iterator[SentinelBed]:
-    """A ready bed (see module doc), every process killed on exit."""
+def sentinel_bed(password: str | None = None, sentinel_password: str | None = None) -> Iterator[SentinelBed]:
+    """A ready bed (see module doc), every process killed on exit;
+    ``password`` for the data nodes, ``sentinel_password`` for the sentinels."""
     with tempfile.TemporaryDirectory(prefix="nexq-sentinel-") as d:
-        first = RedisServer(port=free_port(), dir=os.path.join(d, "a"), args=_node_args(None))
-        second = RedisServer(port=free_port(), dir=os.path.join(d, "b"), args=_node_args(first.port))
-        bed = SentinelBed(dir=d, nodes=[first, second], sentinel_ports=[free_port() for _ in range(3)])
+        first = RedisServer(port=free_port(), dir=os.path.join(d, "a"), args=_node_args(None, password),
+                            password=password)
+        second = RedisServer(port=free_port(), dir=os.path.join(d, "b"), password=password,
+                             args=_node_args(first.port, password))
+        bed = SentinelBed(dir=d, nodes=[first, second], sentinel_ports=[free_port() for _ in range(3)],
+                          password=password, sentinel_password=sentinel_password)
+        for port, secret in [(first.port, password), (second.port, password),
+                             *((p, sentinel_password) for p in bed.sentinel_ports)]:
+            if secret:
+                PASSWORDS[port] = secret
         try:
             for node in bed.nodes:
                 os.makedirs(node.dir)
                 node.start()
             for port in bed.sentinel_ports:
-                bed.sentinels.append(_start_sentinel(d, port, first.port))
+                bed.sentinels.append(_start_sentinel(bed, port, first.port))
             bed.wait_ready()
             yield bed
         finally:

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import nexq
-from nexq.errors import StoreUnavailable
+from nexq.errors import StoreAuthError, StoreUnavailable
 from nexq.store import Batch, open_store
 from tests.sentinel_bed import NAME, SentinelBed, command, sentinel_bed
 from tests.servers import free_port
@@ -110,3 +110,17 @@ async def test_a_demoted_primary_is_left_for_the_new_one(bed: SentinelBed) -> No
         await store.set("sg:after", b"2")  # the same store, on the new primary
         assert command(new.port, "GET", "sg:after") == b"2"
     bed.wait_ready()
+
+
+async def test_passwords_for_the_sentinels_and_for_the_data_nodes() -> None:
+    with sentinel_bed(password="data-pw", sentinel_password="sent-pw") as guarded:
+        async with open_store(guarded.url, replicas=1) as store:
+            assert await store.execute(Batch(durable=True).set("sp:k", b"v")) == [True]
+        h = await trio.to_thread.run_sync(lambda: nexq.Client(guarded.url, namespace="sp").enqueue("echo", 1))
+        assert command(guarded.primary().port, "EXISTS", f"sp:spec:{h.id}") == 1
+        async with open_store(guarded.url.replace("sent-pw", "wrong")) as store:
+            with pytest.raises(StoreUnavailable, match="authentication failed"):
+                await store.get("sp:k")
+        async with open_store(guarded.url.replace("data-pw", "wrong")) as store:
+            with pytest.raises(StoreAuthError):
+                await store.get("sp:k")
