@@ -9,14 +9,17 @@ build their own.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from ..config import Settings
+from ..errors import StoreError
 from ..hooks import Hooks, Middleware
 from ..keys import Keys
 from ..queue import (
@@ -134,4 +137,13 @@ class Runtime:
 async def open_runtime(settings: Settings, app: Nexq | None = None) -> AsyncIterator[Runtime]:
     """Open every store node ``settings`` lists and build the Runtime on them."""
     async with open_nodes(settings.store_nodes, **settings.store_options()) as nodes:
-        yield Runtime.build(settings, [s for _, s in nodes], [name for name, _ in nodes], app)
+        rt = Runtime.build(settings, [s for _, s in nodes], [name for name, _ in nodes], app)
+        try:
+            yield rt
+        finally:
+            # Give back the lane slots reserved ahead (tombstoned at once, so
+            # no claimer waits out its grace for them); best effort, 1 s at most.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 1):
+                for node in rt.broker.nodes:
+                    with contextlib.suppress(StoreError):
+                        await node.producer.release()

@@ -9,11 +9,14 @@ from typing import Any
 
 import trio
 
+from nexq.config import Settings
 from nexq.errors import StoreUnavailable
+from nexq.keys import Keys
 from nexq.queue import EnqueueRequest, LaneReader, NodeBroker
 from nexq.queue.lanes import TAKEN
 from nexq.queue.reservations import HOLD
-from nexq.store import Batch, Store
+from nexq.runtime.runtime import open_runtime
+from nexq.store import Batch, Store, open_store
 
 LANE = ("default", 5)
 
@@ -182,11 +185,12 @@ async def test_an_idle_reservation_does_not_stall_the_lane(store: Store, prefix:
     await idle.enqueue("t", "second")  # reserves ahead, then goes idle
     busy = producer(store, prefix)
     await busy.enqueue_many([EnqueueRequest("t", i) for i in range(100)])
-    reader = LaneReader(store, busy.keys, grace=0.3)
+    reader = LaneReader(store, busy.keys)  # the default grace, 5 s
     got = await claim_all(busy, reader)
-    assert sorted(got, key=str) == sorted(["first", "second", *range(100)], key=str)  # all, before the grace
+    assert sorted(got, key=str) == sorted(["first", "second", *range(100)], key=str)  # all, within the grace
     head, tail = await lane(busy)
     assert head < tail and await pending(busy) == 0  # the hole holds the head back, not the work
+    reader.grace = 0.3  # (a shorter wait for this test)
     await until_passed(busy, reader, got)
     assert len(got) == 102
     clock.now += 3600  # an hour later its reservation has long expired: it reserves again
@@ -257,3 +261,14 @@ async def test_many_producers_interleaving_lose_nothing_and_run_nothing_twice(st
     assert await pending(claimer) == 0
     page = await claimer.inspector().list(limit=500)
     assert sorted(t.spec.payload for t in page.tasks) == expected
+
+
+async def test_a_closing_runtime_gives_its_reserved_slots_back(resp_url: str, prefix: str) -> None:
+    ns = prefix.rstrip(":")
+    async with open_runtime(Settings(store=resp_url, namespace=ns)) as rt:
+        await rt.broker.enqueue("t", 1)
+        await rt.broker.enqueue("t", 2)  # busy: slot 3 reserved ahead
+    async with open_store(resp_url) as store:
+        k = Keys(ns)
+        assert await store.get(k.lane_tail(*LANE)) == b"3"
+        assert await store.get(k.lane_slot(*LANE, 3)) == TAKEN  # tombstoned on close: no claimer waits for it
