@@ -5,8 +5,8 @@ under wrk, with the raw-ASGI floor (issue 17, point 3).
         [--pogocache-bin /tmp/pogo/pogocache] [--peers-python .venv-peers/bin/python] [--out-dir DIR]
 
 Needs Debian's ``wrk`` and ``redis-server``, Celery and Flower in the peers'
-venv (``.venv-peers/bin/pip install flower``; Celery comes with the
-``bench-peers`` extra) and, for the Pogocache rows, a Pogocache binary
+venv (both in the ``bench-peers`` extra: ``.venv-peers/bin/pip install -e
+'.[bench-peers]'``) and, for the Pogocache rows, a Pogocache binary
 (skipped when absent). Every server is started here on a free loopback
 port and stopped at the end:
 
