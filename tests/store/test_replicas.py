@@ -13,7 +13,10 @@ import pytest
 import trio
 
 import nexq
+from nexq import Nexq
+from nexq.config import Settings
 from nexq.errors import InvalidStoreURL, StoreUnavailable
+from nexq.runtime.service import Service, run_service
 from nexq.store import Batch, open_store
 from tests.cli.helpers import APP, one_line_error
 from tests.cli.helpers import nexq as run_nexq
@@ -92,3 +95,33 @@ def test_replicas_are_refused_on_stores_without_replication() -> None:
     line = one_line_error(run_nexq("worker", "--app", APP, "--store", "redis://127.0.0.1:1",
                                    "--store-replicas", "-1"), 2)
     assert "--store-replicas=-1: must be a whole number >= 0" in line
+
+
+def wait_calls(port: int) -> int:
+    """How many WAIT commands the server on ``port`` has run."""
+    stats = command(port, "INFO", "commandstats").decode()
+    line = next((x for x in stats.splitlines() if x.startswith("cmdstat_wait:")), "cmdstat_wait:calls=0,")
+    return int(line.split("calls=")[1].split(",")[0])
+
+
+async def test_a_worker_waits_for_replicas_before_an_outcome_counts(pair: tuple[RedisServer, RedisServer]) -> None:
+    primary, _ = pair
+    ids = await trio.to_thread.run_sync(lambda: [
+        h.id for h in nexq.Client(primary.url, namespace="rw").enqueue_many([("t", i) for i in range(5)])])
+    before = wait_calls(primary.port)  # the enqueue sent none: no replicas asked for
+    app = Nexq()
+
+    @app.task("t", max_retries=0)
+    async def t(payload: int) -> int:
+        return payload
+
+    settings = Settings(store=primary.url, namespace="rw", store_replicas=1, save_interval=0, shutdown_grace=1)
+    async with trio.open_nursery() as nursery:
+        svc: Service = await nursery.start(lambda task_status: run_service(
+            settings, app, api=False, handle_signals=False, task_status=task_status))
+        with trio.fail_after(20):
+            while not all(x is not None and x.status.value == "succeeded"
+                          for x in await svc.runtime.inspector.get_many(ids)):
+                await trio.sleep(0.05)
+        svc.stop.set()
+    assert wait_calls(primary.port) > before  # the outcome decisions were followed by WAIT
