@@ -5,9 +5,12 @@ with 100 enqueues in flight, against the trio app's own enqueue.
 
 With no --url it starts a redis-server on a free port. Each row: tasks/s,
 microseconds per enqueue, and store round trips per enqueue (counted as the
-requests the planned store yields; the trio row counts its store's
-batches). ``PING`` is one bare round trip on a blocking socket: the floor
-a round trip costs this machine.
+Batches the planned store yields, not a coalesced member's wait; the trio
+row counts its store's batches) and the producer process's CPU (user +
+system) per enqueue, which a loaded machine disturbs less than the rate.
+``PING`` is one bare round trip on a blocking socket: the floor a round
+trip costs this machine. To compare with an older checkout, run this
+script with ``PYTHONPATH=<that checkout>`` (it uses public APIs only).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from nexq.store import Batch, open_store
 from nexq.store.blocking import BlockingConnection
 from nexq.store.url import parse_store_url
 
-Row = tuple[str, float, float]  # (what, tasks/s, round trips per task)
+Row = tuple[str, float, float, float]  # (what, tasks/s, round trips per task, producer CPU µs per task)
 
 
 class Counted:
@@ -76,12 +79,12 @@ def blocking(url: str, n: int) -> Row:
     with Client(url, namespace="bench" + uuid.uuid4().hex[:6]) as client:
         client.enqueue("warm-up")
         Counted.requests = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(n):
             # client.enqueue("noop", i), with its round trips counted
             client.run(counted(lambda node, i=i: client._producing.enqueue(node, [("noop", i, {})])))
-        dt = time.perf_counter() - t0
-    return "Client, sequential (plain loop)", n / dt, Counted.requests / n
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return "Client, sequential (plain loop)", n / dt, Counted.requests / n, cpu / n * 1e6
 
 
 async def aio(url: str, n: int, in_flight: int) -> Row:
@@ -93,12 +96,12 @@ async def aio(url: str, n: int, in_flight: int) -> Row:
             for i in range(n // in_flight):
                 await client.run(counted(lambda node, i=i: client._producing.enqueue(node, [("noop", i, {})])))
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*[producer(k) for k in range(in_flight)])
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     done = (n // in_flight) * in_flight
     label = "AsyncClient, sequential" if in_flight == 1 else f"AsyncClient, {in_flight} in flight"
-    return label, done / dt, Counted.requests / done
+    return label, done / dt, Counted.requests / done, cpu / done * 1e6
 
 
 async def trio_app(url: str, n: int) -> Row:
@@ -107,11 +110,11 @@ async def trio_app(url: str, n: int) -> Row:
         broker = NodeBroker(store, namespace="bench" + uuid.uuid4().hex[:6])
         await broker.enqueue("warm-up")
         store.round_trips = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(n):
             await broker.enqueue("noop", i)
-        dt = time.perf_counter() - t0
-    return "trio NodeBroker (reference), sequential", n / dt, store.round_trips / n
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return "trio NodeBroker (reference), sequential", n / dt, store.round_trips / n, cpu / n * 1e6
 
 
 def measure(url: str, n: int) -> tuple[float, list[Row]]:
@@ -135,10 +138,10 @@ def main() -> None:
     def show(url: str) -> None:
         floor, rows = measure(url, args.tasks)
         print(f"Store: {url.split('://')[0]}; one bare round trip (PING, blocking socket): {floor:.1f} µs\n")
-        print("| producer | tasks/s | µs/enqueue | round trips/enqueue |")
-        print("|---|---:|---:|---:|")
-        for label, rate, rts in rows:
-            print(f"| {label} | {rate:,.0f} | {1e6 / rate:.1f} | {rts:.2f} |")
+        print("| producer | tasks/s | µs/enqueue | producer CPU µs/enqueue | round trips/enqueue |")
+        print("|---|---:|---:|---:|---:|")
+        for label, rate, rts, cpu in rows:
+            print(f"| {label} | {rate:,.0f} | {1e6 / rate:.1f} | {cpu:.1f} | {rts:.2f} |")
 
     if args.url:
         show(args.url)
