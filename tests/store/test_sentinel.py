@@ -64,6 +64,7 @@ async def recovers(write: Callable[[], Any], limit: float = 30) -> float:
 
 
 async def test_every_store_follows_a_failover_without_being_rebuilt(bed: SentinelBed) -> None:
+    bed.wait_ready()  # a replica the sentinels can promote
     client = nexq.Client(bed.url, namespace="sf")
     loop = asyncio.new_event_loop()  # the AsyncClient stays on this loop
     aclient = nexq.AsyncClient(bed.url, namespace="sf")
@@ -97,6 +98,7 @@ async def test_every_store_follows_a_failover_without_being_rebuilt(bed: Sentine
 
 
 async def test_a_demoted_primary_is_left_for_the_new_one(bed: SentinelBed) -> None:
+    bed.wait_ready()  # a replica the sentinels can promote
     async with open_store(bed.url) as store:
         await store.set("sg:before", b"1")  # connected to the primary
         old = bed.primary()
@@ -109,7 +111,6 @@ async def test_a_demoted_primary_is_left_for_the_new_one(bed: SentinelBed) -> No
             await store.set("sg:after", b"2")
         await store.set("sg:after", b"2")  # the same store, on the new primary
         assert command(new.port, "GET", "sg:after") == b"2"
-    bed.wait_ready()
 
 
 async def test_passwords_for_the_sentinels_and_for_the_data_nodes() -> None:
