@@ -25,6 +25,7 @@ from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
 from .queue import NodeBroker
 from .store.aio import AioPool
+from .store.cluster_clients import AioClusterPool
 from .task import Status, Task
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ class AsyncClient:
         does, and binds the client to its event loop."""
         self._producing = Producing(store, namespace, app, replicas)
         self.namespace = self._producing.settings.namespace
-        self._pool = AioPool(self._producing.url, size=pool_size, timeout=self._producing.settings.store_timeout,
+        pool = AioClusterPool if self._producing.url.cluster else AioPool
+        self._pool = pool(self._producing.url, size=pool_size, timeout=self._producing.settings.store_timeout,
                              replicas=self._producing.settings.store_replicas)
         # One broker: the calls of one event loop interleave only at store
         # calls, as the runtime's trio tasks do on theirs.

@@ -28,6 +28,7 @@ from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
 from .queue import NodeBroker
 from .store.blocking import BlockingPool
+from .store.cluster_clients import BlockingClusterPool
 from .task import Status, Task
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class Client:
         """
         self._producing = Producing(store, namespace, app, replicas)
         self.namespace = self._producing.settings.namespace
-        self._pool = BlockingPool(self._producing.url, size=pool_size,
+        pool = BlockingClusterPool if self._producing.url.cluster else BlockingPool
+        self._pool = pool(self._producing.url, size=pool_size,
                                   timeout=self._producing.settings.store_timeout,
                                   replicas=self._producing.settings.store_replicas)
         self._brokers: deque[NodeBroker] = deque()  # idle ones; deque pop/append are thread-safe

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sniffio
 
+from .cluster_producing import cluster_broker
 from .config import Settings
 from .errors import InvalidStoreURL, NexqError, StoreError, TaskNotFound
 from .hooks import Hooks, Middleware
@@ -29,6 +30,7 @@ from .runtime.guard import Admission, StoreGuard
 from .runtime.registry import Snapshot, WorkerRegistry
 from .runtime.subscribers import Wakeup
 from .runtime.task_types import Catalog, Item, TypeDefaults, build_request
+from .store.cluster_partition import TaggedPlannedStore, partition_tags
 from .store.planned import PlannedStore
 from .store.replicas import check_replicas
 from .store.transport import single_node
@@ -67,7 +69,9 @@ class Producing:
                                   "NEXQ_STORE or give the app one; the client needs the store its workers use")
         self.url = single_node(s.store)
         self.keys = Keys(s.namespace)
-        self.store = PlannedStore("pogocache" if self.url.scheme == "pogocache" else "redis")
+        self.store: PlannedStore = PlannedStore("pogocache" if self.url.scheme == "pogocache" else "redis")
+        if self.url.cluster:  # the registry and the guard on the home partition (nexq/cluster_producing.py)
+            self.store = TaggedPlannedStore(partition_tags(self.url.partitions)[0])
         self.local: Mapping[str, TypeDefaults] = app.type_defaults if app is not None else {}
         self.middleware: tuple[Middleware, ...] = app.middleware if app is not None else ()
         self.registry = WorkerRegistry(self.store, self.keys)
@@ -88,11 +92,15 @@ class Producing:
             guard = StoreGuard(self.store, self.keys, s.store_memory_limit, retention=s.retention)
             middleware.append(Admission([guard], [self.url.node_name]))
         middleware += [self.wakeup, *self.middleware]
-        return NodeBroker(
-            self.store, namespace=s.namespace, lease_ms=int(s.lease * 1000), retention=s.retention,
-            hooks=Hooks(middleware), webhooks=WebhookPolicy(s.webhook_allow_private, s.webhook_url is not None),
-            name=self.url.node_name,
-        )
+
+        def make(store: PlannedStore, name: str) -> NodeBroker:
+            return NodeBroker(
+                store, namespace=s.namespace, lease_ms=int(s.lease * 1000), retention=s.retention,
+                hooks=Hooks(middleware), webhooks=WebhookPolicy(s.webhook_allow_private, s.webhook_url is not None),
+                name=name,
+            )
+
+        return cluster_broker(self.url, make) if self.url.cluster else make(self.store, self.url.node_name)
 
     # -- protocol runs (driven by the client's transport) ---------------------------
 

@@ -25,7 +25,7 @@ async def open_store(url: str | StoreURL, **options: Any) -> AsyncIterator[Store
     """Open the store at ``url`` for the duration of the ``async with``.
 
     ``options`` go to the store (e.g. ``pool_size``, ``command_timeout`` for
-    RESP stores). Raises InvalidStoreURL for a bad URL; a RESP store that is
+    RESP stores). A cluster URL gives its home partition. Raises InvalidStoreURL for a bad URL; a RESP store that is
     down raises StoreUnavailable on first use, not here.
     """
     parsed = parse_store_url(url) if isinstance(url, str) else url
@@ -38,10 +38,14 @@ async def open_store(url: str | StoreURL, **options: Any) -> AsyncIterator[Store
         finally:
             await mem.aclose()
     elif parsed.cluster:
+        # The home partition: the keys the runtime keeps its cluster-wide
+        # records under, every batch one slot (nexq.store.cluster_partition).
+        # The whole cluster as one Store is nexq.store.cluster.open_cluster_store.
         from .cluster import open_cluster_store
+        from .cluster_partition import partitions
 
         async with open_cluster_store(parsed, **options) as cluster:
-            yield cluster
+            yield partitions(cluster, parsed.partitions)[0][1]
     else:
         from .resp import open_resp_store
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from hiredis import ProtocolError
 
 from ..errors import StoreError, StoreUnavailable
+from .cluster_slots import NotSent
 from .planned import Request, Sleep, Steps, Wait
 from .resp_commands import Command
 from .resp_conn import new_parser
@@ -233,6 +234,17 @@ class AioPool:
                 other.fail("the server is no longer the primary")
             raise demoted_error(self.url)
         return replies
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` on a shared connection (dialled if none); their
+        raw replies. Raises NotSent if no connection could be had (nothing
+        was sent: a cluster driver retries elsewhere), StoreUnavailable if
+        the exchange failed."""
+        try:
+            conn = self._pick() or await self._first()
+        except StoreUnavailable as exc:
+            raise NotSent(str(exc)) from exc
+        return await conn.call(commands)
 
     async def _probe(self, probe: Probe) -> list[Any]:
         conn = await open_connection(probe.url, self.timeout, self._ssl)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from hiredis import ProtocolError
 
 from ..errors import StoreError, StoreUnavailable
+from .cluster_slots import NotSent
 from .planned import Request, Sleep, Steps, Wait
 from .resp_commands import Command
 from .resp_conn import new_parser
@@ -208,6 +209,20 @@ class BlockingPool:
             self._forget()
             raise demoted_error(self.url)
         return finish(replies)
+
+    def send(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` on an idle connection (dialled if none); their
+        raw replies. Raises NotSent if no connection could be had (nothing
+        was sent: a cluster driver retries elsewhere), StoreUnavailable if
+        the exchange failed."""
+        try:
+            conn = self._take()
+        except StoreUnavailable as exc:
+            raise NotSent(str(exc)) from exc
+        try:
+            return conn.call(commands)
+        finally:
+            self._give(conn)
 
     def _probe(self, probe: Probe) -> list[Any]:
         conn = BlockingConnection(probe.url, self.timeout, self._ssl)

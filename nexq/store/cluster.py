@@ -34,7 +34,7 @@ from trio.lowlevel import wait_task_rescheduled
 
 from ..errors import StoreError, StoreUnavailable
 from .base import Batch, Store
-from .cluster_slots import Routing, SlotMap
+from .cluster_slots import NotSent, Refresh, Routing, Send, SlotMap, drive
 from .nursery import background_nursery
 from .replicas import check_acks, check_replicas, wait_command, wait_ms
 from .resp import _ssl_context
@@ -45,12 +45,7 @@ from .url import StoreURL, parse_store_url
 
 SPILL = 64  # outstanding commands at which a node's pool looks past a connection (as RespStore)
 BACKOFF_FIRST, BACKOFF_MAX = 0.02, 0.5  # seconds between connects to a node that refused, doubling
-RETRY_PAUSE_MAX = 0.2  # seconds between rounds of a command waiting for the map to settle
 REFRESH_EVERY = 0.05  # seconds: concurrent callers share one read of the map
-
-
-class NotSent(StoreUnavailable):
-    """The node could not be reached and nothing was sent: safe to retry."""
 
 
 class NodePool:
@@ -193,40 +188,33 @@ class ClusterStore(Store):
         if self._stale:
             await self.refresh()
         routing = Routing(commands, self.map, wait)
-        deadline = trio.current_time() + (self.retry_for if retry_for is None else retry_for)
-        pause = BACKOFF_FIRST
-        while True:
-            try:
-                sends = routing.round()
-            except StoreUnavailable:
-                if trio.current_time() >= deadline:
-                    raise
-                routing.refresh = routing.wait = True
-                sends = {}
-            errors: list[StoreError] = []
-            if len(sends) == 1:
-                ((node, indexes),) = sends.items()
-                await self._send(routing, node, indexes, errors)
-            elif sends:
-                async with trio.open_nursery() as nursery:
-                    for node, indexes in sends.items():
-                        nursery.start_soon(self._send, routing, node, indexes, errors)
-            if errors:
-                raise errors[0]
-            if routing.done:
-                for ack in routing.acks:
-                    check_acks(ack, self.replicas, self.url)
-                return routing.replies()
-            if routing.refresh or self._stale:
-                self._stale = True
-                await self.refresh()
-                routing.map = self.map
-            if routing.wait:
-                if trio.current_time() >= deadline:
-                    raise StoreUnavailable(f"{self.url}: the cluster did not serve the command in time "
-                                           "(a node down, no primary promoted yet?)")
-                await trio.sleep(pause)
-                pause = min(pause * 2, RETRY_PAUSE_MAX)
+        steps = drive(routing, self.retry_for if retry_for is None else retry_for, trio.current_time)
+        try:
+            action = next(steps)
+            while True:
+                if isinstance(action, Send):
+                    errors: list[StoreError] = []
+                    if len(action.sends) == 1:
+                        ((node, indexes),) = action.sends.items()
+                        await self._send(routing, node, indexes, errors)
+                    else:
+                        async with trio.open_nursery() as nursery:
+                            for node, indexes in action.sends.items():
+                                nursery.start_soon(self._send, routing, node, indexes, errors)
+                    if errors:
+                        raise errors[0]
+                elif isinstance(action, Refresh):
+                    self._stale = True
+                    await self.refresh()
+                    routing.map = self.map
+                else:
+                    await trio.sleep(action.seconds)
+                action = next(steps)
+        except StopIteration as stop:
+            replies: list[Any] = stop.value
+        if wait is not None:
+            check_acks(replies.pop(), self.replicas, self.url)
+        return replies
 
     async def _send(self, routing: Routing, node: str, indexes: list[int], errors: list[StoreError]) -> None:
         try:

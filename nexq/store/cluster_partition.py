@@ -25,6 +25,7 @@ import trio
 from .base import Batch, Op, Store
 from .cluster import ClusterStore
 from .cluster_slots import SLOTS, key_slot
+from .planned import PlannedStore
 
 _ONE_KEY = frozenset({"get", "set", "incrby", "append", "expire", "pttl"})
 
@@ -87,6 +88,21 @@ class PartitionStore(Store):
 
     async def aclose(self) -> None:
         """Nothing to release: the cluster store is closed by its owner."""
+
+
+class TaggedPlannedStore(PlannedStore):
+    """A partition for the planned-store drivers (``nexq.Client`` /
+    ``AsyncClient`` on a cluster): its batches carry the partition's tag;
+    the driver routes them (:mod:`.cluster_clients`)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__("redis")
+        self.tag = tag
+
+    async def execute(self, batch: Batch) -> list[Any]:
+        view = Batch(durable=batch.durable)
+        view.ops = tagged(self.tag, batch.ops)
+        return await super().execute(view)
 
 
 def partitions(cluster: ClusterStore, count: int) -> list[tuple[str, Store]]:

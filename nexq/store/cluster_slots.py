@@ -13,8 +13,10 @@ in the caller's order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
+
+import attrs
 
 from ..errors import StoreUnavailable
 from .resp_commands import Command, ReplyError
@@ -26,6 +28,14 @@ MULTI_KEY = frozenset({"MGET", "DEL", "EXISTS"})
 KEYLESS = frozenset({"PING", "INFO", "DBSIZE", "SAVE", "ECHO", "CLUSTER", "WAIT", "STATS", "VERSION"})
 #: redirects followed per command before giving up (a map in motion settles in a few)
 MAX_REDIRECTS = 5
+
+
+#: seconds between rounds of a command waiting for the map to settle: doubling from, up to
+PAUSE_FIRST, PAUSE_MAX = 0.02, 0.2
+
+
+class NotSent(StoreUnavailable):
+    """A node could not be reached and nothing was sent: safe to retry."""
 
 
 def _crc16_table() -> list[int]:
@@ -281,3 +291,75 @@ class Routing:
             else:  # DEL, EXISTS: counts add up
                 out.append(sum(int(r) for r, _ in got))
         return out
+
+
+@attrs.frozen
+class Send:
+    """Send each node its pieces (``Routing.commands``), in parallel where
+    the transport can; hand back ``Routing.replied``, or
+    ``Routing.unreachable`` for a node that raised NotSent, and raise any
+    other StoreUnavailable after every node was tried."""
+
+    sends: dict[str, list[int]]
+
+
+@attrs.frozen
+class Refresh:
+    """Read the slot map again, then set ``Routing.map`` to it."""
+
+
+@attrs.frozen
+class Pause:
+    """Sleep ``seconds`` before the next round."""
+
+    seconds: float
+
+
+Action = Send | Refresh | Pause
+
+
+def drive(routing: Routing, retry_for: float, now: Callable[[], float]) -> Generator[Action, None, list[Any]]:
+    """The rounds of ``routing`` as actions for a transport to perform, until
+    its replies are all in (the generator's return value, one per command,
+    plus the joined ``WAIT`` reply last if ``routing`` has one). Retries a
+    slot without a node, TRYAGAIN/CLUSTERDOWN and unreachable nodes for up
+    to ``retry_for`` seconds, then raises StoreUnavailable."""
+    deadline = now() + retry_for
+    pause = PAUSE_FIRST
+    while True:
+        try:
+            sends = routing.round()
+        except StoreUnavailable:
+            if now() >= deadline:
+                raise
+            routing.refresh = routing.wait = True
+            sends = {}
+        if sends:
+            yield Send(sends)
+        if routing.done:
+            replies = routing.replies()
+            if routing.wait_command is not None:
+                bad = [a for a in routing.acks if not isinstance(a, int)]
+                replies.append(bad[0] if bad else min(routing.acks, default=0))
+            return replies
+        if routing.refresh:
+            yield Refresh()
+        if routing.wait:
+            if now() >= deadline:
+                raise StoreUnavailable("the cluster did not serve the command in time "
+                                       "(a node down, no primary promoted yet?)")
+            yield Pause(pause)
+            pause = min(pause * 2, PAUSE_MAX)
+
+
+def split_wait(commands: Sequence[Command]) -> tuple[list[Command], Command | None]:
+    """``commands`` without a trailing ``WAIT`` (a durable batch's), and it:
+    on a cluster it follows each node's part instead (:class:`Routing`)."""
+    if commands and commands[-1][0] == "WAIT":
+        return list(commands[:-1]), commands[-1]
+    return list(commands), None
+
+
+def node_address(node: str) -> tuple[str, int]:
+    host, _, port = node.rpartition(":")
+    return host, int(port)

@@ -26,7 +26,7 @@ BACKOFF_MAX = 2.0
 RECEIVE_SIZE = 65536
 #: commands Nexq itself sends for replication and Sentinel, never queue
 #: code's: they pass the Pogocache allowlist (none is sent to Pogocache)
-OWN_COMMANDS = frozenset({"WAIT", "ROLE", "SENTINEL"})
+OWN_COMMANDS = frozenset({"WAIT", "ROLE", "SENTINEL", "CLUSTER", "ASKING"})
 #: outstanding commands at which a pipelined driver looks past a connection (as RespStore)
 SPILL = 64
 
@@ -40,9 +40,6 @@ def single_node(url: str | StoreURL) -> StoreURL:
         raise InvalidStoreURL(f"nexq.Client / AsyncClient take one store URL, not a list of {len(nodes)} "
                               "cluster nodes (not supported yet): produce through the trio app or the REST API")
     parsed = nodes[0]
-    if parsed.cluster:
-        raise InvalidStoreURL(f"nexq.Client / AsyncClient do not speak Redis Cluster yet ({parsed}): produce "
-                              "through the trio app (Nexq(url).connect()) or the REST API (nexq run)")
     if parsed.embedded:
         raise InvalidStoreURL("memory:// is the embedded store, inside one process: a client needs a shared "
                               "store (pogocache://, redis://, rediss:// or unix://) that its workers use too")

@@ -15,7 +15,7 @@ import trio
 from nexq import Nexq
 from nexq.config import Settings
 from nexq.runtime.service import run_service
-from nexq.store import Batch, open_store
+from nexq.store import Batch
 from nexq.store.cluster import ClusterStore, open_cluster_store
 from nexq.store.cluster_slots import key_slot
 from tests.cluster_servers import RedisCluster, redis_cli, redis_cluster
@@ -52,7 +52,7 @@ def keys_on_distinct_primaries(cluster: RedisCluster, prefix: str) -> dict[int, 
 
 async def test_each_key_is_written_on_its_slots_primary(cluster: RedisCluster, prefix: str) -> None:
     keys = keys_on_distinct_primaries(cluster, prefix)
-    async with open_store(cluster.url) as store:
+    async with open_cluster_store(cluster.url) as store:
         assert isinstance(store, ClusterStore)
         for port, key in keys.items():
             assert await store.set(key, f"on {port}")
@@ -62,7 +62,7 @@ async def test_each_key_is_written_on_its_slots_primary(cluster: RedisCluster, p
 
 async def test_batches_and_mget_split_by_node_answer_in_order(cluster: RedisCluster, prefix: str) -> None:
     keys = list(keys_on_distinct_primaries(cluster, prefix).values())
-    async with open_store(cluster.url) as store:
+    async with open_cluster_store(cluster.url) as store:
         answers = await store.execute(
             Batch().set(keys[0], b"0").set(keys[1], b"1").incrby(keys[2], 5).mget([keys[2], "nope" + prefix, keys[0],
                                                                                   keys[1]])
@@ -78,7 +78,7 @@ async def test_batches_and_mget_split_by_node_answer_in_order(cluster: RedisClus
 
 
 async def test_ping_info_and_save_reach_every_primary(cluster: RedisCluster, prefix: str) -> None:
-    async with open_store(cluster.url) as store:
+    async with open_cluster_store(cluster.url) as store:
         await store.set(prefix + "k", b"v")
         assert await store.ping() > 0
         info = await store.info()
@@ -183,3 +183,43 @@ async def test_the_runtime_on_a_cluster_url_keeps_each_partition_in_one_slot(clu
         if any(f"{ns}:spec:" in k for k in keys):
             used.add(port)
     assert len(used) >= 2
+
+
+async def test_client_and_async_client_on_a_cluster_url(cluster: RedisCluster, prefix: str) -> None:
+    """nexq.Client (blocking driver) and nexq.AsyncClient (asyncio driver)
+    enqueue onto the queues' partitions, as the runtime places them, and
+    follow the tasks the runtime's workers run."""
+    import asyncio
+
+    from nexq import AsyncClient, Client
+
+    ns = prefix.rstrip(":")
+    app = Nexq()
+
+    @app.task("double")
+    async def double(ctx: Any, payload: Any) -> Any:
+        return payload * 2
+
+    settings = Settings(store=cluster.url, namespace=ns, save_interval=0, concurrency=10, shutdown_grace=1)
+
+    def sync_side() -> list[Any]:
+        with Client(cluster.url, namespace=ns) as client:
+            handles = [client.enqueue("double", i, queue=f"q{i % 6}") for i in range(12)]
+            results = [h.result(timeout=20) for h in handles]
+            later = client.enqueue("double", 1, delay=60)
+            assert client.cancel(later.id) and later.status().value == "cancelled"
+            return results
+
+    async def async_side() -> list[Any]:
+        async with AsyncClient(cluster.url, namespace=ns) as client:
+            handles = await asyncio.gather(*[client.enqueue("double", i, queue=f"a{i % 6}") for i in range(12)])
+            return [await h.result(timeout=20) for h in handles]
+
+    async with trio.open_nursery() as nursery:
+        svc = await nursery.start(lambda task_status: run_service(
+            settings, app, api=False, handle_signals=False, task_status=task_status))
+        assert await trio.to_thread.run_sync(sync_side) == [i * 2 for i in range(12)]
+        assert await trio.to_thread.run_sync(lambda: asyncio.run(async_side())) == [i * 2 for i in range(12)]
+        placed = {svc.runtime.broker.node_of(f"q{i}") for i in range(6)}
+        assert len(placed) > 1  # the queues spread over partitions
+        svc.stop.set()

@@ -159,10 +159,3 @@ def test_slot_map_from_cluster_slots() -> None:
     with pytest.raises(StoreUnavailable):
         SlotMap.from_slots(b"nonsense", "x:1")
 
-
-def test_the_clients_refuse_a_cluster_url_in_one_line() -> None:
-    from nexq import AsyncClient, Client
-
-    for make in (Client, AsyncClient):
-        with pytest.raises(InvalidStoreURL, match="do not speak Redis Cluster yet"):
-            make("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")
