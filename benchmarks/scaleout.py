@@ -5,10 +5,12 @@ and Debian's ``redis-server``::
 
     sudo .venv/bin/python benchmarks/scaleout.py [--nodes 1,2,3] [--workers 2]
         [--tasks 20000] [--queues 24] [--batch 1000] [--concurrency 50] [--rounds 3]
-        [--pogocache-bin PATH [--pogocache-threads 1]] [--out-dir benchmarks/results] [--tag DATE]
+        [--pogocache-bin PATH [--pogocache-threads 1] | --cluster] [--out-dir benchmarks/results] [--tag DATE]
 
 The bed has one host per store node (``s1``..``s3``: a redis-server, or
-Pogocache with ``--pogocache-bin``), ``--workers`` worker hosts (``w1``..:
+Pogocache with ``--pogocache-bin``; with ``--cluster`` the redis-servers
+form one Redis Cluster, N primaries with equal slot ranges and no replicas,
+and every process uses one ``redis+cluster://`` URL), ``--workers`` worker hosts (``w1``..:
 one ``nexq worker --store LIST --concurrency 50 --app benchmarks.nexq_app:app``
 each), a producer host (``p``) and a tap host (``t``: the forwarders through
 which this script, in the root namespace, reads the stores' INFO).
@@ -101,6 +103,11 @@ async def _produce(args: argparse.Namespace) -> None:
         placement = {}  # queue -> node name (host:port); empty for a single store
         if len(rt.broker.nodes) > 1:
             placement = {q: rt.broker.names[rt.broker.node_of(q)] for q in queues}
+        if args.store.startswith("redis+cluster://"):
+            # queue -> partition -> the primary serving the partition's slot
+            parts = [n.store for n in rt.broker.nodes]
+            placement = {q: parts[rt.broker.node_of(q)].cluster.map.node_for(parts[rt.broker.node_of(q)].slot)
+                         for q in queues}
         _write_state(args.state, {"phase": "ready", "placement": placement})
         while not os.path.exists(args.go):
             await trio.sleep(0.001)
@@ -231,6 +238,9 @@ def measure(bed: Any, args: argparse.Namespace, n: int, label: str, run_dir: str
         for h in stores:
             if kind == "redis":
                 argv = redis_argv(args.redis_bin, h, port, run_dir)
+                if args.cluster:
+                    argv += ["--cluster-enabled", "yes",
+                             "--cluster-config-file", os.path.join(run_dir, f"nodes-{h.name}.conf")]
             else:
                 argv = [args.pogocache_bin, "-h", h.addr, "-p", str(port), "--maxmemory", "unlimited",
                         "--threads", str(args.pogocache_threads)]
@@ -240,6 +250,9 @@ def measure(bed: Any, args: argparse.Namespace, n: int, label: str, run_dir: str
         for h in stores:
             wait_for(clients[h.name].ping, 15, f"store on {h.name}")
         store_list = ",".join(f"{kind}://{h.addr}:{port}" for h in stores)
+        if args.cluster:
+            form_cluster([clients[h.name] for h in stores], [h.addr for h in stores], port)
+            store_list = "redis+cluster://" + ",".join(f"{h.addr}:{port}" for h in stores)
 
         progress(f"[{label}] starting {args.workers} worker(s) and the producer", force=True)
         env = nexq_env()
@@ -350,6 +363,23 @@ def measure(bed: Any, args: argparse.Namespace, n: int, label: str, run_dir: str
     return run
 
 
+def form_cluster(clients: list[Any], addrs: list[str], port: int) -> None:
+    """Make the fresh cluster-mode servers one cluster: equal slot ranges,
+    every node met, until each says ``cluster_state:ok``."""
+    n = len(clients)
+    for i, c in enumerate(clients):
+        c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * 16384 // n, (i + 1) * 16384 // n - 1)
+        c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+    for addr in addrs[1:]:
+        clients[0].execute_command("CLUSTER", "MEET", addr, port)
+    deadline = time.monotonic() + 30
+    while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                  and f"cluster_known_nodes:{n}".encode() in c.execute_command("CLUSTER", "INFO") for c in clients):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the cluster did not form within 30 s")
+        time.sleep(0.05)
+
+
 def predict(run: dict[str, Any], cores: float) -> float:
     """Shared box: T = C / (w + c*s + p), all per task."""
     per_task = run["worker_cpu_us_per_task"] + run["store_cpu_us_per_task"] + run["producer_cpu_us_per_task"]
@@ -394,7 +424,8 @@ def fmt(v: float | None, digits: int = 0) -> str:
 def markdown(result: dict[str, Any]) -> str:
     m, a = result["machine"], result["settings"]
     lines = [
-        "# Nexq scale-out: 1, 2, 3 store nodes on a network-namespace bed",
+        "# Nexq scale-out: 1, 2, 3 store nodes on a network-namespace bed"
+        + (" (Redis Cluster)" if "Cluster" in a["store"] else ""),
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, Linux {m['kernel']}; "
         f"redis-server {m['redis_server']}" + (f"; Pogocache {m['pogocache']}" if "pogocache" in m else "") + ".",
@@ -457,6 +488,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="rounds; each measures every N once (default 3)")
     ap.add_argument("--redis-bin", default=None, help="redis-server binary (default: found on PATH)")
     ap.add_argument("--pogocache-bin", default=None, help="use this Pogocache binary for the nodes")
+    ap.add_argument("--cluster", action="store_true",
+                    help="the redis-servers form one Redis Cluster (N primaries, no replicas): a redis+cluster:// URL")
     ap.add_argument("--pogocache-threads", type=int, default=1, help="Pogocache --threads (default 1)")
     ap.add_argument("--run-timeout", type=float, default=180, help="seconds one run may take (default 180)")
     ap.add_argument("--subnet", default="10.213.10.0/24",
@@ -464,6 +497,8 @@ def main() -> None:
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
     ap.add_argument("--tag", default=date.today().isoformat(), help="file name suffix (default: today)")
     args = ap.parse_args()
+    if args.cluster and args.pogocache_bin:
+        sys.exit("scaleout.py: --cluster is Redis Cluster; Pogocache has no cluster mode")
     nodes = [int(x) for x in args.nodes.split(",")]
     if os.geteuid() != 0:
         sys.exit("scaleout.py needs root: the bed creates network namespaces (sudo, or run as root)")
@@ -517,7 +552,9 @@ def main() -> None:
         "machine": machine,
         "settings": {"nodes": nodes, "workers": args.workers, "tasks": args.tasks, "queues": args.queues,
                      "batch": args.batch, "concurrency": args.concurrency, "rounds": args.rounds,
-                     "store": "Pogocache" if args.pogocache_bin else "redis-server",
+                     "store": "Pogocache" if args.pogocache_bin else
+                     "redis-server in a Redis Cluster (one primary per node, no replicas)" if args.cluster
+                     else "redis-server",
                      "pogocache_threads": args.pogocache_threads if args.pogocache_bin else None,
                      "app": APP, "poll_s": POLL},
         "runs": runs,
