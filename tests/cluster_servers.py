@@ -1,5 +1,6 @@
 """A throw-away Redis Cluster for tests: N primaries (+ replicas) of
-redis-server on free loopback ports, created with ``redis-cli --cluster create``.
+redis-server on free loopback ports (each with its cluster bus port free),
+formed with ``redis-cli`` (slots, MEET, REPLICATE: see :func:`form`).
 
 Tests own it: they may kill a primary, promote its replica, move slots.
 """
