@@ -9,8 +9,9 @@ Batches the planned store yields, not a coalesced member's wait; the trio
 row counts its store's batches) and the producer process's CPU (user +
 system) per enqueue, which a loaded machine disturbs less than the rate.
 ``PING`` is one bare round trip on a blocking socket: the floor a round
-trip costs this machine. To compare with an older checkout, run this
-script with ``PYTHONPATH=<that checkout>`` (it uses public APIs only).
+trip costs this machine. To compare with an older checkout, copy this
+script into that checkout's ``benchmarks/`` and run it there (it uses
+public APIs only; ``common`` puts its own checkout first on the path).
 """
 
 from __future__ import annotations
