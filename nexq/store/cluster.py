@@ -139,6 +139,7 @@ class ClusterStore(Store):
         self._refresh_lock = trio.Lock()
         self._refreshed_at = float("-inf")
         self._stale = True
+        self._refresh_error: StoreError | None = None
         self._closed = False
 
     # -- nodes and the map -----------------------------------------------------------
@@ -163,7 +164,8 @@ class ClusterStore(Store):
             for node in dict.fromkeys([*self.map.primaries, *self.map.replicas, *seeds]):
                 try:
                     (reply,) = await self.pool(node).call([("CLUSTER", "SLOTS")])
-                except StoreUnavailable:
+                except StoreUnavailable as exc:
+                    self._refresh_error = exc
                     continue
                 if isinstance(reply, ReplyError):
                     continue
@@ -212,6 +214,10 @@ class ClusterStore(Store):
                 action = next(steps)
         except StopIteration as stop:
             replies: list[Any] = stop.value
+        except StoreUnavailable as exc:
+            if self.map.primaries or self._refresh_error is None:
+                raise
+            raise StoreUnavailable(f"{self.url}: no cluster node answers (last: {self._refresh_error})") from exc
         if wait is not None:
             check_acks(replies.pop(), self.replicas, self.url)
         return replies
