@@ -53,7 +53,11 @@ class Block:
 
     def take(self, n: int) -> list[int]:
         """Up to ``n`` numbers, lowest first."""
-        got = list(range(self.next, min(self.last, self.next + n - 1) + 1))
+        first = self.next
+        if n == 1 and first <= self.last:  # the lone enqueue's case
+            self.next = first + 1
+            return [first]
+        got = list(range(first, min(self.last, first + n - 1) + 1))
         self.next += len(got)
         return got
 
@@ -73,6 +77,7 @@ class Reservations:
         self.keys, self.clock = keys, clock
         self.blocks: dict[Counter, Block] = {}
         self.size: dict[Counter, int] = {}  # the next refill's size per counter
+        self._keys: dict[Counter, str] = {}  # each counter's key, built once
         self.stale: list[tuple[Lane, int, int]] = []  # given-up slot ranges to tombstone
         self._last_call = float("-inf")
 
@@ -112,7 +117,10 @@ class Reservations:
             n = need.get(c, 0) + extra
             if n:
                 plan.append((c, len(b), n))
-                b.incrby(self.keys.seq if c is None else self.keys.lane_tail(*c), n)
+                key = self._keys.get(c)
+                if key is None:
+                    key = self._keys[c] = self.keys.seq if c is None else self.keys.lane_tail(*c)
+                b.incrby(key, n)
         return plan
 
     def reserved(self, plan: list[tuple[Counter, int, int]], answers: list[object],
