@@ -220,6 +220,14 @@ async def test_a_producer_dying_between_reservation_and_write_loses_nothing(stor
     assert sorted(got, key=str) == sorted(["acked", 0, 1, 2], key=str)
     assert await pending(other) == 0
     assert await listed(other) == {"acked", 0, 1, 2}  # the index holes are skipped
+    pages, cursor = [], None
+    while True:  # and pages of one task each walk over them
+        page = await other.inspector().list(limit=1, cursor=cursor)
+        pages += [t.spec.payload for t in page.tasks]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == [2, 1, 0, "acked"]  # newest first
 
 
 async def test_many_producers_interleaving_lose_nothing_and_run_nothing_twice(store: Store, prefix: str) -> None:
