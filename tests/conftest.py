@@ -42,6 +42,7 @@ CLUSTER_SKIPS = {
         "reads the queue's lane through open_store (the home partition); the queue is placed on another partition",
     "tests/queue/test_processes.py::test_two_producers_eight_claimers_ten_thousand_tasks":
         "opens the store with redis-py's from_url, which has no cluster scheme",
+    "tests/queue/test_scheduling.py::test_every_key_of_a_finished_task_expires": _RAW_KEYS,
     "tests/reliability/test_store_loss.py::test_tasks_survive_a_store_that_forgets_writes": _RAW_KEYS,
     "tests/reliability/test_store_loss.py::test_a_task_whose_index_entry_and_lane_slot_were_lost_ends_once_looked_up":
         _RAW_KEYS,
