@@ -73,7 +73,7 @@ class Client:
         try:
             broker = self._brokers.pop()
         except IndexError:
-            broker = self._producing.broker()
+            broker = self._producing.broker(coalesce=False)  # one thread at a time
         try:
             return self._pool.run(fn(broker))
         finally:

@@ -82,10 +82,12 @@ class Producing:
         self._catalog = Catalog()
         self._read_at = float("-inf")
 
-    def broker(self) -> NodeBroker:
+    def broker(self, coalesce: bool = True) -> NodeBroker:
         """A node broker over the planned store. Each has its own reserved
         numbers and account of the store's bytes, like a process of its own:
-        give each concurrent user (thread) one."""
+        give each concurrent user (thread) one. ``coalesce``: its concurrent
+        enqueues share round trips (off for a broker one thread uses at a
+        time: its calls never overlap, and the check costs each call)."""
         s = self.settings
         middleware: list[Middleware] = []
         if s.store_memory_limit:
@@ -97,7 +99,7 @@ class Producing:
             return NodeBroker(
                 store, namespace=s.namespace, lease_ms=int(s.lease * 1000), retention=s.retention,
                 hooks=Hooks(middleware), webhooks=WebhookPolicy(s.webhook_allow_private, s.webhook_url is not None),
-                name=name,
+                name=name, coalesce=coalesce,
             )
 
         return cluster_broker(self.url, make) if self.url.cluster else make(self.store, self.url.node_name)

@@ -104,12 +104,12 @@ class Reservations:
         counter's block is used up. Returns what :meth:`reserved` needs."""
         plan = []
         counters = list(need)
-        if ahead:
-            counters += [c for c in self.blocks if c not in need and not self.blocks[c].left]
+        if ahead:  # (inlined: this runs for every write of a busy producer)
+            counters += [c for c, blk in self.blocks.items() if blk.next > blk.last and c not in need]
         for c in counters:
             block = self.blocks.get(c)
             extra = 0
-            if ahead and (block is None or not block.left):
+            if ahead and (block is None or block.next > block.last):
                 # Enough for one more call like the last (a loop of single
                 # enqueues: 1), so at most that many slots wait empty when
                 # the producer stops.
@@ -130,11 +130,12 @@ class Reservations:
         now, out = self.clock(), {}
         for c, at, n in plan:
             top = int(answers[at])  # type: ignore[call-overload]
-            first, mine = top - n + 1, need.get(c, 0)
-            out[c] = list(range(first, first + mine))
+            first, mine = top - n + 1, need.get(c, 0) if need else 0
+            if mine:
+                out[c] = list(range(first, first + mine))
             if n > mine:
                 old = self.blocks.get(c)
-                if old is not None and old.left:
+                if old is not None and old.next <= old.last:
                     self._give_up(c, old)
                 self.blocks[c] = Block(first + mine, top, now)
         return out
