@@ -93,13 +93,14 @@ MAX_PASSES = 8  # scheduler passes a leader waits at most, even while joiners ke
 
 
 class _Call:
-    __slots__ = ("done", "error", "result", "specs")
+    __slots__ = ("done", "error", "lead", "result", "specs")
 
     def __init__(self, specs: list[TaskSpec], done: Signal) -> None:
         self.specs = specs
         self.result: list[Enqueued] = []
         self.error: BaseException | None = None
         self.done = done
+        self.lead = False  # woken to lead: the leader left before the write
 
 
 class _Group:
@@ -126,7 +127,8 @@ class EnqueueGroup:
         (StoreFull, StoreUnavailable).
 
         Cancellation: a call cancelled while its group is still forming
-        leaves it, and nothing of it is written. Once a group's write has
+        leaves it, and nothing of it is written (its leader too, on a planned
+        store's driver: the next member then writes the group). Once a group's write has
         begun it is shielded, for the members' sake: a member cancelled
         then still gets its tasks created but raises Cancelled without
         their ids, as with an ``enqueue_many`` cancelled mid-flight (the
@@ -153,12 +155,25 @@ class EnqueueGroup:
             await me.done.wait()  # the leader writes it
         except BaseException:
             if not g.started:
-                g.calls.remove(me)
-                g.size -= len(me.specs)
+                self._leave(g, me)
             raise
+        if me.lead:
+            me.lead, me.done = False, self._sched.event()
+            return await self._write_group(g, me)
         if me.error is not None:
             raise me.error
         return me.result
+
+    def _leave(self, g: _Group, me: _Call) -> None:
+        """``me`` leaves group ``g`` before its write (cancelled, or its run
+        closed); if ``me`` was to write it (its leader, or the member woken
+        to take over), the next member will."""
+        g.calls.remove(me)
+        g.size -= len(me.specs)
+        if me.lead and g.calls:
+            heir = g.calls[0]
+            heir.lead = True
+            heir.done.set()
 
     async def _lead(self, me: _Call) -> list[Enqueued]:
         g = self._forming = _Group(me)  # a full group's leader sees this and stops waiting
@@ -179,6 +194,20 @@ class EnqueueGroup:
                 idle += 1
                 if not queued or idle >= 2:
                     break
+        except BaseException:
+            # Gone before the write (a planned driver closed our run; trio's
+            # passes cannot be cancelled): a member writes the group instead.
+            me.lead = True
+            self._leave(g, me)
+            if not g.calls and self._forming is g:
+                self._forming = None
+            raise
+        return await self._write_group(g, me)
+
+    async def _write_group(self, g: _Group, me: _Call) -> list[Enqueued]:
+        """Write every member's tasks as one batch (``me`` writes it);
+        every member is woken with its results or its error."""
+        try:
             if self._forming is g:
                 self._forming = None
             g.started = True
