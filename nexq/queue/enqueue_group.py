@@ -242,8 +242,9 @@ class EnqueueGroup:
 def _for_member(exc: BaseException) -> BaseException:
     """What a member raises when its group's write raised ``exc``: its own
     copy of a store error; StoreUnavailable for the leader's interruption
-    (a planned driver closing the leader's run: no shield there), since the
-    write may or may not have reached the store."""
+    mid-write (a driver closing the leader's run despite the shield: the
+    blocking driver, never coalescing, cannot), since the write may or may
+    not have reached the store."""
     if isinstance(exc, (StoreError, StoreFull)):
         return type(exc)(str(exc))
     if isinstance(exc, GeneratorExit):

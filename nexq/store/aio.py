@@ -27,7 +27,7 @@ from hiredis import ProtocolError
 
 from ..errors import StoreError, StoreUnavailable
 from .cluster_slots import NotSent
-from .planned import Request, Sleep, Steps, Wait
+from .planned import Request, Sleep, Steps, Wait, shielded, unshield
 from .resp_commands import Command
 from .resp_conn import new_parser
 from .sentinel import Primary, Probe, demoted, demoted_error
@@ -200,11 +200,35 @@ class AioPool:
         with Steps(coro) as steps:
             self._bind()
             for request in steps:
+                if shielded():
+                    # An enqueue group's write, which its members wait for:
+                    # finished by a task of its own, so that cancelling this
+                    # caller (as trio's shield does) does not fail them.
+                    steps.detached = True
+                    task = asyncio.get_running_loop().create_task(self._finish(steps, request))
+                    task.add_done_callback(_retrieve)
+                    unshield()
+                    return await asyncio.shield(task)
                 try:
                     steps.answer(await self._perform(request))
                 except Exception as exc:  # noqa: BLE001 - the store call's error, raised inside coro
                     steps.fail(exc)
         return steps.result  # type: ignore[no-any-return]
+
+    async def _finish(self, steps: Steps, request: Request) -> Any:
+        """Drive detached ``steps`` from ``request`` (already yielded) to its end."""
+        try:
+            while True:
+                try:
+                    steps.answer(await self._perform(request))
+                except Exception as exc:  # noqa: BLE001 - the store call's error, raised inside coro
+                    steps.fail(exc)
+                try:
+                    request = next(steps)
+                except StopIteration:
+                    return steps.result
+        finally:
+            steps.close()
 
     async def _perform(self, request: Request) -> Any:
         if isinstance(request, Sleep):
@@ -322,6 +346,12 @@ class AioPool:
             conn.fail("the client is closed")
         self._conns = []
         await asyncio.sleep(0)  # let the transports close
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # A shielded write whose caller left: its outcome reached the members.
+    if not task.cancelled():
+        task.exception()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

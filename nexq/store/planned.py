@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine, Generator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Any, Self
 
 import attrs
@@ -85,8 +86,8 @@ class PlannedScheduling:
     runs on a planned store: a scheduler pass is ``Sleep(0)`` (the driver
     lets its other runs go once), a member waits with :class:`Wait`. The
     driver cannot tell whether runs are queued, so a leader waits its idle
-    passes out; nothing shields a leader's write (a member whose leader's
-    run is closed mid-write gets StoreUnavailable)."""
+    passes out; the asyncio driver finishes a leader's write in a task of
+    its own when the leader's caller is cancelled (:func:`shielded`)."""
 
     def event(self) -> Signal:
         return Signal()
@@ -98,7 +99,35 @@ class PlannedScheduling:
         return True
 
     def shield(self) -> AbstractContextManager[None]:
-        return nullcontext()
+        return _Shield()
+
+
+_SHIELDED: ContextVar[int] = ContextVar("nexq_planned_shielded", default=0)
+
+
+class _Shield:
+    """Marks the requests a run yields inside it as shielded (:func:`shielded`).
+    A context variable: the coroutine runs in its driver's context, so the
+    driver sees it. Counted, not reset by token, since the section may end
+    in another driver task (a copy of the context)."""
+
+    def __enter__(self) -> None:
+        _SHIELDED.set(_SHIELDED.get() + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        _SHIELDED.set(max(0, _SHIELDED.get() - 1))
+
+
+def shielded() -> bool:
+    """Whether the run being driven is inside an enqueue group's write,
+    which its members wait for: a driver finishes it even if its caller is
+    cancelled (:mod:`.aio`)."""
+    return _SHIELDED.get() > 0
+
+
+def unshield() -> None:
+    """Forget the shield in this context (the section went on in another task)."""
+    _SHIELDED.set(0)
 
 
 #: what a planned store's awaits yield to the driver
@@ -168,19 +197,25 @@ class Steps:
     middleware cannot run on every transport.
     """
 
-    __slots__ = ("_answer", "_coro", "_error", "done", "result")
+    __slots__ = ("_answer", "_coro", "_error", "detached", "done", "result")
 
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._coro = coro
         self._answer: Any = None
         self._error: BaseException | None = None
         self.done = False
+        self.detached = False  # handed to another driver task: leaving the ``with`` keeps it
         self.result: Any = None
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self.detached:
+            self.close()
+
+    def close(self) -> None:
+        """Close the coroutine unless it finished."""
         if not self.done:
             self._coro.close()
 

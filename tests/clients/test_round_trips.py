@@ -71,25 +71,19 @@ def test_concurrent_async_enqueues_share_round_trips(own_redis: Any) -> None:
     r.close()
 
 
-@pytest.mark.parametrize(("after_passes", "forming"), [(1, True), (3, True), (6, False)])
-def test_a_cancelled_group_leader_leaves_no_member_hanging(resp_url: str, prefix: str, after_passes: int,
-                                                           forming: bool) -> None:
-    from nexq.errors import StoreUnavailable
-
+@pytest.mark.parametrize("after_passes", [1, 3, 4, 6])
+def test_a_cancelled_group_leader_fails_no_member(resp_url: str, prefix: str, after_passes: int) -> None:
     async def main() -> tuple[list[Any], list[BaseException]]:
         async with AsyncClient(resp_url, namespace=prefix.rstrip(":")) as client:
             await client.enqueue("noop", -1)
             calls = [asyncio.create_task(client.enqueue("noop", i)) for i in range(40)]
             for _ in range(after_passes):  # the second call leads the group the others join
                 await asyncio.sleep(0)
-            calls[1].cancel()
+            calls[1].cancel()  # while its group forms (1, 3) or while it writes it (4, 6)
             done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
             errors = [h for i, h in enumerate(done) if isinstance(h, BaseException) and i != 1]
             return [await client.get(h.id) for h in done if not isinstance(h, BaseException)], errors
 
     found, errors = asyncio.run(main())
-    assert all(t is not None for t in found)  # a handle returned means its task exists
-    if forming:  # cancelled while its group formed: the next member wrote it
-        assert errors == [] and len(found) == 39
-    else:  # cancelled mid-write (nothing shields it on asyncio): the members hear it
-        assert all(isinstance(e, StoreUnavailable) for e in errors)
+    assert errors == [] and len(found) == 39  # the next member wrote the group, or the write went on
+    assert all(t is not None for t in found)  # each handle's task exists
