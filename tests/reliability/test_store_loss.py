@@ -34,20 +34,30 @@ def forget_some(checker: Any, prefix: str, rng: random.Random, share: float) -> 
     return len(doomed)
 
 
-async def test_tasks_survive_a_store_that_forgets_writes(resp_url: str, prefix: str, checker: Any) -> None:
-    rng = random.Random(7)
-    ns = prefix.rstrip(":")
+def counting_app(work: float) -> tuple[Nexq, dict[str, int]]:
+    """An app whose task ``t`` counts its runs per id and takes ``work`` seconds."""
     app = Nexq()
     ran: dict[str, int] = {}
 
     @app.task("t")
     async def t(ctx: Any, payload: Any) -> int:
         ran[ctx.id] = ran.get(ctx.id, 0) + 1
-        await trio.sleep(0.05)  # the work: long enough for a lease to be forgotten mid-run
+        await trio.sleep(work)
         return int(payload)
 
-    settings = Settings(store=resp_url, namespace=ns, lease=2.0, reconcile_interval=0.5, reconcile_grace=1.5,
-                        save_interval=0, concurrency=20, shutdown_grace=1)
+    return app, ran
+
+
+def quick_settings(url: str, prefix: str, **overrides: Any) -> Settings:
+    """A scheduler that reconciles every half second, 2 s leases, no SAVE."""
+    return Settings(**{"store": url, "namespace": prefix.rstrip(":"), "lease": 2.0, "reconcile_interval": 0.5,
+                       "save_interval": 0, "shutdown_grace": 1, **overrides})
+
+
+async def test_tasks_survive_a_store_that_forgets_writes(resp_url: str, prefix: str, checker: Any) -> None:
+    rng = random.Random(7)
+    app, ran = counting_app(0.05)  # the work: long enough for a lease to be forgotten mid-run
+    settings = quick_settings(resp_url, prefix, reconcile_grace=1.5, concurrency=20)
     async with trio.open_nursery() as nursery:
         svc: Service = await nursery.start(lambda task_status: run_service(
             settings, app, api=False, handle_signals=False, task_status=task_status))
@@ -89,17 +99,8 @@ async def test_a_task_whose_index_entry_and_lane_slot_were_lost_ends_once_looked
     from nexq.queue import orphans
 
     monkeypatch.setattr(orphans, "ADOPT_AFTER", 0.5)  # instead of 30 s: the test's tasks are young
-    ns = prefix.rstrip(":")
-    app = Nexq()
-    ran: dict[str, int] = {}
-
-    @app.task("t")
-    async def t(ctx: Any, payload: Any) -> int:
-        ran[ctx.id] = ran.get(ctx.id, 0) + 1
-        return int(payload)
-
-    settings = Settings(store=resp_url, namespace=ns, lease=2.0, reconcile_interval=0.5, reconcile_grace=0.5,
-                        save_interval=0, concurrency=5, shutdown_grace=1)
+    app, ran = counting_app(0.0)
+    settings = quick_settings(resp_url, prefix, reconcile_grace=0.5, concurrency=5)
     async with trio.open_nursery() as nursery:
         svc: Service = await nursery.start(lambda task_status: run_service(
             settings, app, api=False, handle_signals=False, task_status=task_status))
