@@ -52,9 +52,10 @@ class NodeBroker:
         index: int = 0,
         coalesce: bool = True,
     ) -> None:
-        """``coalesce``: concurrent small enqueues share round trips (trio
-        only: off when another transport drives this broker, see
-        :mod:`nexq.store.planned`)."""
+        """``coalesce``: concurrent small enqueues share round trips
+        (:mod:`nexq.queue.enqueue_group`, under trio and under the asyncio
+        driver of :mod:`nexq.store.planned`; the blocking client, one
+        broker per thread, turns it off)."""
         keys = Keys(namespace)
         self.ctx = NodeContext(
             store=store, keys=keys, clock=clock, wheel=Wheel(store, keys, clock, bucket_ms),
