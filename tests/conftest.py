@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -42,13 +43,63 @@ CLUSTER_SKIPS = {
         "reads the queue's lane through open_store (the home partition); the queue is placed on another partition",
     "tests/queue/test_processes.py::test_two_producers_eight_claimers_ten_thousand_tasks":
         "opens the store with redis-py's from_url, which has no cluster scheme",
-    "tests/queue/test_scheduling.py::test_every_key_of_a_finished_task_expires": _RAW_KEYS,
     "tests/reliability/test_store_loss.py::test_tasks_survive_a_store_that_forgets_writes": _RAW_KEYS,
     "tests/reliability/test_store_loss.py::test_a_task_whose_index_entry_and_lane_slot_were_lost_ends_once_looked_up":
         _RAW_KEYS,
     "tests/reliability/test_worker_faults.py::test_random_sigkill_every_two_seconds_loses_nothing":
         "calls a node Inspector's private _load; a cluster URL gives the partitions' ClusterInspector",
 }
+
+
+class HomePartitionChecker:
+    """redis-py on a cluster, seeing the keys as ``open_store(url)`` (the
+    home partition) names them: its hash tag added to every key given,
+    removed from every key listed."""
+
+    def __init__(self, url: str) -> None:
+        from redis.cluster import RedisCluster
+
+        from nexq.store.cluster_partition import partition_tags
+        from nexq.store.url import parse_store_url
+
+        parsed = parse_store_url(url)
+        self.tag = partition_tags(parsed.partitions)[0]
+        self.client = RedisCluster(host=parsed.host, port=parsed.port, password=parsed.password, protocol=2)
+
+    def _k(self, key: str | bytes) -> str:
+        return self.tag + (key.decode() if isinstance(key, bytes) else key)
+
+    def get(self, key: str) -> Any:
+        return self.client.get(self._k(key))
+
+    def set(self, key: str, value: Any, **kw: Any) -> Any:
+        return self.client.set(self._k(key), value, **kw)
+
+    def delete(self, *keys: str) -> int:
+        return sum(self.client.delete(self._k(k)) for k in keys)
+
+    def ttl(self, key: str) -> Any:
+        return self.client.ttl(self._k(key))
+
+    def rpush(self, key: str, *values: Any) -> Any:
+        return self.client.rpush(self._k(key), *values)
+
+    def object(self, what: str, key: str) -> Any:
+        return self.client.object(what, self._k(key))
+
+    def scan_iter(self, match: str = "*", count: int | None = None) -> Iterator[bytes]:
+        n = len(self.tag)
+        for key in self.client.scan_iter(match=self._k(match), count=count, target_nodes=RedisClusterAll):
+            yield key[n:]
+
+    def keys(self, pattern: str = "*") -> list[bytes]:
+        return list(self.scan_iter(pattern))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+RedisClusterAll = "all"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,11 +155,8 @@ def checker(resp_url: str):  # type: ignore[no-untyped-def]
     """redis-py's sync client (RESP2): an independent view of the server."""
     import redis
 
-    if "+cluster://" in resp_url:  # NEXQ_TEST_STORE_URL=redis+cluster://h1:p1,...: the cluster's view
-        from redis.cluster import RedisCluster
-
-        host, port = resp_url.split("://", 1)[1].split(",")[0].rsplit("@", 1)[-1].split(":")
-        client = RedisCluster(host=host, port=int(port), protocol=2)
+    if "+cluster://" in resp_url:  # NEXQ_TEST_STORE_URL=redis+cluster://h1:p1,...
+        client = HomePartitionChecker(resp_url)
     else:
         client = redis.Redis.from_url(resp_url, protocol=2)
     yield client

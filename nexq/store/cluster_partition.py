@@ -44,16 +44,20 @@ def partition_tags(count: int) -> list[str]:
 
 
 def tagged(prefix: str, ops: Sequence[Op]) -> list[Op]:
-    """``ops`` with ``prefix`` in front of every key."""
+    """``ops`` with ``prefix`` in front of every key (str or bytes)."""
     out: list[Op] = []
     for name, args in ops:
         if name in _ONE_KEY:
-            out.append((name, (prefix + args[0], *args[1:])))
+            out.append((name, (_tag(prefix, args[0]), *args[1:])))
         elif name == "mget":
-            out.append((name, (tuple([prefix + k for k in args[0]]),)))
+            out.append((name, (tuple([_tag(prefix, k) for k in args[0]]),)))
         else:  # delete, exists: every argument is a key
-            out.append((name, tuple([prefix + k for k in args])))
+            out.append((name, tuple([_tag(prefix, k) for k in args])))
     return out
+
+
+def _tag(prefix: str, key: str | bytes) -> str | bytes:
+    return prefix + key if type(key) is str else prefix.encode() + key  # type: ignore[operator]
 
 
 class PartitionStore(Store):
