@@ -41,6 +41,7 @@ from .admission import Accounting
 from .boundary import Boundary
 
 log = logging.getLogger("nexq.guard")
+_ADVISED: set[str] = set()  # the start-up advice already logged by this process
 EVICTION_REPORTED = 3600.0  # seconds /healthz stays degraded after the last lost canary
 MEMORY_EVERY = 30.0  # seconds between reads of the store's own memory figures (shown, not used)
 
@@ -172,7 +173,8 @@ class StoreGuard:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Say what could make the store evict, then check every second, for ever."""
         advice = eviction_advice(self.store.kind, self.memory_limit)
-        if advice:
+        if advice and advice not in _ADVISED:  # once per process: a cluster's partitions share one advice
+            _ADVISED.add(advice)
             log.warning("%s", advice)
         self.accounting.looping = True
         task_status.started()
