@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
+from .client_broker import ClientBroker
 from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
-from .queue import NodeBroker
 from .store.aio import AioPool
 from .store.cluster_clients import AioClusterPool
 from .task import Status, Task
@@ -54,7 +54,7 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"AsyncClient({str(self._producing.url)!r}, namespace={self.namespace!r})"
 
-    async def run(self, fn: Callable[[NodeBroker], Coroutine[Any, Any, T]]) -> T:
+    async def run(self, fn: Callable[[ClientBroker], Coroutine[Any, Any, T]]) -> T:
         """Run queue code ``fn(broker)`` to its end and return what it
         returns (see :meth:`nexq.Client.run`)."""
         return await self._pool.run(fn(self._broker))

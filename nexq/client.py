@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
+from .client_broker import ClientBroker
 from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
-from .queue import NodeBroker
 from .store.blocking import BlockingPool
 from .store.cluster_clients import BlockingClusterPool
 from .task import Status, Task
@@ -61,12 +61,12 @@ class Client:
         self._pool = pool(self._producing.url, size=pool_size,
                                   timeout=self._producing.settings.store_timeout,
                                   replicas=self._producing.settings.store_replicas)
-        self._brokers: deque[NodeBroker] = deque()  # idle ones; deque pop/append are thread-safe
+        self._brokers: deque[ClientBroker] = deque()  # idle ones; deque pop/append are thread-safe
 
     def __repr__(self) -> str:
         return f"Client({str(self._producing.url)!r}, namespace={self.namespace!r})"
 
-    def run(self, fn: Callable[[NodeBroker], Coroutine[Any, Any, T]]) -> T:
+    def run(self, fn: Callable[[ClientBroker], Coroutine[Any, Any, T]]) -> T:
         """Run queue code ``fn(broker)`` to its end in this thread and return
         what it returns: the node broker's (and its inspector's) methods,
         whose store calls this client performs."""

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
+from .client_broker import ClientBroker
 from .queue import Enqueued, NodeBroker
 from .queue.inspect import Page
 from .queue.requests import EnqueueRequest
@@ -62,15 +63,20 @@ class _Inspector:
                 out[p] = task
         return out
 
-    async def list(self, *, limit: int = 50, cursor: int | str | None = None, **filters: Any) -> Page:
+    async def list(self, *, status: str | None = None, type: str | None = None, queue: str | None = None,
+                   limit: int = 50, cursor: int | str | None = None, id_prefix: str | None = None,
+                   text: str | None = None, created_after: float | None = None,
+                   created_before: float | None = None) -> Page:
         """The newest ``limit`` tasks over every partition (filters as
         Inspector.list). The first page only: a ``cursor`` raises
         ValueError (page through the REST API, which merges cursors)."""
         if cursor is not None:
             raise ValueError("nexq.Client on a cluster lists the first page only; page with the REST API")
-        tasks: list[Task] = []
+        tasks: builtins.list[Task] = []
         for node in self.cluster.nodes:
-            tasks += (await node.inspector().list(limit=limit, **filters)).tasks
+            tasks += (await node.inspector().list(
+                status=status, type=type, queue=queue, limit=limit, id_prefix=id_prefix, text=text,
+                created_after=created_after, created_before=created_before)).tasks
         tasks.sort(key=lambda t: t.spec.created_at, reverse=True)
         return Page(tasks[:limit], None)
 
@@ -121,7 +127,7 @@ class PlannedCluster:
             for p, e in zip(positions, done, strict=True):
                 out[p] = e
                 self._remember(e.task_id, i)
-        return cast(list[Enqueued], out)
+        return [e for e in out if e is not None]  # every position was filled above
 
     async def locate(self, task_id: str) -> int | None:
         """The partition holding ``task_id``'s spec; None if none does."""
@@ -142,9 +148,8 @@ class PlannedCluster:
         return await self.nodes[0 if i is None else i].cancel(task_id, reason)
 
 
-def cluster_broker(url: StoreURL, make: Callable[[TaggedPlannedStore, str], NodeBroker]) -> NodeBroker:
+def cluster_broker(url: StoreURL, make: Callable[[TaggedPlannedStore, str], NodeBroker]) -> ClientBroker:
     """The clients' broker for cluster ``url``: ``make(store, name)`` builds
-    each partition's node broker. Typed as a NodeBroker for the clients'
-    ``run(fn)``: it has the members they use (module doc), not the rest."""
+    each partition's node broker."""
     nodes = [make(TaggedPlannedStore(tag), tag.strip("{}")) for tag in partition_tags(url.partitions)]
-    return cast(NodeBroker, PlannedCluster(nodes))
+    return PlannedCluster(nodes)

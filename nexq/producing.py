@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sniffio
 
+from .client_broker import ClientBroker
 from .cluster_producing import cluster_broker
 from .config import Settings
 from .errors import InvalidStoreURL, NexqError, StoreError, TaskNotFound
@@ -82,7 +83,7 @@ class Producing:
         self._catalog = Catalog()
         self._read_at = float("-inf")
 
-    def broker(self, coalesce: bool = True) -> NodeBroker:
+    def broker(self, coalesce: bool = True) -> ClientBroker:
         """A node broker over the planned store. Each has its own reserved
         numbers and account of the store's bytes, like a process of its own:
         give each concurrent user (thread) one. ``coalesce``: its concurrent
@@ -106,7 +107,7 @@ class Producing:
 
     # -- protocol runs (driven by the client's transport) ---------------------------
 
-    async def enqueue(self, node: NodeBroker, tasks: Sequence[Item]) -> list[Enqueued]:
+    async def enqueue(self, node: ClientBroker, tasks: Sequence[Item]) -> list[Enqueued]:
         """Enqueue ``tasks`` with their types' defaults (the app's handlers',
         else the live workers'): :func:`~nexq.runtime.task_types.build_request`,
         as every enqueue path. Raises ValueError naming an unknown option or
@@ -169,7 +170,7 @@ def settled(task: Task | None, task_id: str) -> tuple[bool, Any]:
     return False, None
 
 
-async def result(node: NodeBroker, task_id: str, timeout: float | None, poll: float) -> Any:
+async def result(node: ClientBroker, task_id: str, timeout: float | None, poll: float) -> Any:
     """Wait until the task ends; its result. Reads it every ``poll`` s,
     growing to ``POLL_MAX``. Raises TaskFailed, TaskNotFound, TimeoutError
     after ``timeout`` seconds."""
