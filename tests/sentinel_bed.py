@@ -157,11 +157,13 @@ class SentinelBed:
 
     def restore(self, dead: RedisServer) -> None:
         """Start ``dead`` again as a replica of the current primary and wait
-        until the bed is whole again."""
+        until the bed is whole again (a full sync, and the sentinels seeing
+        the new replica in the primary's INFO, which they read every 10 s
+        outside a failover: slow on a loaded machine)."""
         primary = self.primary()
         dead.args = _node_args(primary.port, self.password)
         dead.start()
-        self.wait_ready()
+        self.wait_ready(limit=90)
 
     def close(self) -> None:
         for proc in self.sentinels:
