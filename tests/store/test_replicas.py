@@ -4,6 +4,7 @@ followed by WAIT, and too few acknowledgements are an error."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 from collections.abc import Iterator
@@ -73,7 +74,10 @@ def test_client_enqueue_needs_its_replicas(pair: tuple[RedisServer, RedisServer]
         assert (await ac.enqueue("echo", {"n": 3})).id
         with pytest.raises(StoreUnavailable, match="only 1 of 2 replicas acknowledged"):
             await nexq.AsyncClient(primary.url, namespace="rc", replicas=2).enqueue("echo", {"n": 4})
-    asyncio.run(aio())
+    # In a thread of its own: the dashboard tests' session-wide Playwright keeps
+    # an asyncio loop running in the main thread for the rest of the session.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, aio()).result()
 
 
 def test_replicas_are_refused_on_stores_without_replication() -> None:
