@@ -30,6 +30,7 @@ from .cluster_slots import NotSent
 from .planned import Request, Sleep, Steps, Wait, shielded, unshield
 from .resp_commands import Command
 from .resp_conn import new_parser
+from .resp_open import tls_context
 from .sentinel import Primary, Probe, demoted, demoted_error
 from .transport import (
     SPILL,
@@ -39,7 +40,6 @@ from .transport import (
     commands_of,
     connect_failed,
     pack,
-    tls_context,
     wait_for,
 )
 from .url import StoreURL

@@ -32,6 +32,7 @@ from .cluster_slots import NotSent
 from .planned import Request, Sleep, Steps, Wait
 from .resp_commands import Command
 from .resp_conn import new_parser
+from .resp_open import tls_context
 from .sentinel import Primary, Probe, demoted, demoted_error
 from .transport import (
     RECEIVE_SIZE,
@@ -42,7 +43,6 @@ from .transport import (
     connect_failed,
     pack,
     reason,
-    tls_context,
     wait_for,
 )
 from .url import StoreURL

@@ -37,10 +37,9 @@ from .base import Batch, Store
 from .cluster_slots import NotSent, Refresh, Routing, Send, SlotMap, drive
 from .nursery import background_nursery
 from .replicas import check_acks, check_replicas, wait_command, wait_ms
-from .resp import _ssl_context
 from .resp_commands import BatchPlan, Command, ReplyError, raw_command_name, store_error
 from .resp_conn import RespConnection
-from .resp_open import open_stream
+from .resp_open import open_stream, tls_context
 from .url import StoreURL, parse_store_url
 
 SPILL = 64  # outstanding commands at which a node's pool looks past a connection (as RespStore)
@@ -343,7 +342,7 @@ async def open_cluster_store(url: StoreURL | str, *, pool_size: int = 2, connect
         url = parse_store_url(url)
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
-    ssl_context = _ssl_context(url)
+    ssl_context = tls_context(url)
     check_replicas(replicas, url)
     async with background_nursery() as nursery:
         store = ClusterStore(url, nursery, pool_size=pool_size, connect_timeout=connect_timeout,

@@ -21,7 +21,7 @@ import trio
 from hiredis import pack_command
 from trio.lowlevel import wait_task_rescheduled
 
-from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailable
+from ..errors import StoreAuthError, StoreError, StoreUnavailable
 from . import resp_commands
 from .base import Batch, Key, Store, Value, as_bytes
 from .nursery import background_nursery
@@ -39,7 +39,7 @@ from .resp_commands import (
     store_error,
 )
 from .resp_conn import RespConnection
-from .resp_open import open_stream
+from .resp_open import open_stream, tls_context
 from .sentinel import Primary, demoted, demoted_error, trio_probe
 from .url import StoreURL, parse_store_url
 
@@ -342,23 +342,6 @@ class RespStore(Store):
                 await conn.finished.wait()
 
 
-def _ssl_context(url: StoreURL) -> ssl.SSLContext | None:
-    """The TLS settings for a rediss:// URL (None for plain connections).
-
-    Raises InvalidStoreURL if the URL's CA file cannot be loaded.
-    """
-    if not url.tls:
-        return None
-    try:
-        ctx = ssl.create_default_context(cafile=url.tls_ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise InvalidStoreURL(f"cannot load ssl_ca_certs={url.tls_ca_file!r}: {exc}") from None
-    if not url.tls_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def _load(conn: RespConnection) -> int:
     return conn.outstanding
 
@@ -392,7 +375,7 @@ async def open_resp_store(
         url = parse_store_url(url)
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, got {pool_size}")
-    ssl_context = _ssl_context(url)  # before the nursery: a bad CA file raises plainly
+    ssl_context = tls_context(url)  # before the nursery: a bad CA file raises plainly
     check_replicas(replicas, url)
     # The caller's own exception leaves unwrapped, as it does from the embedded store.
     async with background_nursery() as nursery:

@@ -9,12 +9,29 @@ from typing import Any
 import hiredis
 import trio
 
-from ..errors import StoreError, StoreUnavailable
+from ..errors import InvalidStoreURL, StoreError, StoreUnavailable
 from .resp_commands import ReplyError, store_error
 from .resp_conn import TRANSPORT_ERRORS, new_parser
 from .url import StoreURL
 
 _RECEIVE_SIZE = 65536
+
+
+def tls_context(url: StoreURL) -> ssl.SSLContext | None:
+    """The TLS settings for a rediss:// URL (None for plain connections).
+
+    Raises InvalidStoreURL if the URL's CA file cannot be loaded.
+    """
+    if not url.tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=url.tls_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidStoreURL(f"cannot load ssl_ca_certs={url.tls_ca_file!r}: {exc}") from None
+    if not url.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 async def open_stream(

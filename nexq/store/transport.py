@@ -6,7 +6,6 @@ No I/O here; each driver dials and reads its own way.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +16,6 @@ from ..errors import InvalidStoreURL, StoreAuthError, StoreError, StoreUnavailab
 from .base import Batch
 from .planned import Save
 from .replicas import check_acks, check_replicas, wait_command, wait_ms
-from .resp import _ssl_context
 from .resp_commands import ALLOWED_COMMANDS, BatchPlan, Command, ReplyError, not_allowed, store_error
 from .url import StoreURL, split_store_urls
 
@@ -50,12 +48,6 @@ def wait_for(replicas: int, url: StoreURL, timeout: float) -> Command | None:
     """The WAIT a driver follows durable batches with (None for 0 replicas).
     Raises ValueError / InvalidStoreURL as :func:`.replicas.check_replicas`."""
     return wait_command(replicas, wait_ms(timeout)) if check_replicas(replicas, url) else None
-
-
-def tls_context(url: StoreURL) -> ssl.SSLContext | None:
-    """The TLS settings for a rediss:// URL (RespStore's), None for plain
-    connections. Raises InvalidStoreURL if its CA file cannot be loaded."""
-    return _ssl_context(url)
 
 
 def pack(commands: Sequence[Command]) -> bytes:
