@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import trio
-from common import Counting, local_redis, machine_line
+from common import Counting, machine_line, store_url
 
 from nexq import AsyncClient, Client
 from nexq.queue import NodeBroker
@@ -144,11 +144,8 @@ def main() -> None:
         for label, rate, rts, cpu in rows:
             print(f"| {label} | {rate:,.0f} | {1e6 / rate:.1f} | {cpu:.1f} | {rts:.2f} |")
 
-    if args.url:
-        show(args.url)
-    else:
-        with local_redis() as url:
-            show(url)
+    with store_url(args.url) as url:
+        show(url)
 
 
 if __name__ == "__main__":

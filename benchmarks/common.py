@@ -66,6 +66,16 @@ def local_redis() -> Iterator[str]:
         yield server.url
 
 
+@contextmanager
+def store_url(url: str | None) -> Iterator[str]:
+    """``url`` if given, else a throw-away local redis-server's."""
+    if url:
+        yield url
+    else:
+        with local_redis() as local:
+            yield local
+
+
 class Counting(Store):
     """Wraps a store; counts round trips and commands sent through it."""
 

@@ -25,7 +25,7 @@ import time
 import uuid
 
 import trio
-from common import Counting, local_redis, machine_line
+from common import Counting, machine_line, store_url
 
 from nexq.keys import Keys
 from nexq.queue import LaneReader, NodeBroker
@@ -137,11 +137,8 @@ def main() -> None:
             print(f"| {policy} | {rate:,.0f} | {rts:.2f} | {cmds:.2f} | {empty} | {rounds:.3f} | {peeked:.2f} | "
                   f"{got:,} / 2,000 |")
 
-    if args.url:
-        show(args.url)
-    else:
-        with local_redis() as url:
-            show(url)
+    with store_url(args.url) as url:
+        show(url)
 
 
 if __name__ == "__main__":
