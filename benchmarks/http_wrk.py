@@ -1,7 +1,8 @@
 """The HTTP API under wrk: requests/s and p50/p99 latency at 32 connections.
 
     .venv/bin/python benchmarks/http_wrk.py [--seconds 10] [--connections 32] [--rounds 3]
-        [--before REV] [--out-dir DIR]
+        [--before REV] [--pogocache-bin PATH] [--stores embedded,redis-server,pogocache]
+        [--no-healthz] [--out-dir DIR]
 
 Starts every server itself on free loopback ports and drives each with
 ``wrk -t1 -c32 -d10s --latency`` (Debian package ``wrk``; POST bodies from a
@@ -12,7 +13,12 @@ Lua script: ``{"type": "bench.noop", "payload": {"n": 1}}``):
 - ``nexq run --no-worker`` on the embedded store: ``POST /api/tasks`` and
   ``GET /healthz``;
 - on a throw-away redis-server: ``POST /api/tasks`` with 1 and 2 API
-  processes (``--api-processes 2``) and ``GET /healthz``.
+  processes (``--api-processes 2``) and ``GET /healthz``;
+- with ``--pogocache-bin PATH``, the same on a throw-away Pogocache
+  (``PATH -h 127.0.0.1 -p PORT --maxmemory unlimited``).
+
+``--stores`` picks the stores measured, ``--no-healthz`` leaves out the
+``GET /healthz`` rows.
 
 ``--before REV`` also runs the Nexq rows on the code of commit REV (``git
 archive`` into a temporary directory, run with PYTHONPATH pointing there),
@@ -20,7 +26,7 @@ each round interleaved with the current code's rows, so both meet the same
 machine load. Every round runs the floor first; "of floor" is a row's
 requests/s over that round's floor. Reported per row: the median over the
 rounds (latencies of the median round) and the CPU each request cost in the
-server processes, in wrk and in redis-server (from /proc), which says what
+server processes, in wrk and in the store server (from /proc), which says what
 bounds a row when the load generator shares the cores.
 """
 
@@ -43,7 +49,7 @@ from typing import Any
 
 import attrs
 import httpx
-from common import machine_line, write_results
+from common import machine_line, wait_port, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,7 +67,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Row:
     name: str  # how the row is shown
     code: str  # "now" or "REV"
-    store: str  # "-", "embedded", "redis-server"
+    store: str  # "-", "embedded", "redis-server", "pogocache"
     processes: int
     path: str  # what wrk requests
 
@@ -80,7 +86,7 @@ class Sample:
     errors: int
     server_us: float  # CPU µs per request, all server processes
     wrk_us: float
-    redis_us: float | None
+    redis_us: float | None  # the store server's (redis-server or Pogocache)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -195,6 +201,33 @@ def export(rev: str, into: Path) -> Path:
 Pairs = list[tuple[Sample, Sample]]  # a row's sample and the floor's measured just before
 
 
+@contextmanager
+def pogocache(binary: str, log: Path) -> Iterator[tuple[str, int]]:
+    """A throw-away Pogocache from ``binary`` on a free port: (store URL, pid)."""
+    port = free_port()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([binary, "-h", "127.0.0.1", "-p", str(port), "--maxmemory", "unlimited"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, f"Pogocache ({binary})")
+        yield f"pogocache://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def row_plan(stores: list[str], healthz: bool) -> list[tuple[str, int, str]]:
+    """(store, API processes, path) of every Nexq row, in the order run."""
+    plan = []
+    for store in stores:
+        plan.append((store, 1, "/api/tasks"))
+        if store != "embedded":  # the embedded store is one process's
+            plan.append((store, 2, "/api/tasks"))
+        if healthz:
+            plan.append((store, 1, "/healthz"))
+    return plan
+
+
 def run(args: argparse.Namespace) -> tuple[list[Row], dict[Row, Pairs], list[Sample]]:
     rows: list[Row] = []
     samples: dict[Row, Pairs] = {}
@@ -203,9 +236,13 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[Row, Pairs], list[Sam
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nexq-wrk-")))
         lua = tmp / "post.lua"
         lua.write_text(POST_LUA)
-        redis = stack.enter_context(redis_server())
-        assert redis.proc is not None
-        redis_pid = redis.proc.pid
+        stores: dict[str, tuple[str | None, int | None]] = {"embedded": (None, None)}
+        if "redis-server" in args.stores:
+            redis = stack.enter_context(redis_server())
+            assert redis.proc is not None
+            stores["redis-server"] = (redis.url, redis.proc.pid)
+        if "pogocache" in args.stores:
+            stores["pogocache"] = stack.enter_context(pogocache(args.pogocache_bin, tmp / "pogocache.log"))
         sources = [("now", ROOT)]
         if args.before:
             sources.insert(0, (args.before, export(args.before, Path(stack.enter_context(
@@ -216,19 +253,17 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[Row, Pairs], list[Sam
         servers: list[tuple[Row, Server, int | None, Path | None]] = []
         for n, (code, source) in enumerate(sources):
             several = "api_processes" in (source / "nexq" / "config.py").read_text()
-            for store, processes, path in (("embedded", 1, "/api/tasks"), ("embedded", 1, "/healthz"),
-                                           ("redis-server", 1, "/api/tasks"), ("redis-server", 2, "/api/tasks"),
-                                           ("redis-server", 1, "/healthz")):
+            for store, processes, path in row_plan(args.stores, args.healthz):
                 if processes > 1 and not several:
                     continue
                 ns = f"wrk{n}{len(servers)}"
-                url = redis.url if store == "redis-server" else None
+                url, store_pid = stores[store]
                 server = stack.enter_context(serve(
                     nexq_argv(url, processes, tmp / ns, ns), source=source, probe="/healthz",
                     log=tmp / f"{ns}.log", processes=processes))
                 method = "POST" if path == "/api/tasks" else "GET"
                 row = Row(f"{method} {path}", code, store, processes, path)
-                servers.append((row, server, redis_pid if url else None, lua if method == "POST" else None))
+                servers.append((row, server, store_pid, lua if method == "POST" else None))
         warm = argparse.Namespace(**{**vars(args), "seconds": min(2.0, args.seconds)})
         for row, server, pid, script in servers:  # warm-up: connections, code paths, first tasks
             measure(server, row.path, script, warm, pid)
@@ -239,14 +274,20 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[Row, Pairs], list[Sam
                 sample = measure(server, row.path, script, args, pid)
                 samples.setdefault(row, []).append((sample, floors[-1]))
                 print(f"round {r + 1}: {row.code} {row.name} {row.store} x{row.processes}: {sample.rps:,.0f}/s "
-                      f"p99 {sample.p99:.1f} ms (floor {floors[-1].rps:,.0f}/s)", file=sys.stderr)
+                      f"p99 {sample.p99:.1f} ms (floor {floors[-1].rps:,.0f}/s, load {load_average()})",
+                      file=sys.stderr)
         rows = [row for row, *_ in servers]
     return rows, samples, floors
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages (the machine is shared)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def table(rows: list[Row], samples: dict[Row, Pairs], floors: list[Sample]) -> str:
     head = ("| code | request | store | API processes | req/s | p50 ms | p99 ms | of floor | errors "
-            "| server CPU µs/req | wrk CPU µs/req | redis CPU µs/req |")
+            "| server CPU µs/req | wrk CPU µs/req | store CPU µs/req |")
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def line(code: str, name: str, store: str, processes: str, ss: list[Sample], ratio: str) -> str:
@@ -260,13 +301,15 @@ def table(rows: list[Row], samples: dict[Row, Pairs], floors: list[Sample]) -> s
         pairs = samples[row]
         ratio = statistics.median(s.rps / f.rps for s, f in pairs)
         lines.append(line(row.code, row.name, row.store, str(row.processes), [s for s, _ in pairs], f"{ratio:.0%}"))
+    lines.append("")
     for code in dict.fromkeys(row.code for row in rows):
-        posts = [[s.rps for s, _ in samples[row]] for row in rows
-                 if row.code == code and row.store == "redis-server" and row.path == "/api/tasks"]
-        if len(posts) == 2:  # 1 and 2 API processes
-            per = [b / a for a, b in zip(*posts)]
-            lines.append(f"\n{code}: 2 API processes over 1 on redis-server, POST /api/tasks: "
-                         f"{statistics.median(per):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in per)})")
+        for store in dict.fromkeys(row.store for row in rows):
+            posts = [[s.rps for s, _ in samples[row]] for row in rows
+                     if row.code == code and row.store == store and row.path == "/api/tasks"]
+            if len(posts) == 2:  # 1 and 2 API processes
+                per = [b / a for a, b in zip(*posts)]
+                lines.append(f"{code}: 2 API processes over 1 on {store}, POST /api/tasks: "
+                             f"{statistics.median(per):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in per)})  ")
     return "\n".join(lines) + "\n"
 
 
@@ -280,18 +323,38 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of every row (default 1); medians shown")
     ap.add_argument("--before", metavar="REV", help="also run the Nexq rows on the code of this commit")
+    ap.add_argument("--pogocache-bin", metavar="PATH", help="also measure on a Pogocache run from this binary")
+    ap.add_argument("--stores", default=None,
+                    help="comma-separated stores to measure, of embedded, redis-server, pogocache (default: "
+                         "embedded and redis-server, and pogocache with --pogocache-bin)")
+    ap.add_argument("--no-healthz", dest="healthz", action="store_false", help="leave out the GET /healthz rows")
     ap.add_argument("--out-dir", help="also write the table and the samples (JSON) there")
+    ap.add_argument("--name", default="http-wrk-%Y-%m-%d",
+                    help="file name (strftime pattern, no suffix) of the results in --out-dir")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
+    known = ["embedded", "redis-server", "pogocache"]
+    if args.stores is None:
+        args.stores = known if args.pogocache_bin else known[:2]
+    else:
+        args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+        unknown = [s for s in args.stores if s not in known]
+        if unknown or not args.stores:
+            sys.exit(f"--stores: {', '.join(unknown) or 'none given'}: not one of {', '.join(known)}")
+    if "pogocache" in args.stores and not args.pogocache_bin:
+        sys.exit("--stores pogocache needs --pogocache-bin PATH (a Pogocache binary)")
+    if args.pogocache_bin and not os.access(args.pogocache_bin, os.X_OK):
+        sys.exit(f"--pogocache-bin: {args.pogocache_bin} is not an executable file")
     rows, samples, floors = run(args)
     command = "python benchmarks/http_wrk.py " + " ".join(sys.argv[1:])
     md = (f"`{command}` ({machine_line()}; wrk -t1 -c{args.connections} -d{args.seconds:g}s, "
-          f"{args.rounds} round(s), medians)\n\n" + table(rows, samples, floors))
+          f"{args.rounds} round(s), medians; load average at the end {load_average()})\n\n"
+          + table(rows, samples, floors))
     if args.out_dir:
         doc: dict[str, Any] = {"floor": [attrs.asdict(f) for f in floors], "rows": [
             {**attrs.asdict(row), "samples": [attrs.asdict(s) for s, _ in samples[row]]} for row in rows]}
-        write_results(args.out_dir, time.strftime("http-wrk-%Y-%m-%d"), doc, md)
+        write_results(args.out_dir, time.strftime(args.name), doc, md)
     else:
         print(md)
 
