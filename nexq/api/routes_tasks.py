@@ -102,22 +102,31 @@ def bulk_body_limit(settings: Settings) -> int:
     return MAX_BULK * 300 + ENVELOPE
 
 
-async def _requests(rt: Runtime, items: list[Item], prefix: str) -> list[EnqueueRequest]:
+async def _requests(rt: Runtime, items: list[Item], prefix: str, *, check: bool = True) -> list[EnqueueRequest]:
     """The requests with their types' defaults (the handler's here, else the
-    live workers'), each checked by the broker before anything is written,
-    so a bad item in a batch stores nothing."""
+    live workers'), each checked by the broker before anything is written
+    (unless not ``check``: see :func:`enqueue_one`), so a bad item in a
+    batch stores nothing."""
     try:
         requests = await rt.task_types.requests(items)
     except ValueError as exc:
         raise invalid(prefix or "body", str(exc)) from None
-    now = rt.broker.clock()
-    for i, req in enumerate(requests):
-        try:
-            rt.broker.make_spec(req, now)
-        except ValueError as exc:
-            field = f"{prefix}[{i}]" if prefix else "body"
-            raise invalid(field, str(exc)) from None
+    if check:
+        now = rt.broker.clock()
+        for i, req in enumerate(requests):
+            problem = _spec_problem(rt, req, now)
+            if problem is not None:
+                raise invalid(f"{prefix}[{i}]" if prefix else "body", problem)
     return requests
+
+
+def _spec_problem(rt: Runtime, req: EnqueueRequest, now: float) -> str | None:
+    """Why the broker refuses ``req`` before writing anything; None if it does not."""
+    try:
+        rt.broker.make_spec(req, now)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 async def _load(rt: Runtime, task_id: str) -> Task:
@@ -128,10 +137,19 @@ async def _load(rt: Runtime, task_id: str) -> Task:
     return task
 
 
-async def _enqueue(rt: Runtime, requests: list[EnqueueRequest], field: str) -> list[Any]:
+async def _enqueue(rt: Runtime, requests: list[EnqueueRequest], field: str, *, checked: bool = True) -> list[Any]:
+    """``rt.broker.enqueue_many``, its ValueErrors as 400s. Not ``checked``
+    (one request not validated by :func:`_requests`): a refusal of the
+    request itself names ``body``, as it would have there."""
     try:
         return await rt.broker.enqueue_many(requests)
     except ValueError as exc:  # checks that need the store: parents exist, ids free
+        if not checked:
+            # Asked again, the broker names the request's own problem if that
+            # was it (it validates before any other check, as _requests would).
+            problem = _spec_problem(rt, requests[0], rt.broker.clock())
+            if problem is not None:
+                raise invalid("body", problem) from None
         message = str(exc)
         if message.startswith("depends_on:"):
             raise invalid(await _missing_parent(rt, requests, field),
@@ -158,8 +176,10 @@ async def create(body: dict[str, Any]) -> Response:
 async def enqueue_one(rt: Runtime, body: dict[str, Any]) -> tuple[Any, int]:
     """``POST /api/tasks`` on a validated body: the task and the status
     (also served without Quart, by :mod:`nexq.api.fast`)."""
-    requests = await _requests(rt, [to_item(body, rt.settings.max_payload_bytes)], "")
-    [done] = await _enqueue(rt, requests, "")
+    # The broker validates the one request as it enqueues it (nothing is
+    # written first); validating it here as well would build its spec twice.
+    requests = await _requests(rt, [to_item(body, rt.settings.max_payload_bytes)], "", check=False)
+    [done] = await _enqueue(rt, requests, "", checked=False)
     task = as_written(done)
     if task is None and done.created:  # no children yet: get_many skips the round trip that reads them
         [task] = await rt.inspector.get_many([done.task_id])

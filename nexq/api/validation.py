@@ -6,6 +6,7 @@ It implements the subset of JSON Schema 2020-12 the schemas in
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime
@@ -77,7 +78,7 @@ def _check(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None
     if "type" in schema and not _type_ok(schema["type"], actual):
         out.append(Issue(field, f"must be {_describe(schema['type'])}, not {actual}"))
         return
-    if "not" in schema and not validate(schema["not"], value, field):
+    if "not" in schema and _matches(schema["not"], value, field):
         # Used for "these fields exclude each other": name the last of them.
         names = schema["not"].get("required", [])
         out.append(Issue(_child(field, names[-1]) if names else field,
@@ -101,6 +102,18 @@ def _check(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None
                 _check(schema["items"], item, _child(field, i), out)
     elif actual == "object":
         _check_object(schema, value, field, out)
+
+
+def _matches(schema: JsonSchema, value: Any, field: str) -> bool:
+    """Whether ``value`` is valid against ``schema`` (``validate`` finds
+    nothing); the usual ``not`` schema (only ``required``, of an object)
+    decided without building the issues of its missing fields."""
+    if type(value) is dict and schema.keys() <= _REQUIRED_ONLY:
+        return all(name in value for name in schema.get("required", ()))
+    return not validate(schema, value, field)
+
+
+_REQUIRED_ONLY = frozenset({"required", "description"})
 
 
 def _check_one_of(schema: JsonSchema, value: Any, field: str, out: list[Issue]) -> None:
@@ -168,11 +181,13 @@ def _check_object(schema: JsonSchema, value: dict[str, Any], field: str, out: li
             _check(sub, value[name], _child(field, name), out)
 
 
+@functools.lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
     """``pattern`` compiled with ECMA-262's meaning of a final ``$``."""
     # ECMA-262's final ``$`` is the end of input; Python's also matches
-    # before a trailing newline, so it becomes ``\Z``. (``re`` caches the
-    # compiled pattern itself.)
+    # before a trailing newline, so it becomes ``\Z``. (Cached here: the
+    # schemas are constants, and ``re``'s own cache costs a rewrite of
+    # the pattern and a lookup on every value checked.)
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
