@@ -41,15 +41,13 @@ class Doubling(Reservations):
         super().__init__(keys)
         self.grown: dict[Counter, int] = {}
 
-    def reserve(self, b: Batch, need: dict[Counter, int], ahead: bool) -> list[tuple[Counter, int, int]]:
+    def reserve(self, b: Batch, need: dict[Counter, int]) -> list[tuple[Counter, int, int]]:
         plan = []
-        counters = list(need)
-        if ahead:
-            counters += [c for c in self.blocks if c not in need and not self.blocks[c].left]
+        counters = list(need) + [c for c in self.blocks if c not in need and not self.blocks[c].left]
         for c in counters:
             block: Block | None = self.blocks.get(c)
             extra = 0
-            if ahead and (block is None or not block.left):
+            if block is None or not block.left:
                 extra = self.grown.get(c, 1)
                 if block is not None:
                     extra = self.grown[c] = min(MAX_BLOCK, extra * 2)
@@ -63,8 +61,12 @@ class Doubling(Reservations):
 class NoReservation(Reservations):
     """Reserves nothing ahead: every call asks for its numbers first."""
 
-    def reserve(self, b: Batch, need: dict[Counter, int], ahead: bool) -> list[tuple[Counter, int, int]]:
-        return super().reserve(b, need, False)
+    def reserve(self, b: Batch, need: dict[Counter, int]) -> list[tuple[Counter, int, int]]:
+        plan = []
+        for c, n in need.items():
+            plan.append((c, len(b), n))
+            b.incrby(self.keys.seq if c is None else self.keys.lane_tail(*c), n)
+        return plan
 
 
 POLICIES = {"none": NoReservation, "last-call": Reservations, "doubling": Doubling}

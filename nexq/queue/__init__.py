@@ -8,7 +8,7 @@ from .backend import QueueBackend
 from .cluster import ClusterBroker
 from .context import NodeContext, WebhookPolicy
 from .inspect import Inspector, Page
-from .lanes import LaneReader
+from .lane_reader import LaneReader
 from .node import NodeBroker
 from .requests import Claimed, Enqueued, EnqueueRequest, make_spec
 

@@ -18,6 +18,7 @@ from .requests import Claimed, Enqueued, EnqueueRequest
 if TYPE_CHECKING:
     from .cluster_inspect import ClusterInspector
     from .inspect import Inspector
+    from .lanes import Pushed
     from .node import NodeBroker
 
     #: The read and admin model: one node's, or every node's merged (same methods).
@@ -76,6 +77,8 @@ class QueueBackend(Protocol):
 
     async def claim(self, queues: Sequence[str], capacity: int, worker: str, reader: Any,
                     round_no: int = 0, weights: dict[str, float] | None = None) -> list[Claimed]: ...
+
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]: ...
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]: ...
 

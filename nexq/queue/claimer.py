@@ -14,10 +14,11 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..codec import decode_cur, decode_spec, dumps
+from ..codec import decode_cur, decode_spec, dumps, encode_ref
 from ..store import Batch
 from .context import NodeContext
-from .lanes import PRIORITIES, LaneReader, read_lanes
+from .lane_reader import LaneReader
+from .lanes import PRIORITIES, TAKEN, TAKEN_TTL_MS, Pushed, Ref, read_lanes
 from .malformed import decoded
 from .outcomes import expired_attempt
 from .requests import Claimed
@@ -76,18 +77,21 @@ class Claimer:
         plan, wants, left = [], [], capacity
         for lane in order:
             st = states[lane]
-            n = min(st.tail - st.head, left)
-            if n > 0:
+            # Past the slots this reader saw resolved or empty (its cursor),
+            # with those empty ones read again: holes never stall a lane.
+            start = reader.start(lane, st.head, st.tail)
+            holes = len(reader.holes(lane, st.head))
+            n = min(st.tail - start, left)
+            if n > 0 or holes:
                 # Under contention, peek a wider window and lease a random
                 # part of it, so competing consumers rarely race for the
                 # same slots. Alone, a consumer takes strictly FIFO.
-                # Stalled behind holes (slots whose writes a store lost, or
-                # whose producers died), look well past them so the work
-                # beyond is not held up for the holes' grace period.
-                window = (min(st.tail - st.head, STALLED_WINDOW) if reader.stalled else
-                          min(st.tail - st.head, n * 4 + 8) if reader.contended else n)
+                # A round that found only holes and taken slots looks
+                # further ahead at once.
+                window = (min(st.tail - start, STALLED_WINDOW) if reader.stalled else
+                          min(st.tail - start, n * 4 + 8) if reader.contended else n)
                 plan.append((lane, st.head, window))
-                wants.append(n)
+                wants.append(min(left, n + holes))
                 # Empty (reserved) and claimed slots after the head use no capacity.
                 left -= min(n, max(st.pending, 1))
             if not left:
@@ -114,17 +118,34 @@ class Claimer:
                 b.mget([self.ctx.keys.spec(r.task_id), self.ctx.keys.fin(r.task_id, r.attempt),
                         self.ctx.keys.cur(r.task_id)])
             answers = await self.ctx.store.execute(b)
+        after = Batch()
+        leased = []
+        for i, s in enumerate(waiting):
+            if answers[2 * i]:
+                leased.append((s.key, s.ref, answers[2 * i + 1]))
+            else:
+                reader.lost_races += 1  # another consumer holds it; it settles the slot
+        claimed, expired, resolved = self._runnable(leased, worker, now, after)
+        reader.settle(plan, slots, resolved, after)
+        reader.contended = reader.lost_races > 0
+        reader.lost_races = 0
+        if len(after):
+            await self.ctx.store.execute(after)
+        return await self._started(claimed, expired, worker, now)
+
+    def _runnable(self, leased: list[tuple[str, Ref, Any]], worker: str, now: float,
+                  after: Batch) -> tuple[list[Claimed], list[Claimed], set[str]]:
+        """For attempts whose leases were just won (slot key, ref, their
+        spec/fin/cur): which to run and which expired; every slot among
+        them is resolved. Adds to ``after`` the lease checks of those to
+        run (first: if we die inside that pipeline, either the slots still
+        hold their refs or the checks are scheduled) and the release of
+        leases on attempts already decided or deleted."""
         claimed: list[Claimed] = []
         expired: list[Claimed] = []
         resolved: set[str] = set()
-        after = Batch()
-        for i, s in enumerate(waiting):
-            r = s.ref
-            leased, (spec_raw, fin_raw, cur_raw) = answers[2 * i], answers[2 * i + 1]
-            if not leased:
-                reader.lost_races += 1
-                continue  # another consumer holds it; it settles the slot
-            resolved.add(s.key)
+        for key, r, (spec_raw, fin_raw, cur_raw) in leased:
+            resolved.add(key)
             spec = None if spec_raw is None else decoded(decode_spec, spec_raw, self.ctx.keys.spec(r.task_id))
             if spec is None or fin_raw is not None:
                 # deleted, malformed or already decided
@@ -135,20 +156,58 @@ class Claimer:
                 continue
             claimed.append(Claimed(spec, r.attempt, worker, now, self.ctx.index, _free(cur_raw)))
         due = now + self.ctx.lease_ms / 1000 + 0.5
-        # Lease checks first: if we die inside this pipeline, either the
-        # slots still hold their refs or the checks are already scheduled.
         self.ctx.wheel.add_ops(after, [Entry("L", c.spec.id, c.attempt, due, worker) for c in claimed])
-        reader.settle(plan, slots, resolved, after)
-        reader.contended = reader.lost_races > 0
-        reader.lost_races = 0
-        if len(after):
-            await self.ctx.store.execute(after)
+        return claimed, expired, resolved
+
+    async def _started(self, claimed: list[Claimed], expired: list[Claimed], worker: str,
+                       now: float) -> list[Claimed]:
+        """Decide the expired attempts, announce the claimed ones; returns those."""
         for c in expired:
             await self.node.outcomes.decide(c.spec, expired_attempt(c.attempt, now), lease_held=True)
         if claimed:
             await self.ctx.hooks.after_claim(self.node, [c.spec for c in claimed],
                                              [c.attempt for c in claimed], worker)
         return claimed
+
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
+        """Claim attempts a doorbell named (:class:`~.lanes.Pushed`) without
+        reading the lanes: per hint, in one round trip, ``SET lease NX`` and
+        the reads of spec, fin, cur, the queue's pause and the slot; then the
+        settle pipeline as :meth:`claim`'s. A hint is used only when its slot
+        still holds its ref and the queue is not paused (else the lease is
+        given back): so each ref is resolved, and counted, by one lease
+        winner, as in a claim round. For an idle worker: it skips the lanes'
+        order (priority, fairness), which only matters with a backlog."""
+        hints = list(hints)[:capacity]
+        if not hints:
+            return []
+        keys, now = self.ctx.keys, self.ctx.clock()
+        b = Batch()
+        for h in hints:
+            b.set(keys.lease(h.task_id, h.attempt), f"{worker}|{now:.3f}", nx=True, px=self.ctx.lease_ms)
+            b.mget([keys.spec(h.task_id), keys.fin(h.task_id, h.attempt), keys.cur(h.task_id),
+                    keys.paused(h.queue), keys.lane_slot(h.queue, h.priority, h.slot)])
+        answers = await self.ctx.store.execute(b)
+        waiting, after = [], Batch()
+        for i, h in enumerate(hints):
+            leased, (spec_raw, fin_raw, cur_raw, paused, slot) = answers[2 * i], answers[2 * i + 1]
+            if not leased:
+                continue  # another worker won it
+            if paused is not None or slot != encode_ref(h.task_id, h.attempt):
+                after.delete(keys.lease(h.task_id, h.attempt))  # paused, or not where the hint said
+                continue
+            waiting.append((h, spec_raw, fin_raw, cur_raw))
+        claimed, expired, resolved = self._runnable(
+            [(keys.lane_slot(h.queue, h.priority, h.slot), Ref(h.task_id, h.attempt), (spec_raw, fin_raw, cur_raw))
+             for h, spec_raw, fin_raw, cur_raw in waiting], worker, now, after)
+        for h, *_ in waiting:
+            key = keys.lane_slot(h.queue, h.priority, h.slot)
+            if key in resolved:
+                after.set(key, TAKEN, xx=True, px=TAKEN_TTL_MS)
+                after.incrby(keys.lane_resolved(h.queue, h.priority), 1)
+        if len(after):
+            await self.ctx.store.execute(after)
+        return await self._started(claimed, expired, worker, now)
 
     # -- while running -------------------------------------------------------
 

@@ -33,7 +33,8 @@ from ..errors import StoreUnavailable
 from ..task import Outcome, TaskSpec
 from .cluster_inspect import ClusterInspector
 from .gather import gather
-from .lanes import LaneReader
+from .lane_reader import LaneReader
+from .lanes import Pushed
 from .node import NodeBroker
 from .requests import Claimed, Enqueued, EnqueueRequest
 from .ring import Ring
@@ -211,6 +212,19 @@ class ClusterBroker:
                 out.append(c)
         if failed and not out and len(failed) == sum(1 for p in plan if p):
             raise failed[0]
+        return out
+
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
+        """Claim attempts a doorbell named, each on its queue's ring node
+        (where new tasks are written; a hint for another node just fails)."""
+        out: list[Claimed] = []
+        for i in range(len(self.nodes)):
+            mine = [h for h in hints if self.node_of(h.queue) == i]
+            if mine and len(out) < capacity:
+                got = await self.nodes[i].claim_pushed(mine, capacity - len(out), worker)
+                for c in got:
+                    self.remember(c.spec.id, i)
+                    out.append(c)
         return out
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:

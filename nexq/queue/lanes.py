@@ -13,28 +13,25 @@ consumer may have moved past our slot before we wrote it, so we take the
 ref back with ``SET s:{n} ~ XX GET``: getting our ref back means nobody
 claimed it and we push again; ``~`` means a consumer did claim it.
 
-Consume: ``MGET head tail`` for every lane in one round trip; then
-``SET s:{n} ~ XX GET PX`` for slots after head: a ref means we own that
-attempt; ``~`` means someone else took it; nil means the producer reserved
-the slot but has not written it yet (XX leaves it alone, so the producer's
-write still lands). A slot nil for longer than the grace period is
-tombstoned with ``SET NX`` (its producer died or stalled and retries).
-``head`` only ever moves past resolved slots, so a stale head costs a
-re-check, never a lost task.
+Consume (:mod:`~nexq.queue.lane_reader`): ``MGET head tail`` for every
+lane in one round trip; ``MGET`` of slots after head; a ref is an attempt
+to lease; ``~`` means someone else took it; nil means the producer reserved
+the slot but has not written it yet. A slot nil for longer than the grace
+period is tombstoned with ``SET NX`` (its producer died or stalled and
+retries). ``head`` only ever moves past resolved slots, so a stale head
+costs a re-check, never a lost task.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
+from contextvars import ContextVar
 
 import attrs
-import trio
 
-from ..codec import decode_ref, encode_ref
+from ..codec import encode_ref
 from ..keys import Keys
 from ..store import Batch, Store
-from .malformed import decoded
 
 TAKEN = b"~"
 TAKEN_TTL_MS = 3_600_000  # a taken slot's tombstone outlives any producer retry
@@ -47,6 +44,37 @@ class Ref:
 
     task_id: str
     attempt: int
+
+
+@attrs.frozen
+class Pushed:
+    """Where a push put one attempt: the hint a producer's doorbell ring
+    carries, so a woken worker leases it at once (``Claimer.claim_pushed``)
+    instead of reading the lanes first. Advisory: the lease and the slot,
+    read when claiming, decide."""
+
+    queue: str
+    priority: int
+    slot: int
+    task_id: str
+    attempt: int
+
+    def encode(self) -> bytes:
+        return f"{self.priority}|{self.slot}|{self.attempt}|{self.task_id}|{self.queue}".encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Pushed | None:
+        """The hint in ``data``; None for anything malformed (a datagram is untrusted)."""
+        try:
+            p, n, a, tid, q = data.decode().split("|", 4)
+            return cls(q, int(p), int(n), tid, int(a)) if tid and q else None
+        except ValueError:
+            return None
+
+
+# The single attempt the current push placed (set while its ``after_push``
+# hooks run): the doorbells ring with it.
+PUSHED: ContextVar[Pushed | None] = ContextVar("nexq_pushed", default=None)
 
 
 @attrs.define
@@ -76,6 +104,7 @@ class Push:
         self._uncount = uncount or {}
         self._plan: list[tuple[tuple[str, int], int, Ref]] = []
         self._fill_at = 0
+        self.lone: Pushed | None = None  # after settle: the one ref, if it went to its first slot
 
     def reserve(self, b: Batch) -> int:
         """Add the tail reservations; returns the index of the first answer."""
@@ -128,6 +157,9 @@ class Push:
                     retry.setdefault(item[0], []).append(item[2])  # we took it back
         if retry:
             await push(store, self.keys, retry, {lane: len(refs) for lane, refs in retry.items()})
+        elif not maybe_skipped and len(self._plan) == 1:
+            (q, p), n, ref = self._plan[0]
+            self.lone = Pushed(q, p, n, ref.task_id, ref.attempt)
 
 
 async def push(store: Store, keys: Keys, lane_refs: LaneRefs,
@@ -180,111 +212,3 @@ async def read_lanes(
         states[lane] = LaneState(int(head or 0), int(tail or 0), depth(*values[at : at + 4]))
         at += 4
     return paused, states
-
-
-@attrs.frozen
-class Slot:
-    """A slot seen by ``peek``: its key, its lane in the plan, what it held."""
-
-    plan_idx: int
-    n: int
-    key: str
-    ref: Ref | None  # a task attempt waiting to be claimed
-    taken: bool  # ``~``: already claimed
-
-
-class LaneReader:
-    """Claims slots from lanes for one consumer; remembers holes it has seen.
-
-    Claiming is peek (``MGET`` the slots), lease (the engine takes
-    ``lease:{id}:{a}`` with ``SET NX``: that is what makes a consumer the
-    attempt's only runner), then settle: ``SET ~ XX`` on the slots resolved,
-    tombstones on old holes and the new heads, in the same pipeline as the
-    lease checks, after them. A consumer dying before it settles leaves the
-    ref in its slot, so the attempt is claimed again once the lease expires.
-
-    ``grace`` is how long a reserved-but-empty slot may stay empty before it
-    is tombstoned (its producer is presumed dead; a live one retries).
-    """
-
-    def __init__(self, store: Store, keys: Keys, grace: float = 5.0) -> None:
-        self.store, self.keys, self.grace = store, keys, grace
-        self._holes: dict[str, float] = {}  # slot key -> when first seen empty
-        self.contended = False  # did the last round lose lease races?
-        self.stalled = False  # did the last round find only holes and taken slots?
-        self.lost_races = 0
-        self._rng = random.Random()
-
-    def choose(self, slots: list[Slot], wants: list[int]) -> list[Slot]:
-        """Pick up to ``wants[i]`` waiting slots of each planned lane: the
-        first ones, or a random run of them when contended."""
-        by_lane: dict[int, list[Slot]] = {}
-        for s in slots:
-            if s.ref is not None:
-                by_lane.setdefault(s.plan_idx, []).append(s)
-        out: list[Slot] = []
-        for idx, want in enumerate(wants):
-            waiting = by_lane.get(idx, [])
-            start = 0
-            if self.contended and len(waiting) > want:
-                start = self._rng.randrange(len(waiting) - want + 1)
-            out += waiting[start : start + want]
-        return out
-
-    async def peek(self, plan: list[tuple[tuple[str, int], int, int]]) -> list[Slot]:
-        """What slots ``head+1 .. head+count`` of each planned lane hold.
-
-        ``plan`` holds ((queue, priority), head, count).
-        """
-        keys: list[tuple[int, int, str]] = []
-        for idx, ((q, p), head, count) in enumerate(plan):
-            keys += [(idx, n, self.keys.lane_slot(q, p, n)) for n in range(head + 1, head + count + 1)]
-        values = await self.store.mget([k for _, _, k in keys]) if keys else []
-        out = []
-        for (idx, n, key), v in zip(keys, values):
-            ref = None
-            if v is not None and v != TAKEN:
-                got = decoded(decode_ref, v, key)
-                ref = Ref(*got) if got is not None else None
-            # A malformed slot counts as taken: the head moves past it.
-            out.append(Slot(idx, n, key, ref, v == TAKEN or (v is not None and ref is None)))
-        return out
-
-    def settle(
-        self,
-        plan: list[tuple[tuple[str, int], int, int]],
-        slots: list[Slot],
-        resolved: set[str],
-        b: Batch,
-    ) -> None:
-        """Add to ``b``: mark ``resolved`` slots taken, tombstone holes older
-        than the grace period, and move each lane's head past the slots that
-        are now resolved without a gap."""
-        now = trio.current_time()
-        upto = [h for (_, h, _) in plan]
-        blocked = [False] * len(plan)
-        done = [0] * len(plan)
-        for s in slots:
-            if s.key in resolved:
-                b.set(s.key, TAKEN, xx=True, px=TAKEN_TTL_MS)
-                done[s.plan_idx] += 1
-            elif s.ref is None and not s.taken:
-                first = self._holes.setdefault(s.key, now)
-                if now - first >= self.grace:
-                    # Resolved next time round whether the NX wins (a dead
-                    # producer's hole) or loses (the late ref landed).
-                    b.set(s.key, TAKEN, nx=True, px=TAKEN_TTL_MS)
-                    self._holes.pop(s.key, None)
-            ok = s.taken or s.key in resolved
-            if ok and not blocked[s.plan_idx]:
-                upto[s.plan_idx] = s.n
-            else:
-                blocked[s.plan_idx] = True
-        for idx, ((q, p), head, _) in enumerate(plan):
-            if upto[idx] > head:
-                b.set(self.keys.lane_head(q, p), upto[idx])
-            if done[idx]:
-                # The lease winners resolve each ref once: the lane's depth is in - out.
-                b.incrby(self.keys.lane_resolved(q, p), done[idx])
-        if len(self._holes) > 10_000:
-            self._holes.clear()

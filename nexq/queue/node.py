@@ -22,7 +22,8 @@ from .claimer import Claimer
 from .context import NodeContext, WebhookPolicy
 from .due import Due
 from .inspect import Inspector
-from .lanes import LaneReader
+from .lane_reader import LaneReader
+from .lanes import Pushed
 from .outcomes import Outcomes
 from .producer import Producer
 from .requests import Claimed, Enqueued, EnqueueRequest
@@ -126,6 +127,10 @@ class NodeBroker:
                     round_no: int = 0, weights: dict[str, float] | None = None) -> list[Claimed]:
         """Claim up to ``capacity`` attempts (see Claimer.claim)."""
         return await self.claimer.claim(queues, capacity, worker, reader, round_no, weights)
+
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
+        """Claim attempts a doorbell named (see Claimer.claim_pushed)."""
+        return await self.claimer.claim_pushed(hints, capacity, worker)
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:
         """Renew leases; per attempt: (lease still ours, decided elsewhere)."""

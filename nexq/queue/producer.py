@@ -20,7 +20,7 @@ from ..store import Batch
 from ..task import TaskSpec
 from .context import NodeContext
 from .enqueue_group import MAX_JOIN, EnqueueGroup
-from .lanes import Push, Ref
+from .lanes import PUSHED, Push, Ref
 from .requests import Enqueued, EnqueueRequest, make_spec
 from .reservations import Counter, Reservations
 from .wheel import Entry
@@ -157,7 +157,11 @@ class Producer:
                 results[i] = Enqueued(specs[i].id, True, specs[i])
         if lanes:
             await pusher.settle(self.store, answers)
-            await self.ctx.hooks.after_push(self.node)
+            token = PUSHED.set(pusher.lone)  # the doorbells ring with it
+            try:
+                await self.ctx.hooks.after_push(self.node)
+            finally:
+                PUSHED.reset(token)
         await self.register_queues({specs[i].queue for i in fresh})
         created = [specs[i] for i in fresh]
         await self.ctx.hooks.after_enqueue(self.node, created)
@@ -174,11 +178,11 @@ class Producer:
             list[int], dict[tuple[str, int], list[int]], Batch, list[tuple[Counter, int, int]]]:
         """Index positions for ``count`` tasks and slots for the refs of
         ``lanes``: reserved ones first (:mod:`.reservations`); for the rest one
-        round trip of ``INCRBY`` (reserving ahead too when busy). Returns them
+        round trip of ``INCRBY`` (reserving ahead too). Returns them
         with the write's batch, which starts with the refills of used-up
         blocks (no round trip of their own), and what its answers refill."""
         res = self.reservations
-        busy = res.start()
+        res.start()
         numbers = res.take(None, count)
         slots = {lane: res.take(lane, len(refs)) for lane, refs in lanes.items()}
         need: dict[Counter, int] = {lane: len(refs) - len(slots[lane]) for lane, refs in lanes.items()
@@ -188,14 +192,14 @@ class Producer:
         b = Batch(durable=True)
         if need:
             r = Batch()
-            plan = res.reserve(r, need, busy)
+            plan = res.reserve(r, need)
             res.tombstones(r)
             got = res.reserved(plan, await self.store.execute(r), need)
             numbers += got.get(None, [])
             for lane in slots:
                 slots[lane] += got.get(lane, [])
             return numbers, slots, b, []
-        plan = res.reserve(b, {}, busy)
+        plan = res.reserve(b, {})
         res.tombstones(b)
         return numbers, slots, b, plan
 

@@ -2,29 +2,30 @@
 
 An enqueue needs an index position (``INCRBY seq``) and, for a task ready
 now, a lane slot (``INCRBY tail``) before it can write the task; asking for
-them is a round trip of its own. A producer that enqueues again and again
-(a loop, a busy web app) reserves them in blocks instead, in the pipeline
-of the write before (``INCRBY seq k``, ``INCRBY tail k``), so its next
-enqueue is one pipeline: spec, index, state, slot. A block holds what the
-producer's last call took of that counter (a loop of single enqueues: 1;
-at most :data:`MAX_BLOCK`), and is reserved only while the producer is
-busy (its previous call began within :data:`HOLD`): so a producer that
-stops leaves at most one call's worth of slots empty per lane. (Bigger
-blocks would save only the ``INCRBY`` that rides along with each write, at
-the price of more empty slots ahead of other producers' tasks.)
+them is a round trip of its own. A producer reserves them ahead instead, in
+the pipeline of each write (``INCRBY seq k``, ``INCRBY tail k``), so its
+next enqueue is one pipeline: spec, index, state, slot. A block holds what
+the producer's last call took of that counter (a loop of single enqueues:
+1; at most :data:`MAX_BLOCK`): so a producer that stops leaves at most one
+call's worth of slots empty per lane. (Bigger blocks would save only the
+``INCRBY`` that rides along with each write, at the price of more empty
+slots ahead of other producers' tasks.)
 
 A block is written into only within :data:`HOLD` seconds of its
-reservation (far below the claimers' grace for empty slots, 5 s): an older
-one is given up and the call reserves again (two round trips, as an
-enqueue after an idle spell of ``HOLD`` always costs). Its unused index
-positions are left as holes (the listing and reconciliation skip missing
-entries) and its unused slots are tombstoned (``SET ~ NX``) in the next
-pipeline, or by :meth:`Producer.release` on close; a producer that died
-leaves them to the claimers, which tombstone a slot empty for longer than
-their grace. Should a claimer tombstone a reserved slot first anyway (a
-producer frozen for seconds), the producer's ``SET NX`` fails and it pushes
-again to a new slot. The lanes' depth counts written refs (``lane:in``),
-so reserved slots never count as pending (:func:`~.lanes.depth`).
+reservation (below the claimers' grace for empty slots, 5 s, with room for
+a slow round trip): an older one is given up and the call reserves again
+(two round trips: the first enqueue of a producer, and the first after an
+idle spell of ``HOLD``, cost that). Its unused index positions are left as
+holes (the listing and reconciliation skip missing entries) and its unused
+slots are tombstoned (``SET ~ NX``) in the next pipeline, or by
+:meth:`Producer.release` on close; a producer that died leaves them to the
+claimers, which tombstone a slot empty for longer than their grace, and
+which meanwhile read past such slots (:mod:`~nexq.queue.lane_reader`): an
+empty slot never holds up the work behind it. Should a claimer tombstone a
+reserved slot first anyway (a producer frozen for seconds), the producer's
+``SET NX`` fails and it pushes again to a new slot. The lanes' depth counts
+written refs (``lane:in``), so reserved slots never count as pending
+(:func:`~.lanes.depth`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..keys import Keys
 from ..store import Batch
 from .lanes import TAKEN, TAKEN_TTL_MS
 
-HOLD = 0.5  # seconds a reserved block is written into after its reservation
+HOLD = 3.0  # seconds a reserved block is written into after its reservation
 MAX_BLOCK = 64  # numbers reserved ahead per counter, at most
 
 Lane = tuple[str, int]
@@ -79,17 +80,13 @@ class Reservations:
         self.size: dict[Counter, int] = {}  # the next refill's size per counter
         self._keys: dict[Counter, str] = {}  # each counter's key, built once
         self.stale: list[tuple[Lane, int, int]] = []  # given-up slot ranges to tombstone
-        self._last_call = float("-inf")
 
-    def start(self) -> bool:
-        """A call begins: give up expired blocks; whether the producer is busy
-        (its previous call began within ``HOLD``): only then it reserves ahead."""
+    def start(self) -> None:
+        """A call begins: give up blocks reserved ``HOLD`` or more seconds ago."""
         now = self.clock()
         for counter, block in list(self.blocks.items()):
             if now - block.at >= HOLD:
                 self._give_up(counter, block)
-        busy, self._last_call = now - self._last_call < HOLD, now
-        return busy
 
     def take(self, counter: Counter, n: int) -> list[int]:
         """Up to ``n`` reserved numbers of ``counter``, lowest first (``n``
@@ -98,18 +95,18 @@ class Reservations:
         block = self.blocks.get(counter)
         return block.take(n) if block is not None else []
 
-    def reserve(self, b: Batch, need: dict[Counter, int], ahead: bool) -> list[tuple[Counter, int, int]]:
+    def reserve(self, b: Batch, need: dict[Counter, int]) -> list[tuple[Counter, int, int]]:
         """Add to ``b`` the ``INCRBY`` of each counter: ``need[c]`` numbers for
-        this call, plus a block for the next calls when ``ahead`` and the
-        counter's block is used up. Returns what :meth:`reserved` needs."""
+        this call, plus a block for the next calls where the counter's block
+        is used up. Returns what :meth:`reserved` needs."""
         plan = []
         counters = list(need)
-        if ahead:  # (inlined: this runs for every write of a busy producer)
-            counters += [c for c, blk in self.blocks.items() if blk.next > blk.last and c not in need]
+        # (inlined: this runs for every write)
+        counters += [c for c, blk in self.blocks.items() if blk.next > blk.last and c not in need]
         for c in counters:
             block = self.blocks.get(c)
             extra = 0
-            if ahead and (block is None or block.next > block.last):
+            if block is None or block.next > block.last:
                 # Enough for one more call like the last (a loop of single
                 # enqueues: 1), so at most that many slots wait empty when
                 # the producer stops.

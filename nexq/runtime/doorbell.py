@@ -4,9 +4,13 @@ Pogocache has no blocking pops or pub/sub, so a worker in another process
 would only see new work at its next poll. Instead each worker process
 listens on a UDP port and advertises it in the worker registry; whoever
 pushes work into a lane (a producer, or a scheduler promoting due tasks)
-sends every live worker a one-byte datagram, and the worker claims at once.
-The doorbell only says "look now": a lost datagram costs one poll interval,
-a forged one costs one extra claim round, never correctness.
+sends every live worker a datagram, and the worker claims at once. A push
+of one attempt names it in the datagram (``!`` + :meth:`Pushed.encode
+<nexq.queue.lanes.Pushed.encode>`): an idle worker then leases that attempt
+straight away instead of reading the lanes first (two round trips fewer
+from the push to the handler). The doorbell only says "look now" (and
+where): a lost datagram costs one poll interval, a forged one an extra
+claim round or a failed lease, never correctness.
 
 A second datagram, ``CHECK``, says "check your running attempts now": a
 process that cancels a running attempt rings it at the worker its lease
@@ -27,10 +31,13 @@ from typing import Any
 
 import trio
 
+from ..queue.lanes import Pushed
+
 log = logging.getLogger("nexq.doorbell")
 REFRESH = 1.0  # seconds between reads of the registry's doorbell addresses
 RING = b"!"  # work was pushed: claim now
 CHECK = b"c"  # an attempt was decided elsewhere (a cancel): check the running attempts now
+MAX_DATAGRAM = 1024  # a ring naming an attempt longer than this names none
 
 
 def advertise_ip(host: str | None, port: int = 9) -> str:
@@ -47,9 +54,9 @@ def advertise_ip(host: str | None, port: int = 9) -> str:
 
 class Doorbell:
     """Listens for rings: calls ``on_check`` for a CHECK datagram (when
-    given), ``on_ring`` for any other."""
+    given), ``on_ring`` for any other, with the attempt it names (or None)."""
 
-    def __init__(self, on_ring: Callable[[], None], host: str = "127.0.0.1",
+    def __init__(self, on_ring: Callable[[Pushed | None], None], host: str = "127.0.0.1",
                  on_check: Callable[[], None] | None = None) -> None:
         self.on_ring, self.host, self.on_check = on_ring, host, on_check
         self.address: tuple[str, int] | None = None
@@ -61,11 +68,11 @@ class Doorbell:
             self.address = (self.host, sock.getsockname()[1])
             task_status.started(self.address)
             while True:
-                data = await sock.recv(16)
+                data = await sock.recv(MAX_DATAGRAM)
                 if data == CHECK and self.on_check is not None:
                     self.on_check()
                 else:
-                    self.on_ring()
+                    self.on_ring(Pushed.decode(data[1:]) if data[:1] == RING and len(data) > 1 else None)
 
 
 class Ringer:
@@ -87,10 +94,15 @@ class Ringer:
         self.addresses = list(self.by_worker.values())
         self.refreshed = time.monotonic()
 
-    def ring(self) -> None:
-        """Ring every worker: work was pushed."""
+    def ring(self, pushed: Pushed | None = None) -> None:
+        """Ring every worker: work was pushed (``pushed``: the one attempt)."""
+        data = RING
+        if pushed is not None:
+            data = RING + pushed.encode()
+            if len(data) > MAX_DATAGRAM:
+                data = RING
         for addr in self.addresses:
-            self._send(RING, addr)
+            self._send(data, addr)
 
     def check(self, worker_id: str) -> bool:
         """Ring ``worker_id`` with CHECK; False if its doorbell is not known."""

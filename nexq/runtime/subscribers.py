@@ -15,6 +15,7 @@ from ..errors import StoreError
 from ..hooks import Middleware, Terminal
 from ..keys import State
 from ..queue import NodeBroker
+from ..queue.lanes import PUSHED, Pushed
 from ..task import Attempt, Outcome, TaskSpec
 from .doorbell import Ringer
 from .events import EventHub
@@ -62,9 +63,19 @@ class Wakeup(Middleware):
         self._list_workers = list_workers
         self._event = trio.Event()
         self.ringer = Ringer()
+        self._listeners: list[Callable[[Pushed], None]] = []
 
-    def wake(self) -> None:
-        """Wake claimers in this process."""
+    def listen(self, on_pushed: Callable[[Pushed], None]) -> Callable[[], None]:
+        """Call ``on_pushed`` with each lone attempt pushed in this process
+        (a worker here claims it at once); returns the call that stops it."""
+        self._listeners.append(on_pushed)
+        return lambda: self._listeners.remove(on_pushed)
+
+    def wake(self, pushed: Pushed | None = None) -> None:
+        """Wake claimers in this process (``pushed``: the attempt a push named)."""
+        if pushed is not None:
+            for listener in self._listeners:
+                listener(pushed)
         self._event.set()
         self._event = trio.Event()
 
@@ -74,12 +85,13 @@ class Wakeup(Middleware):
             await self._event.wait()
 
     async def after_push(self, node: NodeBroker) -> None:
-        self.wake()
+        pushed = PUSHED.get()
+        self.wake(pushed)
         if self._list_workers is None:
             return
         if self.ringer.stale:
             await self._refresh(self._list_workers)
-        self.ringer.ring()
+        self.ringer.ring(pushed)
 
     async def after_decided(self, node: NodeBroker, spec: TaskSpec, attempt: Attempt) -> None:
         """A cancel of a running attempt rings the doorbell of the worker its

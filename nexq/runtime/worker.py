@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import traceback
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..app import Context, Nexq
 from ..config import parse_queues
 from ..errors import Defer, ResultNotSerializable, Retry, StoreError, UnknownTaskType
 from ..queue import Claimed
+from ..queue.lanes import Pushed
 from ..task import Outcome
 from ..taskdef import TaskDef
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
@@ -71,6 +73,8 @@ class Worker:
         self._stopping = trio.Event()
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
+        self._pushed: deque[Pushed] = deque(maxlen=64)  # attempts rung to us, to claim while idle
+        self._seen: deque[Pushed] = deque(maxlen=64)  # (one push may ring twice: here and by datagram)
         self._check = trio.Event()  # a CHECK ring: look at the running attempts before the next beat
         self._checked = float("-inf")
         self._node_names = runtime.node_names  # Claimed.node -> name, for the registry
@@ -88,9 +92,9 @@ class Worker:
             async with trio.open_nursery() as nursery:
                 if self.rt.store.kind != "memory":
                     host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
-                    self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host),
-                                             on_check=self._check_now)
+                    self.doorbell = Doorbell(self._rung, advertise_ip(host), on_check=self._check_now)
                     await nursery.start(self.doorbell.serve)
+                unlisten = self.rt.wakeup.listen(self._rung)
                 await self.rt.registry.register(self.info())
                 nursery.start_soon(self._beat_loop)
                 task_status.started(self.id)
@@ -100,6 +104,7 @@ class Worker:
                     receive.close()
                     async with send:
                         await self._claim_loop(send)
+                    unlisten()
                     # Claiming stopped: let running attempts finish in time.
                     with trio.move_on_after(grace):
                         await self._wait_idle()
@@ -140,7 +145,14 @@ class Worker:
             async with self._claiming:  # a failed round is logged and backed off
                 if trio.current_time() - refreshed > 1.0:
                     queues, refreshed = await self._queues(), trio.current_time()
-                if free:
+                if free and delay and self._pushed:
+                    # Idle (the last round found nothing) and rung with the
+                    # attempts pushed: lease those at once, lanes unread.
+                    served = set(queues)
+                    hints = [h for h in self._pushed if h.queue in served]
+                    self._pushed.clear()
+                    claimed = await self.broker.claim_pushed(hints, free, self.id)
+                if free and not claimed:
                     claimed = await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
             round_no += 1
             for c in claimed:
@@ -289,6 +301,14 @@ class Worker:
         return None, None, None, None, None
 
     # -- heartbeats and shutdown -----------------------------------------------------
+
+    def _rung(self, pushed: Pushed | None) -> None:
+        """A doorbell ring or a push in this process: claim now (``pushed``:
+        the attempt it named, claimed directly while idle)."""
+        if pushed is not None and pushed not in self._seen:
+            self._seen.append(pushed)
+            self._pushed.append(pushed)
+        self.rt.wakeup.wake()
 
     def _check_now(self) -> None:
         self._check.set()

@@ -12,6 +12,7 @@ import pytest
 
 from nexq import AsyncClient, Client, Nexq, StoreUnavailable, TaskFailed
 from nexq.errors import InvalidStoreURL, NexqError
+from nexq.queue.lanes import Pushed
 from nexq.task import Status
 from tests.clients.conftest import trio_worker
 from tests.clients.test_client import BAD, registered_worker
@@ -119,9 +120,10 @@ def test_a_push_rings_the_workers_doorbells(resp_url: str, ns: str) -> None:
         bell.settimeout(5)
         with registered_worker(resp_url, ns, wake=bell.getsockname()):
 
-            async def main() -> None:
+            async def main() -> str:
                 async with AsyncClient(resp_url, namespace=ns) as client:
-                    await client.enqueue("t")
+                    return (await client.enqueue("t")).id
 
-            asyncio.run(main())
-            assert bell.recv(16) == b"!"
+            task_id = asyncio.run(main())
+            ring = bell.recv(1024)
+            assert ring[:1] == b"!" and Pushed.decode(ring[1:]) == Pushed("default", 5, 1, task_id, 1)

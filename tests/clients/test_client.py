@@ -16,6 +16,7 @@ import trio
 from nexq import Client, Nexq, StoreFull, StoreUnavailable, TaskFailed, TaskNotFound
 from nexq.errors import InvalidStoreURL, NexqError
 from nexq.keys import Keys
+from nexq.queue.lanes import Pushed
 from nexq.queue import LaneReader, NodeBroker
 from nexq.runtime.registry import WorkerRegistry
 from nexq.runtime.task_types import TypeDefaults, publication
@@ -246,7 +247,8 @@ def test_workers_doorbells_ring_on_push_and_on_cancel(resp_url: str, ns: str) ->
         with registered_worker(resp_url, ns, wake=bell.getsockname(), worker_id="w-bell"), \
                 Client(resp_url, namespace=ns) as client:
             h = client.enqueue("t")
-            assert bell.recv(16) == b"!"  # work was pushed: claim now
+            ring = bell.recv(1024)  # work was pushed: claim now, this attempt
+            assert ring[:1] == b"!" and Pushed.decode(ring[1:]) == Pushed("default", 5, 1, h.id, 1)
             claimed = trio.run(claim_as, resp_url, ns, "w-bell")
             assert claimed == [h.id]
             assert h.status() is Status.RUNNING

@@ -39,7 +39,7 @@ async def test_consumer_dying_after_lease_before_settling_loses_nothing(autojump
     paused, states = await __import__("nexq.queue.lanes", fromlist=["read_lanes"]).read_lanes(
         store, br.keys, ["default"])
     plan = [(lane, st.head, st.tail - st.head) for lane, st in states.items() if st.tail > st.head]
-    [slot] = await reader.peek(plan)
+    assert [s.ref.task_id for s in await reader.peek(plan) if s.ref is not None] == [e.task_id]
     assert await store.set(br.keys.lease(e.task_id, 1), "dead-worker|0", nx=True, px=2000)
     async with trio.open_nursery() as n:
         n.start_soon(Scheduler(br).run)

@@ -231,9 +231,10 @@ async def test_a_cancelled_caller_does_not_break_its_group(make_broker: Callable
 
 
 @pytest.mark.parametrize("n", [1, 3])
-async def test_a_lone_enqueue_writes_at_once_in_two_round_trips(make_broker: Callable[..., NodeBroker], n: int) -> None:
+async def test_a_lone_call_writes_at_once(make_broker: Callable[..., NodeBroker], n: int) -> None:
     br = make_broker()
-    await br.enqueue("t", "warm")
+    await br.enqueue("t", "warm")  # reserves one number of each counter ahead
     calls = CountingStore.wrap(br)
     out = await br.enqueue_many([EnqueueRequest("t", i) for i in range(n)])
-    assert calls.n == 2 and [e.created for e in out] == [True] * n
+    # Covered by the numbers reserved ahead: the write alone; else one more round trip for them.
+    assert calls.n == (1 if n == 1 else 2) and [e.created for e in out] == [True] * n

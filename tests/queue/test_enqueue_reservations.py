@@ -1,5 +1,6 @@
-"""Reserved numbers (nexq/queue/reservations.py): a busy producer's enqueue
-is one round trip, and what it reserves ahead never loses, doubles, hides
+"""Reserved numbers (nexq/queue/reservations.py): every enqueue after a
+producer's first is one round trip while the numbers reserved in its last
+write are younger than HOLD, and what it reserves ahead never loses, doubles, hides
 or miscounts a task. Each test runs on the embedded store and on
 redis-server (the ``store`` fixture)."""
 
@@ -94,20 +95,36 @@ async def listed(br: NodeBroker) -> set[Any]:
     return {t.spec.payload for t in page.tasks}
 
 
-async def test_a_busy_producer_enqueues_in_one_round_trip(store: Store, prefix: str) -> None:
+async def test_every_enqueue_after_the_first_is_one_round_trip(store: Store, prefix: str) -> None:
     counted = Counted(store)
     br = producer(counted, prefix)
-    await br.enqueue("t", 0)  # not busy yet: reserves only what it needs (and registers its queue)
-    await br.enqueue("t", 1)  # busy: reserves for the next call too
+    await br.enqueue("t", 0)  # reserves what it needs and the next call's numbers (and registers its queue)
     trips = []
-    for i in range(2, 6):
+    for i in range(1, 6):
         counted.round_trips = 0
         await br.enqueue("t", i)
         trips.append(counted.round_trips)
-    assert trips == [1, 1, 1, 1]
+    assert trips == [1, 1, 1, 1, 1]
     assert await pending(br) == 6
     got = await claim_all(br, LaneReader(store, br.keys))
     assert got == list(range(6))  # FIFO, each once
+
+
+async def test_an_enqueue_after_an_idle_spell_shorter_than_hold_is_one_round_trip(
+        store: Store, prefix: str) -> None:
+    clock = Clock()
+    counted = Counted(store)
+    br = producer(counted, prefix, clock)
+    await br.enqueue("t", 0)
+    trips = []
+    for i in range(1, 4):
+        clock.now += HOLD * 0.9  # a web app's enqueue every few seconds
+        counted.round_trips = 0
+        await br.enqueue("t", i)
+        trips.append(counted.round_trips)
+    assert trips == [1, 1, 1]
+    assert await claim_all(br, LaneReader(store, br.keys)) == [0, 1, 2, 3]
+    assert await pending(br) == 0
 
 
 async def test_pending_counts_are_exact_with_reservations_open(store: Store, prefix: str) -> None:
@@ -136,7 +153,7 @@ async def test_an_expired_reservation_is_given_up_and_tombstoned(store: Store, p
     counted = Counted(store)
     br = producer(counted, prefix, clock)
     await br.enqueue("t", 1)
-    await br.enqueue("t", 2)  # busy: slot 3 is reserved ahead
+    await br.enqueue("t", 2)  # slot 3 is reserved ahead
     _, tail = await lane(br)
     assert tail == 3 and await store.get(br.keys.lane_slot(*LANE, 3)) is None
     clock.now += HOLD  # idle: the reservation expires
@@ -196,6 +213,26 @@ async def test_an_idle_reservation_does_not_stall_the_lane(store: Store, prefix:
     clock.now += 3600  # an hour later its reservation has long expired: it reserves again
     await idle.enqueue("t", "after an hour")
     assert await claim_all(busy, reader) == ["after an hour"]
+    assert await pending(busy) == 0
+
+
+async def test_work_far_past_an_idle_reservation_is_claimed_without_waiting_for_the_grace(
+        store: Store, prefix: str) -> None:
+    idle = producer(store, prefix, Clock())
+    await idle.enqueue("t", "first")
+    await idle.enqueue("t", "second")  # reserves slot 3 ahead, then goes idle
+    busy = producer(store, prefix)
+    for chunk in range(4):  # far more than one claim window past the hole
+        await busy.enqueue_many([EnqueueRequest("t", chunk * 500 + i) for i in range(500)])
+    reader = LaneReader(store, busy.keys, grace=3600.0)  # the hole is never given up here
+    got = await claim_all(busy, reader, rounds=3)
+    assert sorted(got, key=str) == sorted(["first", "second", *range(2000)], key=str)
+    head, _ = await lane(busy)
+    assert head == 2  # the hole still holds the head back, not the work
+    await idle.enqueue("t", "late")  # the idle producer writes its reserved slot after all
+    assert await claim_all(busy, reader, rounds=2) == ["late"]
+    await busy.enqueue("t", "next")
+    assert await claim_all(busy, reader, rounds=2) == ["next"]
     assert await pending(busy) == 0
 
 
