@@ -22,13 +22,13 @@ import sniffio
 from .client_broker import ClientBroker
 from .cluster_producing import cluster_broker
 from .config import Settings
-from .errors import InvalidStoreURL, NexqError, StoreError, TaskNotFound
+from .errors import InvalidStoreURL, NexqError, TaskNotFound
 from .hooks import Hooks, Middleware
 from .keys import Keys
 from .queue import Enqueued, NodeBroker, WebhookPolicy
-from .runtime.doorbell import REFRESH
 from .runtime.guard import Admission, StoreGuard
-from .runtime.registry import Snapshot, WorkerRegistry
+from .runtime.registry import WorkerRegistry
+from .runtime.registry_view import RegistryView
 from .runtime.subscribers import Wakeup
 from .runtime.task_types import Catalog, Item, TypeDefaults, build_request
 from .store.cluster_partition import TaggedPlannedStore, partition_tags
@@ -78,10 +78,10 @@ class Producing:
         self.registry = WorkerRegistry(self.store, self.keys)
         # Rings the live workers' doorbells after a push, and the worker
         # running a task cancelled here (the runtime's own subscriber).
+        # The registry's re-reads ride along with enqueue writes (one store: a
+        # cluster's writes go to other partitions than the registry's).
+        self.view = RegistryView(self.registry, riding=not self.url.cluster)
         self.wakeup = Wakeup(self.workers)
-        self._snapshot: Snapshot | None = None
-        self._catalog = Catalog()
-        self._read_at = float("-inf")
 
     def broker(self, coalesce: bool = True) -> ClientBroker:
         """A node broker over the planned store. Each has its own reserved
@@ -103,7 +103,11 @@ class Producing:
                 name=name, coalesce=coalesce,
             )
 
-        return cluster_broker(self.url, make) if self.url.cluster else make(self.store, self.url.node_name)
+        if self.url.cluster:
+            return cluster_broker(self.url, make)
+        node = make(self.store, self.url.node_name)
+        node.producer.rider = self.view.ride
+        return node
 
     # -- protocol runs (driven by the client's transport) ---------------------------
 
@@ -117,37 +121,13 @@ class Producing:
         return await node.enqueue_many(requests)
 
     async def types(self) -> Catalog:
-        """What the live workers published (see :meth:`registry_snapshot`)."""
-        await self.registry_snapshot()
-        return self._catalog
+        """What the live workers published (:class:`RegistryView`)."""
+        return await self.view.catalog()
 
     async def workers(self) -> list[dict[str, Any]]:
         """The live workers' facts (their doorbells: :class:`Wakeup` rings
         them), from the same snapshot as :meth:`types`."""
-        return list((await self.registry_snapshot()).infos)
-
-    async def registry_snapshot(self) -> Snapshot:
-        """The live workers: read again at most every ``REFRESH`` s (the
-        doorbells' policy), in one round trip while nobody registered or
-        left since the last read (types and doorbells together: before, 3
-        round trips for each, every 1 to 1.5 s). While one caller reads, the
-        others keep the previous snapshot. A store error keeps the previous
-        snapshot, or raises when there is none."""
-        last = self._snapshot
-        if last is not None and time.monotonic() - self._read_at < REFRESH:
-            return last
-        self._read_at = time.monotonic()
-        try:
-            snap = await self.registry.snapshot(last)
-        except StoreError:
-            if last is None:
-                self._read_at = float("-inf")
-                raise
-            return last
-        if last is None or snap.publications != last.publications:
-            self._catalog = Catalog.of(snap.publications)
-        self._snapshot = snap
-        return snap
+        return await self.view.workers()
 
 
 def found(task: Task | None, task_id: str) -> Task:

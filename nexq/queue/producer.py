@@ -9,7 +9,7 @@ a call (the store guard raises ``StoreFull``) before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,8 +40,19 @@ UNIQUE_GRACE = 15.0
 CHUNK_STEP = 256
 
 
+Ride = tuple[list[str], Callable[[list[bytes | None]], None]]
+
+
 class Producer:
-    """Creates tasks on one node (a part of :class:`~nexq.queue.node.NodeBroker`)."""
+    """Creates tasks on one node (a part of :class:`~nexq.queue.node.NodeBroker`).
+
+    ``rider``: reads that ride along with the next write instead of taking
+    a round trip of their own (a client re-reading the worker registry):
+    called before each write, it returns the keys to ``MGET`` in it and
+    what to call with their values, or None.
+    """
+
+    rider: Callable[[], Ride | None] | None = None
 
     def __init__(self, ctx: NodeContext, node: NodeBroker, coalesce: bool = True) -> None:
         """``coalesce``: concurrent small enqueues share round trips
@@ -145,7 +156,12 @@ class Producer:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
         if lanes:
             pusher.fill_slots(b, slots)
+        ride = self.rider() if self.rider is not None else None
+        if ride is not None:
+            b.mget(ride[0])
         answers = await self.store.execute(b)
+        if ride is not None:
+            ride[1](answers[-1])
         if refill:
             self.reservations.reserved(refill, answers, {})
         if not all(answers[i] for i in spec_ops):

@@ -109,23 +109,35 @@ class WorkerRegistry:
         producer reading again every second), one round trip while nobody
         registered or vanished since: the counters, and the slots and keys
         ``last`` read, in one ``MGET``; else the full read (+3)."""
-        k = self.keys
         if last is not None:
-            names = [k.worker_low, k.worker_seq, *[k.worker_slot(n) for n in range(last.low + 1, last.top + 1)],
-                     *[k.worker(w) for w in last.ids], *[k.worker_types(w) for w in last.ids]]
-            vals = await self.store.mget(names)
-            low_raw, top_raw = vals[0], vals[1]
-            top = int(top_raw or 0)
-            span = last.top - last.low
-            ids = tuple(v.decode() for v in vals[2:2 + span] if v is not None)
-            if (max(int(low_raw or 0), top - MAX_SLOTS), top) == (last.low, last.top) and ids == last.ids:
-                n = len(ids)
-                return Snapshot(last.low, last.top, ids, _decoded(vals[2 + span:2 + span + n]),
-                                _decoded(vals[2 + span + n:]))
+            again = self.again(last, await self.store.mget(self.recheck_keys(last)))
+            if again is not None:
+                return again
         low, top, live = await self._slots()
+        k = self.keys
         b = Batch().mget([k.worker(w) for w in live]).mget([k.worker_types(w) for w in live])
         infos, pubs = await self.store.execute(b) if live else ([], [])
         return Snapshot(low, top, tuple(live), _decoded(infos), _decoded(pubs))
+
+    def recheck_keys(self, last: Snapshot) -> list[str]:
+        """The keys whose values (:meth:`again`) tell whether ``last`` still holds."""
+        k = self.keys
+        return [k.worker_low, k.worker_seq, *[k.worker_slot(n) for n in range(last.low + 1, last.top + 1)],
+                *[k.worker(w) for w in last.ids], *[k.worker_types(w) for w in last.ids]]
+
+    def again(self, last: Snapshot, vals: list[bytes | None]) -> Snapshot | None:
+        """``last`` with its workers' facts as ``vals`` (read at
+        :meth:`recheck_keys`) hold them; None if a worker registered or
+        vanished since (a full read is due)."""
+        low_raw, top_raw = vals[0], vals[1]
+        top = int(top_raw or 0)
+        span = last.top - last.low
+        ids = tuple(v.decode() for v in vals[2:2 + span] if v is not None)
+        if (max(int(low_raw or 0), top - MAX_SLOTS), top) != (last.low, last.top) or ids != last.ids:
+            return None
+        n = len(ids)
+        return Snapshot(last.low, last.top, ids, _decoded(vals[2 + span:2 + span + n]),
+                        _decoded(vals[2 + span + n:]))
 
     async def list(self) -> list[dict[str, Any]]:
         """Every live worker's facts, oldest registration first."""

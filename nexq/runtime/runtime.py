@@ -37,6 +37,7 @@ from .histogram import Histogram
 from .limits import LimitTasks
 from .reconcile_agent import ReconcileAgent
 from .registry import WorkerRegistry
+from .registry_view import RegistryView
 from .subscribers import HandlerDurations, LocalCancels, PublishEvents, Wakeup
 from .task_types import TaskTypes, publication
 from .webhooks import Webhooks, WebhookSettings
@@ -92,7 +93,10 @@ class Runtime:
         # A worker publishes its app's types and cron entries next to its facts.
         registry = WorkerRegistry(stores[0], keys, publication=None if app is None else (
             lambda: publication(local, [e.to_json() for e in cron_entries])))
-        task_types = TaskTypes(local, registry.publications)
+        # One view of the registry for the types' defaults and the doorbells,
+        # re-read along with the home node's writes (nexq/runtime/registry_view.py).
+        view = RegistryView(registry, riding=True)
+        task_types = TaskTypes(local, view.publications, read_fresh=view.fresh_publications)
         if settings.webhook_url:
             check_url(settings.webhook_url, settings.webhook_allow_private)
         webhooks = Webhooks(WebhookSettings(
@@ -100,7 +104,7 @@ class Runtime:
             allow_private=settings.webhook_allow_private, on_failure=settings.webhook_on_failure,
         ))
         # the embedded store lives in one process: nobody else to ring
-        wakeup = Wakeup(None if stores[0].kind == "memory" else registry.list)
+        wakeup = Wakeup(None if stores[0].kind == "memory" else view.workers)
         cancels, durations = LocalCancels(), Histogram()
         guards = [StoreGuard(s, keys, settings.store_memory_limit, retention=settings.retention, clock=clock)
                   for s in stores]
@@ -121,6 +125,7 @@ class Runtime:
                        retention=settings.retention, hooks=hooks, webhooks=policy, name=names[i], index=i)
             for i, s in enumerate(stores)
         ]
+        nodes[0].producer.rider = view.ride  # the registry's store: its re-reads ride on these writes
         backend: QueueBackend = nodes[0] if len(nodes) == 1 else ClusterBroker(nodes)
         return cls(
             settings=settings, store=stores[0], broker=backend, inspector=backend.inspector(),

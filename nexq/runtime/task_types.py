@@ -173,9 +173,13 @@ class TaskTypes:
 
     def __init__(self, local: Mapping[str, TypeDefaults] | None = None,
                  read: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
-                 max_age: float = REFRESH) -> None:
+                 max_age: float = REFRESH,
+                 read_fresh: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
+        """``read``: the live workers' publications (maybe a cached view);
+        ``read_fresh``: the same read now (default: ``read``)."""
         self.local: Mapping[str, TypeDefaults] = local if local is not None else {}
         self._read, self.max_age = read, max_age
+        self._read_fresh = read_fresh or read
         self._catalog: Catalog | None = None
         self._read_at = float("-inf")
         self._lock = trio.Lock()
@@ -191,8 +195,9 @@ class TaskTypes:
             return self._catalog
         async with self._lock:
             if self._catalog is None or fresh or self._stale():
+                read = self._read_fresh if fresh and self._read_fresh is not None else self._read
                 try:
-                    self._catalog = Catalog.of(await self._read())
+                    self._catalog = Catalog.of(await read())
                 except StoreError as exc:
                     if fresh:
                         raise

@@ -5,12 +5,19 @@ a closing client gives its reserved slots back."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 import redis
+import trio
 
 from nexq import AsyncClient, Client
+from nexq.api.routes_tasks import enqueue_one
+from nexq.config import Settings
+from nexq.runtime.runtime import open_runtime
+from nexq.runtime.task_types import TypeDefaults
+from tests.clients.test_client import registered_worker
 
 pytestmark = pytest.mark.slow  # a redis-server of its own, so nothing else is counted
 
@@ -46,6 +53,49 @@ def test_a_lone_enqueue_is_one_round_trip(own_redis: Any) -> None:
         assert tail - head == 13 and pending(client) == 12
     # Closed: its reserved slot is tombstoned, so no claimer waits for it.
     assert r.get(f"rt:lane:default:5:s:{tail}") == b"~"
+    r.close()
+
+
+def test_an_enqueue_every_second_and_a_half_is_one_round_trip(own_redis: Any) -> None:
+    """A web app's pace: the worker registry's re-read (due once a second)
+    and the numbers for the next call ride along with each write."""
+    r = redis.Redis.from_url(own_redis.url, protocol=2)
+    with Client(own_redis.url, namespace="lone") as client:
+        client.enqueue("noop", 0)
+        trips = []
+        for i in range(1, 3):
+            time.sleep(1.5)  # past the registry's 1 s refresh, within the reservations' HOLD
+            before = reads(r)
+            client.enqueue("noop", i)
+            trips.append(reads(r) - before - 1)  # (- this INFO)
+        assert trips == [1, 1]
+        with registered_worker(own_redis.url, "lone", types={"typed": TypeDefaults(queue="reports")}):
+            time.sleep(1.5)
+            client.enqueue("noop", 3)  # its ride sees a new worker: the next call reads the registry in full
+            assert client.enqueue("typed", 4).info().spec.queue == "reports"  # type: ignore[union-attr]
+        assert pending(client) == 4
+    r.close()
+
+
+def test_a_rest_enqueue_every_second_and_a_half_is_one_round_trip(own_redis: Any) -> None:
+    """``POST /api/tasks``'s core in a runtime with doorbells to ring: the
+    types' defaults, the doorbells and the numbers all come from what rode
+    along with the previous write."""
+    r = redis.Redis.from_url(own_redis.url, protocol=2)
+
+    async def main() -> list[int]:
+        async with open_runtime(Settings.load({"store": own_redis.url, "namespace": "rest"})) as rt:
+            await enqueue_one(rt, {"type": "noop", "payload": 0})
+            trips = []
+            for i in range(1, 3):
+                await trio.sleep(1.5)
+                before = reads(r)
+                _, status = await enqueue_one(rt, {"type": "noop", "payload": i})
+                trips.append(reads(r) - before - 1)
+                assert status == 201
+            return trips
+
+    assert trio.run(main) == [1, 1]
     r.close()
 
 
