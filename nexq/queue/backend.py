@@ -16,6 +16,7 @@ from ..task import Outcome, TaskSpec
 from .requests import Claimed, Enqueued, EnqueueRequest
 
 if TYPE_CHECKING:
+    from .claimer import Settle
     from .cluster_inspect import ClusterInspector
     from .inspect import Inspector
     from .lanes import Pushed
@@ -78,7 +79,8 @@ class QueueBackend(Protocol):
     async def claim(self, queues: Sequence[str], capacity: int, worker: str, reader: Any,
                     round_no: int = 0, weights: dict[str, float] | None = None) -> list[Claimed]: ...
 
-    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]: ...
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int,
+                           worker: str) -> tuple[list[Claimed], Settle]: ...
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]: ...
 

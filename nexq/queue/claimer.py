@@ -11,7 +11,7 @@ nothing (docs/design.md, "Claim").
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..codec import decode_cur, decode_spec, dumps, encode_ref
@@ -27,7 +27,12 @@ from .wheel import Entry
 if TYPE_CHECKING:
     from .node import NodeBroker
 
+Settle = Callable[[], Awaitable[None]]
 STALLED_WINDOW = 512  # slots peeked past holes when the head's window had nothing to claim
+
+
+async def _settled() -> None:
+    """Nothing to settle."""
 
 
 def _free(cur_raw: bytes | None) -> int:
@@ -169,18 +174,28 @@ class Claimer:
                                              [c.attempt for c in claimed], worker)
         return claimed
 
-    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int,
+                           worker: str) -> tuple[list[Claimed], Settle]:
         """Claim attempts a doorbell named (:class:`~.lanes.Pushed`) without
         reading the lanes: per hint, in one round trip, ``SET lease NX`` and
-        the reads of spec, fin, cur, the queue's pause and the slot; then the
-        settle pipeline as :meth:`claim`'s. A hint is used only when its slot
-        still holds its ref and the queue is not paused (else the lease is
-        given back): so each ref is resolved, and counted, by one lease
-        winner, as in a claim round. For an idle worker: it skips the lanes'
-        order (priority, fairness), which only matters with a backlog."""
+        the reads of spec, fin, cur, the queue's pause and the slot. A hint
+        is used only when its slot still holds its ref and the queue is not
+        paused (else the lease is given back): so each ref is resolved, and
+        counted, by one lease winner, as in a claim round. For an idle
+        worker: it skips the lanes' order (priority, fairness), which only
+        matters with a backlog.
+
+        Returns the attempts to run at once, and their settle (the lease
+        checks, the slots, the counts, as :meth:`claim`'s pipeline), which
+        the caller awaits while they run, and before it records any of
+        their outcomes: an outcome deletes the lease, and only a settled
+        slot keeps a later lease winner from resolving the ref again. A
+        crash before the settle lands leaves the ref in its slot: the
+        attempt runs again once its lease expires (as for a crash while
+        it runs)."""
         hints = list(hints)[:capacity]
         if not hints:
-            return []
+            return [], _settled
         keys, now = self.ctx.keys, self.ctx.clock()
         b = Batch()
         for h in hints:
@@ -188,26 +203,31 @@ class Claimer:
             b.mget([keys.spec(h.task_id), keys.fin(h.task_id, h.attempt), keys.cur(h.task_id),
                     keys.paused(h.queue), keys.lane_slot(h.queue, h.priority, h.slot)])
         answers = await self.ctx.store.execute(b)
-        waiting, after = [], Batch()
+        leased, after = [], Batch()
         for i, h in enumerate(hints):
-            leased, (spec_raw, fin_raw, cur_raw, paused, slot) = answers[2 * i], answers[2 * i + 1]
-            if not leased:
+            won, (spec_raw, fin_raw, cur_raw, paused, slot) = answers[2 * i], answers[2 * i + 1]
+            if not won:
                 continue  # another worker won it
             if paused is not None or slot != encode_ref(h.task_id, h.attempt):
                 after.delete(keys.lease(h.task_id, h.attempt))  # paused, or not where the hint said
                 continue
-            waiting.append((h, spec_raw, fin_raw, cur_raw))
+            leased.append((h, (spec_raw, fin_raw, cur_raw)))
         claimed, expired, resolved = self._runnable(
-            [(keys.lane_slot(h.queue, h.priority, h.slot), Ref(h.task_id, h.attempt), (spec_raw, fin_raw, cur_raw))
-             for h, spec_raw, fin_raw, cur_raw in waiting], worker, now, after)
-        for h, *_ in waiting:
+            [(keys.lane_slot(h.queue, h.priority, h.slot), Ref(h.task_id, h.attempt), raw)
+             for h, raw in leased], worker, now, after)
+        for h, _ in leased:
             key = keys.lane_slot(h.queue, h.priority, h.slot)
             if key in resolved:
                 after.set(key, TAKEN, xx=True, px=TAKEN_TTL_MS)
                 after.incrby(keys.lane_resolved(h.queue, h.priority), 1)
-        if len(after):
-            await self.ctx.store.execute(after)
-        return await self._started(claimed, expired, worker, now)
+        await self._started(claimed, [], worker, now)
+
+        async def settle() -> None:
+            if len(after):
+                await self.ctx.store.execute(after)
+            await self._started([], expired, worker, now)
+
+        return claimed, settle
 
     # -- while running -------------------------------------------------------
 

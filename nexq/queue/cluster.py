@@ -31,6 +31,7 @@ import trio
 
 from ..errors import StoreUnavailable
 from ..task import Outcome, TaskSpec
+from .claimer import Settle
 from .cluster_inspect import ClusterInspector
 from .gather import gather
 from .lane_reader import LaneReader
@@ -214,18 +215,27 @@ class ClusterBroker:
             raise failed[0]
         return out
 
-    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int,
+                           worker: str) -> tuple[list[Claimed], Settle]:
         """Claim attempts a doorbell named, each on its queue's ring node
-        (where new tasks are written; a hint for another node just fails)."""
+        (where new tasks are written; a hint for another node just fails);
+        one settle for them all."""
         out: list[Claimed] = []
+        settles: list[Settle] = []
         for i in range(len(self.nodes)):
             mine = [h for h in hints if self.node_of(h.queue) == i]
             if mine and len(out) < capacity:
-                got = await self.nodes[i].claim_pushed(mine, capacity - len(out), worker)
+                got, settle = await self.nodes[i].claim_pushed(mine, capacity - len(out), worker)
+                settles.append(settle)
                 for c in got:
                     self.remember(c.spec.id, i)
                     out.append(c)
-        return out
+
+        async def settle_all() -> None:
+            for settle in settles:
+                await settle()
+
+        return out, settle_all
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:
         """Per node in parallel; an unreachable node's attempts read as

@@ -18,7 +18,7 @@ from ..hooks import Hooks
 from ..keys import Keys
 from ..store import Store
 from ..task import Outcome, TaskSpec
-from .claimer import Claimer
+from .claimer import Claimer, Settle
 from .context import NodeContext, WebhookPolicy
 from .due import Due
 from .inspect import Inspector
@@ -128,8 +128,8 @@ class NodeBroker:
         """Claim up to ``capacity`` attempts (see Claimer.claim)."""
         return await self.claimer.claim(queues, capacity, worker, reader, round_no, weights)
 
-    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> list[Claimed]:
-        """Claim attempts a doorbell named (see Claimer.claim_pushed)."""
+    async def claim_pushed(self, hints: Sequence[Pushed], capacity: int, worker: str) -> tuple[list[Claimed], Settle]:
+        """Claim attempts a doorbell named; and their settle (see Claimer.claim_pushed)."""
         return await self.claimer.claim_pushed(hints, capacity, worker)
 
     async def heartbeat(self, running: Sequence[Claimed]) -> list[tuple[bool, bool]]:

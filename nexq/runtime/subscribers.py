@@ -63,19 +63,19 @@ class Wakeup(Middleware):
         self._list_workers = list_workers
         self._event = trio.Event()
         self.ringer = Ringer()
-        self._listeners: list[Callable[[Pushed], None]] = []
+        self._listeners: list[Callable[[Pushed | None], None]] = []
 
-    def listen(self, on_pushed: Callable[[Pushed], None]) -> Callable[[], None]:
-        """Call ``on_pushed`` with each lone attempt pushed in this process
-        (a worker here claims it at once); returns the call that stops it."""
-        self._listeners.append(on_pushed)
-        return lambda: self._listeners.remove(on_pushed)
+    def listen(self, on_wake: Callable[[Pushed | None], None]) -> Callable[[], None]:
+        """Call ``on_wake`` at each wake-up, with the attempt it names if one
+        (a lone push here or rung by a doorbell: a worker here claims it at
+        once); returns the call that stops it."""
+        self._listeners.append(on_wake)
+        return lambda: self._listeners.remove(on_wake)
 
     def wake(self, pushed: Pushed | None = None) -> None:
         """Wake claimers in this process (``pushed``: the attempt a push named)."""
-        if pushed is not None:
-            for listener in self._listeners:
-                listener(pushed)
+        for listener in self._listeners:
+            listener(pushed)
         self._event.set()
         self._event = trio.Event()
 

@@ -75,6 +75,9 @@ class Worker:
         self.doorbell: Doorbell | None = None
         self._pushed: deque[Pushed] = deque(maxlen=64)  # attempts rung to us, to claim while idle
         self._seen: deque[Pushed] = deque(maxlen=64)  # (one push may ring twice: here and by datagram)
+        self._rings = 0  # wake-ups so far: one during a claim round means look again at once
+        # attempts started before their claim settled: their outcomes wait (Claimer.claim_pushed)
+        self._unsettled: dict[tuple[str, int], trio.Event] = {}
         self._check = trio.Event()  # a CHECK ring: look at the running attempts before the next beat
         self._checked = float("-inf")
         self._node_names = runtime.node_names  # Claimed.node -> name, for the registry
@@ -92,7 +95,7 @@ class Worker:
             async with trio.open_nursery() as nursery:
                 if self.rt.store.kind != "memory":
                     host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
-                    self.doorbell = Doorbell(self._rung, advertise_ip(host), on_check=self._check_now)
+                    self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host), on_check=self._check_now)
                     await nursery.start(self.doorbell.serve)
                 unlisten = self.rt.wakeup.listen(self._rung)
                 await self.rt.registry.register(self.info())
@@ -122,6 +125,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; ``run`` drains and returns."""
         self._stopping.set()
+        self.rt.wakeup.wake()  # the claim loop, if it waits, sees it at once
 
     async def _wait_idle(self) -> None:
         while self.running:
@@ -139,42 +143,63 @@ class Worker:
     async def _claim_loop(self, send: trio.MemorySendChannel[Claimed]) -> None:
         reader = self.broker.reader()
         round_no, delay, queues, refreshed = 0, 0.0, ["default"], float("-inf")
+        everything = "*" in self.queues
         while not self._stopping.is_set():
             claimed: list[Claimed] = []
             free = self.concurrency - len(self.running)
+            rings, hints, settle = self._rings, [], None
             async with self._claiming:  # a failed round is logged and backed off
-                if trio.current_time() - refreshed > 1.0:
-                    queues, refreshed = await self._queues(), trio.current_time()
                 if free and delay and self._pushed:
                     # Idle (the last round found nothing) and rung with the
                     # attempts pushed: lease those at once, lanes unread.
-                    served = set(queues)
-                    hints = [h for h in self._pushed if h.queue in served]
+                    hints = [h for h in self._pushed if everything or h.queue in queues]
                     self._pushed.clear()
-                    claimed = await self.broker.claim_pushed(hints, free, self.id)
-                if free and not claimed:
-                    claimed = await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
+                    if hints:
+                        claimed, settle = await self.broker.claim_pushed(hints, free, self.id)
+                if not hints:
+                    self._pushed.clear()  # a claim round sees whatever they named
+                    if trio.current_time() - refreshed > 1.0:
+                        queues, refreshed = await self._queues(), trio.current_time()
+                    if free:
+                        claimed = await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
             round_no += 1
+            settled = trio.Event()
             for c in claimed:
                 self.running[(c.spec.id, c.attempt)] = (c, trio.CancelScope())
+                if settle is not None:
+                    self._unsettled[(c.spec.id, c.attempt)] = settled
                 await send.send(c)
-            if claimed:
+            if settle is not None:
+                # The handlers run already; their outcomes wait for this.
+                try:
+                    async with self._claiming:
+                        await settle()
+                finally:
+                    settled.set()
+                    for c in claimed:
+                        self._unsettled.pop((c.spec.id, c.attempt), None)
+            # More may be waiting after a claim round that found work, or
+            # hints beyond the free slots: a claim round now.
+            if len(hints) > free if hints else claimed:
                 delay = 0.0
                 continue
+            if self._rings != rings:
+                continue  # rung while claiming: look again before sleeping
             if free == 0:
                 # Every slot is busy: wait for one to free up.
                 self._idle = trio.Event()
                 with trio.move_on_after(self.poll_interval):
                     await self._idle.wait()
                 continue
-            # Idle: back off from a fast poll to poll_interval (to
-            # DOORBELL_POLL when a doorbell wakes us: polling is then only
-            # the fallback for a lost datagram); a local
-            # enqueue wakes us at once.
+            # Idle (or the attempts rung to us claimed: the next ring says
+            # when there is more): back off from a fast poll to
+            # poll_interval (to DOORBELL_POLL when a doorbell wakes us:
+            # polling is then only the fallback for a lost datagram); a
+            # local enqueue wakes us at once.
             ceiling = DOORBELL_POLL if self.doorbell is not None else self.poll_interval
             delay = min(max(delay * 2, 0.002), max(ceiling, self.poll_interval))
-            with trio.move_on_after(delay):
-                await _first(self._stopping.wait, lambda: self.rt.wakeup.wait(delay))
+            if not self._stopping.is_set():
+                await self.rt.wakeup.wait(delay)
 
     # -- running ------------------------------------------------------------------
 
@@ -237,9 +262,13 @@ class Worker:
 
     async def _record(self, c: Claimed, outcome: Outcome, error: Any, tb: Any, result: Any,
                       retry_in: float | None) -> tuple[Outcome, Any]:
-        """Record the attempt's outcome; returns the outcome and error recorded
-        (a result JSON cannot carry turns success into ResultNotSerializable).
-        A store error leaves the attempt to its lease: the reaper retries it."""
+        """Record the attempt's outcome, once its claim settled; returns the
+        outcome and error recorded (a result JSON cannot carry turns success
+        into ResultNotSerializable). A store error leaves the attempt to its
+        lease: the reaper retries it."""
+        unsettled = self._unsettled.get((c.spec.id, c.attempt))
+        if unsettled is not None:
+            await unsettled.wait()
         try:
             if outcome is Outcome.SUCCEEDED:
                 try:
@@ -303,12 +332,13 @@ class Worker:
     # -- heartbeats and shutdown -----------------------------------------------------
 
     def _rung(self, pushed: Pushed | None) -> None:
-        """A doorbell ring or a push in this process: claim now (``pushed``:
-        the attempt it named, claimed directly while idle)."""
+        """A push in this process or a doorbell ring (through the runtime's
+        wake-up, which wakes the claim loop): claim now (``pushed``: the
+        attempt it named, claimed directly while idle)."""
+        self._rings += 1
         if pushed is not None and pushed not in self._seen:
             self._seen.append(pushed)
             self._pushed.append(pushed)
-        self.rt.wakeup.wake()
 
     def _check_now(self) -> None:
         self._check.set()
@@ -365,14 +395,3 @@ class Worker:
             "stopping": self._stopping.is_set(),
             "wake": list(self.doorbell.address) if self.doorbell and self.doorbell.address else None,
         }
-
-
-async def _first(*fns: Any) -> None:
-    """Return when the first of ``fns`` returns; cancel the rest."""
-    async with trio.open_nursery() as nursery:
-        async def one(fn: Any) -> None:
-            await fn()
-            nursery.cancel_scope.cancel()
-
-        for fn in fns:
-            nursery.start_soon(one, fn)

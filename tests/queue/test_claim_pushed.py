@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from nexq.hooks import Hooks, Middleware
-from nexq.queue import EnqueueRequest, LaneReader, NodeBroker
+from nexq.queue import Claimed, EnqueueRequest, LaneReader, NodeBroker
 from nexq.queue.lanes import PUSHED, TAKEN, Pushed
 from nexq.store import Store
 
@@ -37,6 +37,13 @@ async def pending(br: NodeBroker) -> int:
     return int(q["pending"])
 
 
+async def claim_pushed(br: NodeBroker, hints: Sequence[Pushed | None], capacity: int, worker: str) -> list[Claimed]:
+    """Claim what ``hints`` name, and settle the claim (as a worker does while the handlers start)."""
+    claimed, settle = await br.claim_pushed([h for h in hints if h is not None], capacity, worker)
+    await settle()
+    return claimed
+
+
 async def normal_round(br: NodeBroker, reader: LaneReader | None = None) -> list[str]:
     got = await br.claim(["default"], 10, "other", reader or br.reader())
     for c in got:
@@ -51,7 +58,7 @@ async def test_a_lone_push_names_its_attempt_and_an_idle_worker_claims_it_direct
     [hint] = hints.seen
     assert hint is not None and (hint.task_id, hint.attempt, hint.queue) == (e.task_id, 1, "default")
     assert Pushed.decode(hint.encode()) == hint
-    [c] = await br.claim_pushed([hint], 5, "w")
+    [c] = await claim_pushed(br, [hint], 5, "w")
     assert (c.spec.id, c.attempt, c.worker) == (e.task_id, 1, "w")
     assert await store.get(br.keys.lane_slot(hint.queue, hint.priority, hint.slot)) == TAKEN
     assert await pending(br) == 0  # resolved and counted once
@@ -73,7 +80,7 @@ async def test_workers_racing_for_one_hint_run_it_once(store: Store, prefix: str
     got: list[list[str]] = []
 
     async def worker(name: str) -> None:
-        got.append([c.spec.id for c in await br.claim_pushed([hint], 5, name)])
+        got.append([c.spec.id for c in await claim_pushed(br, [hint], 5, name)])
 
     async with trio.open_nursery() as n:
         for name in ("a", "b", "c"):
@@ -88,7 +95,7 @@ async def test_a_stale_hint_claims_nothing_and_leaves_no_lease(store: Store, pre
     e = await br.enqueue("t", "x")
     [hint] = hints.seen
     assert await normal_round(br) == [e.task_id]  # claimed and finished the usual way first
-    assert await br.claim_pushed([hint], 5, "late") == []
+    assert await claim_pushed(br, [hint], 5, "late") == []
     assert await store.get(br.keys.lease(e.task_id, 1)) is None
     assert await pending(br) == 0
 
@@ -99,7 +106,7 @@ async def test_a_forged_hint_is_given_back_and_the_task_still_runs(store: Store,
     [hint] = hints.seen
     assert hint is not None
     wrong_slot = attrs.evolve(hint, slot=hint.slot + 7)
-    assert await br.claim_pushed([wrong_slot], 5, "w") == []
+    assert await claim_pushed(br, [wrong_slot], 5, "w") == []
     assert await store.get(br.keys.lease(e.task_id, 1)) is None  # given back at once
     assert await pending(br) == 1
     assert await normal_round(br) == [e.task_id]
@@ -113,11 +120,11 @@ async def test_a_paused_queue_is_not_claimed_through_a_hint(store: Store, prefix
     [hint] = hints.seen
     assert hint is not None
     await br.inspector().pause("default")
-    assert await br.claim_pushed([hint], 5, "w") == []
+    assert await claim_pushed(br, [hint], 5, "w") == []
     assert await store.get(br.keys.lease(e.task_id, 1)) is None
     assert await pending(br) == 1
     await br.inspector().resume("default")
-    assert await br.claim_pushed([hint], 5, "w") != []  # still where it was
+    assert await claim_pushed(br, [hint], 5, "w") != []  # still where it was
 
 
 async def test_capacity_bounds_what_hints_claim(store: Store, prefix: str) -> None:
@@ -126,7 +133,7 @@ async def test_capacity_bounds_what_hints_claim(store: Store, prefix: str) -> No
         await br.enqueue("t", i)
     named: Sequence[Pushed] = [h for h in hints.seen if h is not None]
     assert len(named) == 3
-    got = await br.claim_pushed(named, 2, "w")
+    got = await claim_pushed(br, named, 2, "w")
     assert len(got) == 2
     assert await pending(br) == 1
     assert len(await normal_round(br)) == 1

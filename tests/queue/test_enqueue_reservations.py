@@ -18,16 +18,17 @@ from nexq.queue.lanes import TAKEN
 from nexq.queue.reservations import HOLD
 from nexq.runtime.runtime import open_runtime
 from nexq.store import Batch, Store, open_store
+from tests.wrapped_store import WrappedStore
 
 LANE = ("default", 5)
 
 
-class Counted(Store):
+class Counted(WrappedStore):
     """A real store, with the round trips sent through it counted; ``fail``
     makes the next write of task records fail as if the process died first."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner, self.kind = inner, inner.kind
+        super().__init__(inner)
         self.round_trips = 0
         self.fail = False
 
@@ -37,18 +38,6 @@ class Counted(Store):
             raise StoreUnavailable("the producer died before its write")
         self.round_trips += 1
         return await self.inner.execute(batch)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-    async def ping(self) -> float:
-        return await self.inner.ping()
-
-    async def save(self) -> None:
-        await self.inner.save()
-
-    async def aclose(self) -> None:
-        """The inner store belongs to the fixture."""
 
 
 class Clock:

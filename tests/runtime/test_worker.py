@@ -15,8 +15,9 @@ from nexq.errors import Retry
 from nexq.runtime.runtime import Runtime
 from nexq.runtime.scheduler import Scheduler
 from nexq.runtime.worker import Worker
-from nexq.store import Store
+from nexq.store import Batch, Store
 from nexq.task import Status
+from tests.wrapped_store import WrappedStore
 
 
 @pytest.fixture
@@ -162,3 +163,87 @@ async def test_graceful_stop_hands_unfinished_attempts_back_at_once(rt: Runtime)
     assert t.status is Status.PENDING and t.attempt == 1 and len(t.attempts) == 1
     assert t.attempts[0].error_type == "Interrupted"
     assert await rt.registry.list() == []
+
+
+async def test_an_idle_worker_claims_a_lone_push_directly_and_a_batch_by_claim_rounds(rt: Runtime) -> None:
+    app = Nexq()
+    ran: list[int] = []
+
+    @app.task("t")
+    async def t(n: int) -> None:
+        ran.append(n)
+
+    directed, rounds = [0], [0]
+    claim_pushed, claim = rt.broker.claim_pushed, rt.broker.claim
+
+    async def counting_claim_pushed(*a: Any, **kw: Any) -> Any:
+        got, settle = await claim_pushed(*a, **kw)
+        directed[0] += len(got)
+        return got, settle
+
+    async def counting_claim(*a: Any, **kw: Any) -> Any:
+        got = await claim(*a, **kw)
+        rounds[0] += len(got)
+        return got
+
+    rt.broker.claim_pushed, rt.broker.claim = counting_claim_pushed, counting_claim  # type: ignore[method-assign]
+    async with trio.open_nursery() as n:
+        w = await start(n, rt, app, concurrency=8, poll_interval=5.0)  # rings only, no polling
+        for i in range(5):
+            await trio.sleep(0.05)  # the worker is idle again: each push is claimed from its ring
+            await app.enqueue("t", i)
+        with trio.fail_after(10):
+            while len(ran) < 5:
+                await trio.sleep(0.01)
+        assert directed[0] == 5 and rounds[0] == 0
+        await app.enqueue_many([("t", i) for i in range(5, 25)])  # a batch: claim rounds
+        with trio.fail_after(10):
+            while len(ran) < 25:
+                await trio.sleep(0.01)
+        assert sorted(ran) == list(range(25)) and directed[0] == 5 and rounds[0] == 20
+        w.stop()
+        n.cancel_scope.cancel()
+
+
+class SlowSettles(WrappedStore):
+    """A real store whose settle pipelines (slots marked taken) take 0.3 s
+    more; the batches' kinds in the order they reach the store."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.order: list[str] = []
+
+    async def execute(self, batch: Batch) -> list[Any]:
+        ops = [(op, args) for op, args in batch.ops]
+        if any(op == "set" and args[1] == b"~" for op, args in ops):
+            await trio.sleep(0.3)
+            self.order.append("settle")
+        elif any(op == "set" and ":fin:" in str(args[0]) for op, args in ops):
+            self.order.append("outcome")
+        return await self.inner.execute(batch)
+
+
+async def test_a_directly_claimed_attempt_runs_before_its_claim_settles_and_records_after(
+        store: Store, prefix: str) -> None:
+    slow = SlowSettles(store)
+    rt = Runtime.build(Settings(namespace=prefix.rstrip(":"), lease=2.0), slow)
+    app = Nexq()
+    started: list[float] = []
+
+    @app.task("t")
+    async def t(n: int) -> None:
+        started.append(trio.current_time())
+
+    async with trio.open_nursery() as n:
+        w = await start(n, rt, app, concurrency=4, poll_interval=5.0)
+        await trio.sleep(0.05)
+        slow.order.clear()
+        sent = trio.current_time()
+        h = await app.enqueue("t", 1)
+        with trio.fail_after(10):
+            while (await rt.inspector.get(h.id)).status is not Status.SUCCEEDED:  # type: ignore[union-attr]
+                await trio.sleep(0.01)
+        assert started and started[0] - sent < 0.3  # the handler did not wait for the slow settle
+        assert slow.order[:2] == ["settle", "outcome"]  # its outcome did
+        w.stop()
+        n.cancel_scope.cancel()
