@@ -9,7 +9,9 @@ Starts every server itself on free loopback ports and drives each with
 Lua script: ``{"type": "bench.noop", "payload": {"n": 1}}``):
 
 - the floor: a 10-line ASGI app (benchmarks/raw_asgi.py) on Hypercorn-trio,
-  answering every request with 201 and a small JSON body;
+  answering every request with 201 and a small JSON body; also measured as
+  a row on the Hypercorn the API runs (its keep-alive idle timer replaced,
+  nexq.api.idle_timer: benchmarks/raw_asgi_idle.py);
 - ``nexq run --no-worker`` on the embedded store: ``POST /api/tasks`` and
   ``GET /healthz``;
 - on a throw-away redis-server: ``POST /api/tasks`` with 1 and 2 API
@@ -124,11 +126,13 @@ def wait_ready(server: Server, path: str, limit: float = 30) -> None:
 
 
 @contextmanager
-def serve(argv: list[str], *, source: Path, probe: str, log: Path, processes: int = 1) -> Iterator[Server]:
-    """Run ``argv`` (its port filled in for ``{port}``) with ``source`` first on
-    the import path until the block ends; waits until it answers ``probe``."""
+def serve(argv: list[str], *, source: Path, probe: str, log: Path, processes: int = 1,
+          pythonpath: str | None = None) -> Iterator[Server]:
+    """Run ``argv`` (its port filled in for ``{port}``) in ``source`` with
+    ``pythonpath`` (default: ``source``) first on the import path until the
+    block ends; waits until it answers ``probe``."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    env = {**os.environ, "PYTHONPATH": pythonpath or str(source)}
     env = {k: v for k, v in env.items() if not k.startswith("NEXQ_")}
     with open(log, "ab") as out:
         proc = subprocess.Popen([a.format(port=port) for a in argv], cwd=source, env=env,
@@ -251,6 +255,12 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[Row, Pairs], list[Sam
             [sys.executable, "-m", "hypercorn", "-k", "trio", "-b", "127.0.0.1:{port}", "raw_asgi:app"],
             source=ROOT / "benchmarks", probe="/", log=tmp / "floor.log"))
         servers: list[tuple[Row, Server, int | None, Path | None]] = []
+        if (ROOT / "nexq" / "api" / "idle_timer.py").exists():
+            env_path = f"{ROOT / 'benchmarks'}{os.pathsep}{ROOT}"
+            patched = stack.enter_context(serve(
+                [sys.executable, "-m", "hypercorn", "-k", "trio", "-b", "127.0.0.1:{port}", "raw_asgi_idle:app"],
+                source=ROOT / "benchmarks", probe="/", log=tmp / "floor-idle.log", pythonpath=env_path))
+            servers.append((Row("POST / (raw ASGI, API's idle timer)", "now", "-", 1, "/"), patched, None, lua))
         for n, (code, source) in enumerate(sources):
             several = "api_processes" in (source / "nexq" / "config.py").read_text()
             for store, processes, path in row_plan(args.stores, args.healthz):

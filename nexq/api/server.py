@@ -12,6 +12,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from ..runtime.runtime import Runtime
+from . import idle_timer
 from .app import create_app
 from .state import api_state
 
@@ -95,6 +96,9 @@ async def serve_api(
     config.include_server_header = False
     config.accesslog = None
     config.errorlog = log
+    # Hypercorn's keep-alive idle timer without a lock and a task hand-off
+    # per request (same timeouts; nexq.api.idle_timer).
+    idle_timer.install()
     stop = trio.Event()
 
     async def watch(server_scope: trio.CancelScope) -> None:
