@@ -86,15 +86,20 @@ class Claimer:
             # with those empty ones read again: holes never stall a lane.
             start = reader.start(lane, st.head, st.tail)
             holes = len(reader.holes(lane, st.head))
-            n = min(st.tail - start, left)
+            span = st.tail - start
+            n = min(span, left)
             if n > 0 or holes:
                 # Under contention, peek a wider window and lease a random
                 # part of it, so competing consumers rarely race for the
                 # same slots. Alone, a consumer takes strictly FIFO.
                 # A round that found only holes and taken slots looks
                 # further ahead at once.
-                window = (min(st.tail - start, STALLED_WINDOW) if reader.stalled else
-                          min(st.tail - start, n * 4 + 8) if reader.contended else n)
+                # So does a lane whose slots after the head are mostly
+                # resolved (claimed from doorbell rings while a hole held
+                # the head back) rather than waiting.
+                wide = reader.stalled or span > 2 * max(st.pending, 1) + n
+                window = (min(span, STALLED_WINDOW) if wide else
+                          min(span, n * 4 + 8) if reader.contended else n)
                 plan.append((lane, st.head, window))
                 wants.append(min(left, n + holes))
                 # Empty (reserved) and claimed slots after the head use no capacity.
@@ -105,7 +110,7 @@ class Claimer:
             return []
         slots = await reader.peek(plan)
         chosen = reader.choose(slots, wants)[:capacity]
-        reader.stalled = not chosen and any(s.ref is None and not s.taken for s in slots)
+        reader.stalled = not chosen and bool(slots)
         return await self._lease_and_settle(plan, slots, chosen, reader, worker)
 
     async def _lease_and_settle(
@@ -201,11 +206,14 @@ class Claimer:
         for h in hints:
             b.set(keys.lease(h.task_id, h.attempt), f"{worker}|{now:.3f}", nx=True, px=self.ctx.lease_ms)
             b.mget([keys.spec(h.task_id), keys.fin(h.task_id, h.attempt), keys.cur(h.task_id),
-                    keys.paused(h.queue), keys.lane_slot(h.queue, h.priority, h.slot)])
+                    keys.paused(h.queue), keys.lane_slot(h.queue, h.priority, h.slot),
+                    keys.lane_head(h.queue, h.priority)])
         answers = await self.ctx.store.execute(b)
         leased, after = [], Batch()
+        heads: dict[tuple[str, int], int] = {}
         for i, h in enumerate(hints):
-            won, (spec_raw, fin_raw, cur_raw, paused, slot) = answers[2 * i], answers[2 * i + 1]
+            won, (spec_raw, fin_raw, cur_raw, paused, slot, head) = answers[2 * i], answers[2 * i + 1]
+            heads[(h.queue, h.priority)] = int(head or 0)
             if not won:
                 continue  # another worker won it
             if paused is not None or slot != encode_ref(h.task_id, h.attempt):
@@ -215,11 +223,23 @@ class Claimer:
         claimed, expired, resolved = self._runnable(
             [(keys.lane_slot(h.queue, h.priority, h.slot), Ref(h.task_id, h.attempt), raw)
              for h, raw in leased], worker, now, after)
+        done: dict[tuple[str, int], set[int]] = {}
         for h, _ in leased:
             key = keys.lane_slot(h.queue, h.priority, h.slot)
             if key in resolved:
                 after.set(key, TAKEN, xx=True, px=TAKEN_TTL_MS)
                 after.incrby(keys.lane_resolved(h.queue, h.priority), 1)
+                done.setdefault((h.queue, h.priority), set()).add(h.slot)
+        for lane, slots in done.items():
+            # The head moves past the slots resolved here that follow it
+            # without a gap, as a claim round's would (each slot up to it
+            # is resolved): else it stays behind every task claimed from a
+            # ring, and the next claim round reads all of their slots.
+            head = heads[lane]
+            while head + 1 in slots:
+                head += 1
+            if head > heads[lane]:
+                after.set(keys.lane_head(*lane), head)
         await self._started(claimed, [], worker, now)
 
         async def settle() -> None:

@@ -137,3 +137,29 @@ async def test_capacity_bounds_what_hints_claim(store: Store, prefix: str) -> No
     assert len(got) == 2
     assert await pending(br) == 1
     assert len(await normal_round(br)) == 1
+
+
+async def test_the_head_follows_attempts_claimed_from_rings(store: Store, prefix: str) -> None:
+    br, hints = broker(store, prefix)
+    for i in range(300):
+        await br.enqueue("t", i)
+        assert len(await claim_pushed(br, [hints.seen[-1]], 5, "w")) == 1
+    lane = hints.seen[-1]
+    assert lane is not None
+    assert int(await store.get(br.keys.lane_head(lane.queue, lane.priority)) or 0) == 300
+    late = await br.enqueue("t", "its ring was lost")  # only a claim round finds it
+    assert await normal_round(br) == [late.task_id]
+
+
+async def test_a_claim_round_finds_work_far_behind_a_head_held_back(store: Store, prefix: str) -> None:
+    br, hints = broker(store, prefix)
+    first = await br.enqueue("t", "first: its ring was lost")  # slot 1 waits: the head stays at 0
+    for i in range(300):
+        await br.enqueue("t", i)
+        assert len(await claim_pushed(br, [hints.seen[-1]], 5, "w")) == 1
+    late = await br.enqueue("t", "late")
+    reader = br.reader()
+    got: list[str] = []
+    for _ in range(3):  # a few rounds at most, not one per claim window of slots
+        got += await normal_round(br, reader)
+    assert sorted(got) == sorted([first.task_id, late.task_id])
