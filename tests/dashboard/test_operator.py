@@ -207,9 +207,10 @@ REACHABLE = """el => {
 def test_phone_nav_and_tables_stay_reachable_and_say_they_scroll(server: Server, browser: Any) -> None:
     parents = [server.enqueue("noop", None, schedule_in=3600, queue="phoneq")["id"] for _ in range(3)]
     child = server.enqueue("noop", None, depends_on=parents, queue="phoneq")["id"]
+    # Paused first: an idle worker claims a task the moment its push rings it.
+    server.api("POST", "/api/queues/held/pause")
     for p in (9, 1, 0):
         server.enqueue("noop", None, schedule_in=0, queue="held", priority=p)
-    server.api("POST", "/api/queues/held/pause")
     ctx, page, watch = new_page(browser, is_mobile=True, has_touch=True)
     page.set_viewport_size({"width": 390, "height": 844})
     try:
