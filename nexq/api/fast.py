@@ -115,6 +115,18 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return out
 
 
+def _add_chunk(message: Any, chunks: list[bytes], limit: int) -> bool | None:
+    """Add the body chunk of an ASGI ``message`` to ``chunks``: whether the
+    body is complete; None for a disconnect. Raises ApiError 413 past
+    ``limit`` bytes in all."""
+    if message["type"] != "http.request":
+        return None
+    chunks.append(message.get("body", b""))
+    if sum(map(len, chunks)) > limit:
+        raise too_large(limit)
+    return not message.get("more_body", False)
+
+
 def _mimetype(content_type: bytes | None) -> str:
     """The media type of a Content-Type, lower-case, as werkzeug's
     ``Request.mimetype`` (which parses anything but the usual value)."""
@@ -131,7 +143,6 @@ async def _read(receive: Any, header: Callable[[str], str | None], limit: int, t
     if declared is not None and declared > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
-    size = 0
     wait = timeout if timeout is not None else float("inf")
     deadline = trio.current_time() + wait
     # Hypercorn on trio has usually queued the whole body on the request's
@@ -144,26 +155,17 @@ async def _read(receive: Any, header: Callable[[str], str | None], limit: int, t
             message = nowait()
         except trio.WouldBlock:
             break
-        if message["type"] != "http.request":
+        done = _add_chunk(message, chunks, limit)
+        if done is None:
             return None  # http.disconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
+        if done:
             return b"".join(chunks)
     with trio.CancelScope(deadline=deadline) as scope:
         while True:
-            message = await receive()
-            if message["type"] != "http.request":
+            done = _add_chunk(await receive(), chunks, limit)
+            if done is None:
                 return None  # http.disconnect
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
+            if done:
                 break
     if scope.cancelled_caught:
         raise body_timeout(wait)
