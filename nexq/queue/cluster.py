@@ -220,11 +220,13 @@ class ClusterBroker:
         """Claim attempts a doorbell named, each on its queue's ring node
         (where new tasks are written; a hint for another node just fails);
         one settle for them all."""
+        by_node: dict[int, list[Pushed]] = {}
+        for h in hints:
+            by_node.setdefault(self.node_of(h.queue), []).append(h)
         out: list[Claimed] = []
         settles: list[Settle] = []
-        for i in range(len(self.nodes)):
-            mine = [h for h in hints if self.node_of(h.queue) == i]
-            if mine and len(out) < capacity:
+        for i, mine in by_node.items():
+            if len(out) < capacity:
                 got, settle = await self.nodes[i].claim_pushed(mine, capacity - len(out), worker)
                 settles.append(settle)
                 for c in got:

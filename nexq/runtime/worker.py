@@ -74,7 +74,8 @@ class Worker:
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
         self._pushed: deque[Pushed] = deque(maxlen=64)  # attempts rung to us, to claim while idle
-        self._seen: deque[Pushed] = deque(maxlen=64)  # (one push may ring twice: here and by datagram)
+        # the last attempts rung (one push may ring twice: here and by datagram), oldest first
+        self._seen: dict[tuple[str, int], None] = {}
         self._rings = 0  # wake-ups so far: one during a claim round means look again at once
         # attempts started before their claim settled: their outcomes wait (Claimer.claim_pushed)
         self._unsettled: dict[tuple[str, int], trio.Event] = {}
@@ -163,13 +164,13 @@ class Worker:
                     if free:
                         claimed = await self.broker.claim(queues, free, self.id, reader, round_no, self.weights)
             round_no += 1
-            settled = trio.Event()
+            settled = trio.Event() if settle is not None else None
             for c in claimed:
                 self.running[(c.spec.id, c.attempt)] = (c, trio.CancelScope())
-                if settle is not None:
+                if settled is not None:
                     self._unsettled[(c.spec.id, c.attempt)] = settled
                 await send.send(c)
-            if settle is not None:
+            if settle is not None and settled is not None:
                 # The handlers run already; their outcomes wait for this.
                 try:
                     async with self._claiming:
@@ -336,9 +337,15 @@ class Worker:
         wake-up, which wakes the claim loop): claim now (``pushed``: the
         attempt it named, claimed directly while idle)."""
         self._rings += 1
-        if pushed is not None and pushed not in self._seen:
-            self._seen.append(pushed)
-            self._pushed.append(pushed)
+        if pushed is None:
+            return
+        key = (pushed.task_id, pushed.attempt)
+        if key in self._seen:
+            return
+        self._seen[key] = None
+        if len(self._seen) > 64:
+            del self._seen[next(iter(self._seen))]
+        self._pushed.append(pushed)
 
     def _check_now(self) -> None:
         self._check.set()
