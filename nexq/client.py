@@ -7,7 +7,11 @@
     h.status(); h.result(timeout=60); h.cancel()
 
 One client is meant to be shared by every thread of a program (a web app's
-request threads): it is thread-safe and keeps a pool of connections. Each
+request threads): it is thread-safe and keeps a pool of connections. After
+its first enqueue a daemon thread keeps it warm (``keep_warm``): every few
+seconds of idleness it renews the numbers reserved ahead, so a lone
+enqueue stays one round trip however long the pause
+(:mod:`nexq.queue.reservations`). Each
 call runs the queue code the trio runtime runs (enqueue, status, cancel),
 driven in the calling thread on a blocking socket
 (:mod:`nexq.store.blocking`): no event loop, no thread hop. The options,
@@ -18,6 +22,10 @@ errors are those of ``app.enqueue`` and the REST API.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -27,6 +35,7 @@ import attrs
 from .client_broker import ClientBroker
 from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
+from .queue.reservations import WARM_TICK
 from .store.blocking import BlockingPool
 from .store.cluster_clients import BlockingClusterPool
 from .task import Status, Task
@@ -35,13 +44,15 @@ if TYPE_CHECKING:
     from .app import Nexq
 
 T = TypeVar("T")
+log = logging.getLogger("nexq.client")
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()  # for the fork hook below
 
 
 class Client:
     """A blocking, thread-safe producer and inspector (see module doc)."""
 
     def __init__(self, store: str | None = None, *, namespace: str | None = None, app: Nexq | None = None,
-                 pool_size: int = 8, replicas: int | None = None) -> None:
+                 pool_size: int = 8, replicas: int | None = None, keep_warm: bool = True) -> None:
         """The store is ``store``, else ``NEXQ_STORE``, else ``app``'s; the
         namespace likewise (default ``nexq``). With ``app`` its handlers'
         defaults and middleware apply. Does not connect: the first call does.
@@ -49,6 +60,9 @@ class Client:
         ``replicas`` (else ``NEXQ_STORE_REPLICAS``, else 0): Redis replicas
         that must acknowledge an enqueue (``WAIT``) before it returns; too
         few raise StoreUnavailable (the task may not survive a failover).
+        ``keep_warm``: after the first enqueue, a daemon thread renews the
+        numbers reserved ahead while the client idles (one small write every
+        2 s), so every lone enqueue is one round trip; ``close()`` stops it.
 
         Raises InvalidStoreURL for no store, ``memory://`` (the embedded
         store lives inside one process: use a shared store) or a cluster
@@ -62,6 +76,11 @@ class Client:
                                   timeout=self._producing.settings.store_timeout,
                                   replicas=self._producing.settings.store_replicas)
         self._brokers: deque[ClientBroker] = deque()  # idle ones; deque pop/append are thread-safe
+        self._keep_warm = keep_warm
+        self._warmer: threading.Thread | None = None
+        self._warm_lock = threading.Lock()
+        self._closed = threading.Event()
+        _clients.add(self)
 
     def __repr__(self) -> str:
         return f"Client({str(self._producing.url)!r}, namespace={self.namespace!r})"
@@ -91,13 +110,40 @@ class Client:
         written), StoreFull, StoreUnavailable.
         """
         [e] = self.run(lambda node: self._producing.enqueue(node, [(type, payload, options)]))
+        if self._warmer is None and self._keep_warm:
+            self._start_warmer()
         return Handle(e.task_id, self, e.created)
 
     def enqueue_many(self, tasks: Tasks) -> list[Handle]:
         """Enqueue ``(type, payload[, options])`` tuples in a constant number
         of round trips; one bad task stores none."""
         done = self.run(lambda node: self._producing.enqueue(node, items(tasks)))
+        if self._warmer is None and self._keep_warm:
+            self._start_warmer()
         return [Handle(e.task_id, self, e.created) for e in done]
+
+    def _start_warmer(self) -> None:
+        with self._warm_lock:
+            if self._warmer is None and not self._closed.is_set():
+                # A weak reference: a client dropped without close() is still collected.
+                self._warmer = threading.Thread(target=_keep_warm, args=(weakref.ref(self), self._closed),
+                                                name="nexq-client-warm", daemon=True)
+                self._warmer.start()
+
+    def _refresh_top(self) -> None:
+        """Refresh the idle broker used last (the one a lone call takes next);
+        the others cool down (their numbers expire; see reservations)."""
+        try:
+            broker = self._brokers.pop()
+        except IndexError:
+            return  # every broker is in use: their calls keep them warm
+        try:
+            if broker.producer.warm_due():
+                self._pool.run(self._producing.refresh(broker))
+        except Exception as exc:  # noqa: BLE001 - a background thread: log, retry at the next tick
+            log.debug("keeping the client warm failed (retried): %s", exc)
+        finally:
+            self._brokers.append(broker)
 
     # -- following -------------------------------------------------------------------
 
@@ -126,6 +172,10 @@ class Client:
         waits for them), then close the pooled connections (calls under way
         finish first). A store error while giving back is ignored: the
         claimers skip those slots after their grace period."""
+        self._closed.set()
+        warmer = self._warmer
+        if warmer is not None and warmer is not threading.current_thread():
+            warmer.join()
         while self._brokers:
             try:
                 broker = self._brokers.pop()
@@ -140,6 +190,29 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keep_warm(ref: weakref.ref[Client], closed: threading.Event) -> None:
+    """The warm thread: every ``WARM_TICK`` s until ``closed`` (or the
+    client is collected), refresh the client's top idle broker."""
+    while not closed.wait(WARM_TICK):
+        client = ref()
+        if client is None:
+            return
+        client._refresh_top()
+        del client
+
+
+def _after_fork() -> None:
+    """A forked child keeps no warm thread, and forgets the brokers its
+    parent left: their reserved numbers are the parent's to write."""
+    for client in list(_clients):
+        client._brokers.clear()
+        client._warmer, client._warm_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 @attrs.define

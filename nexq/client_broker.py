@@ -41,9 +41,16 @@ class ClientProducer(Protocol):
     async def release(self) -> None:
         """Give back the lane slots and index positions reserved ahead."""
 
+    def warm_due(self) -> bool:
+        """Whether :meth:`refresh` would write now."""
+
+    async def refresh(self) -> bool:
+        """Renew the numbers reserved ahead while idle (one round trip when
+        due); whether it wrote."""
+
 
 class ClientBroker(Protocol):
-    """Enqueue, read, cancel; the store's ``sleep``; the producer's release."""
+    """Enqueue, read, cancel; the store's ``sleep``; the producer's release and refresh."""
 
     @property
     def store(self) -> Store: ...

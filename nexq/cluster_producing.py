@@ -8,7 +8,7 @@ partitions (one :class:`~nexq.queue.node.NodeBroker` each, over a
 :class:`PlannedCluster`: the part of a node broker the clients use
 (``enqueue_many``, ``inspector()``'s ``get``, ``get_many``, ``queues``,
 ``queue_stats``, the first page of ``list``, ``cancel``, ``store.sleep``,
-``producer.release``), routing by queue with the runtime's ring and finding
+``producer.release`` / ``refresh``), routing by queue with the runtime's ring and finding
 a task id's partition by its spec (remembered: ids never move). It awaits
 only store calls, so it runs on the blocking and asyncio drivers.
 """
@@ -39,6 +39,17 @@ class _Producers:
         """Give back every partition's reserved slots."""
         for node in self.nodes:
             await node.producer.release()
+
+    def warm_due(self) -> bool:
+        return any(node.producer.warm_due() for node in self.nodes)
+
+    async def refresh(self) -> bool:
+        """Refresh each partition's producer that is due."""
+        wrote = False
+        for node in self.nodes:
+            if node.producer.warm_due():
+                wrote = await node.producer.refresh() or wrote
+        return wrote
 
 
 class _Inspector:

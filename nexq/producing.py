@@ -120,6 +120,17 @@ class Producing:
         requests = [build_request(t, p, o, self.local.get(t), registered.get(t)) for t, p, o in tasks]
         return await node.enqueue_many(requests)
 
+    async def refresh(self, node: ClientBroker) -> bool:
+        """Keep ``node``'s next lone enqueue at one round trip while it idles
+        (:mod:`nexq.queue.reservations`, "Kept warm"): the registry snapshot
+        read in full if a ride saw workers come or go (or it aged past
+        ``RIDE_STALE``), then the producer's due blocks renewed, the
+        snapshot's re-read riding along. Whether it wrote; raises StoreError."""
+        if not node.producer.warm_due():
+            return False
+        await self.view.snapshot()
+        return await node.producer.refresh()
+
     async def types(self) -> Catalog:
         """What the live workers published (:class:`RegistryView`)."""
         return await self.view.catalog()

@@ -156,12 +156,7 @@ class Producer:
                 delayed.append(Entry("X", spec.id, 1, spec.expires_at))
         if lanes:
             pusher.fill_slots(b, slots)
-        ride = self.rider() if self.rider is not None else None
-        if ride is not None:
-            b.mget(ride[0])
-        answers = await self.store.execute(b)
-        if ride is not None:
-            ride[1](answers[-1])
+        answers = await self._write(b)
         if refill:
             self.reservations.reserved(refill, answers, {})
         if not all(answers[i] for i in spec_ops):
@@ -226,6 +221,35 @@ class Producer:
         self.reservations.release(b)
         if len(b):
             await self.store.execute(b)
+
+    def warm_due(self) -> bool:
+        """Whether :meth:`refresh` would write now (no store call)."""
+        return bool(self.reservations.due())
+
+    async def refresh(self) -> bool:
+        """Keep an idle producer's next lone enqueue at one round trip
+        (:mod:`.reservations`, "Kept warm"): renew the blocks due, tombstone
+        the slots they replace, and carry the registry re-read if it is due
+        (:attr:`rider`). One round trip when something is due, none
+        otherwise; returns whether it wrote. Raises StoreError (the blocks
+        it gave up are tombstoned by the next write, or by the claimers)."""
+        b = Batch()
+        plan = self.reservations.renew(b)
+        if not len(b):
+            return False
+        self.reservations.reserved(plan, await self._write(b), {})
+        return True
+
+    async def _write(self, b: Batch) -> list[Any]:
+        """Execute ``b`` with the :attr:`rider`'s reads (if due) appended;
+        their answers go to the rider's callback, ``b``'s are returned."""
+        ride = self.rider() if self.rider is not None else None
+        if ride is None:
+            return await self.store.execute(b)
+        b.mget(ride[0])
+        answers = await self.store.execute(b)
+        ride[1](answers.pop())
+        return answers
 
     async def _reindex(self, specs: list[TaskSpec], clashed: list[int]) -> None:
         """Give new index positions to tasks whose position was taken: the

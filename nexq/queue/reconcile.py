@@ -46,6 +46,7 @@ holding a candidate, the lane's unresolved slots (skipped above
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,7 @@ from .lanes import TAKEN, Ref, push, read_lanes
 from .malformed import decoded, skipped
 from .orphans import ended, recheck_later, take_rechecks
 from .outcomes import FOLLOW_UP_CHECK
+from .reservations import INDEX_HOLD
 from .wheel import Entry
 from .workflow import release, resolve_edge
 
@@ -112,6 +114,7 @@ class Reconciler:
         self.node, self.ctx = node, node.ctx
         self.grace, self.budget, self.lane_limit = grace, budget, lane_limit
         self._seen_top = 0  # the highest index position this process has seen in use
+        self._tops: deque[tuple[float, int]] = deque()  # (when, _seen_top) of recent rounds
 
     async def run(self, full: bool = False, turn_ms: int | None = None) -> Report:
         """One round: ``full`` walks the whole live index, else the next
@@ -123,7 +126,7 @@ class Reconciler:
         k, store = self.ctx.keys, self.ctx.store
         if not full and turn_ms and not await store.set(k.reconcile_turn, b"1", nx=True, px=turn_ms):
             return report
-        settled = self._seen_top  # positions handed out before this round: any reservation of them expired
+        settled = self._settled()
         top = await self._top(report)
         if top <= 0:
             return report
@@ -177,7 +180,19 @@ class Reconciler:
             await store.incrby(k.seq, top - seq)
             report.counters_fixed += 1
         self._seen_top = top
+        self._tops.append((self.ctx.clock(), top))
         return top
+
+    def _settled(self) -> int:
+        """The highest index position handed out ``INDEX_HOLD`` s ago or more:
+        no producer still holds a reservation of it (a hole above may be one)."""
+        cutoff, tops = self.ctx.clock() - INDEX_HOLD, self._tops
+        settled = 0
+        while tops and tops[0][0] <= cutoff:
+            settled = tops.popleft()[1]
+        if settled:
+            tops.appendleft((cutoff, settled))  # still the answer until a later round ages past the cutoff
+        return settled
 
     async def _read_live(self, start: int, end: int, report: Report) -> tuple[list[_Live], int]:
         """The live tasks indexed in [start, end]; and the first position from

@@ -11,11 +11,12 @@ call's worth of slots empty per lane. (Bigger blocks would save only the
 ``INCRBY`` that rides along with each write, at the price of more empty
 slots ahead of other producers' tasks.)
 
-A block is written into only within :data:`HOLD` seconds of its
-reservation (below the claimers' grace for empty slots, 5 s, with room for
-a slow round trip): an older one is given up and the call reserves again
-(two round trips: the first enqueue of a producer, and the first after an
-idle spell of ``HOLD``, cost that). Its unused index positions are left as
+A block of lane slots is written into only within :data:`HOLD` seconds of
+its reservation (below the claimers' grace for empty slots, 5 s, with room
+for a slow round trip): an older one is given up and the call reserves
+again (two round trips: the first enqueue of a producer, and the first
+after an idle spell of ``HOLD`` unless the producer is kept warm, below,
+cost that). Its unused index positions are left as
 holes (the listing and reconciliation skip missing entries) and its unused
 slots are tombstoned (``SET ~ NX``) in the next pipeline, or by
 :meth:`Producer.release` on close; a producer that died leaves them to the
@@ -26,6 +27,21 @@ reserved slot first anyway (a producer frozen for seconds), the producer's
 ``SET NX`` fails and it pushes again to a new slot. The lanes' depth counts
 written refs (``lane:in``), so reserved slots never count as pending
 (:func:`~.lanes.depth`).
+
+An index position is used for up to :data:`INDEX_HOLD` seconds (a hole
+there costs the listing a read, not a wait; reconciliation keeps its
+low-water mark below positions handed out that recently,
+:mod:`~nexq.queue.reconcile`), so renewing it burns few positions.
+
+**Kept warm.** A producer that stays idle would pay the second round trip
+on its next call; so the processes that produce (the runtime, ``nexq.Client``,
+``nexq.AsyncClient``) renew an idle producer's blocks in the background
+(:meth:`Reservations.renew`: a lane's block once it is :data:`WARM_AFTER`
+old, the index's once it is :data:`INDEX_WARM` old; the old slots are
+tombstoned in the same pipeline). An idle producer thus writes one small
+pipeline every ``WARM_AFTER`` seconds, for at most :data:`WARM_LANES`
+lanes (the ones it used last), and every lone enqueue after its first is
+one round trip, however long the pause.
 """
 
 from __future__ import annotations
@@ -37,7 +53,12 @@ from ..keys import Keys
 from ..store import Batch
 from .lanes import TAKEN, TAKEN_TTL_MS
 
-HOLD = 3.0  # seconds a reserved block is written into after its reservation
+HOLD = 3.0  # seconds a reserved block of lane slots is written into after its reservation
+INDEX_HOLD = 60.0  # the same for index positions
+WARM_AFTER = 2.0  # a kept-warm lane block is renewed once this old (HOLD minus a tick and a slow round trip)
+WARM_TICK = 0.5  # seconds between a keeper's looks at its producers (no store call unless one is due)
+INDEX_WARM = 45.0  # a kept-warm index block is renewed once this old
+WARM_LANES = 8  # lanes kept warm per producer: the ones used last
 MAX_BLOCK = 64  # numbers reserved ahead per counter, at most
 
 Lane = tuple[str, int]
@@ -80,18 +101,23 @@ class Reservations:
         self.size: dict[Counter, int] = {}  # the next refill's size per counter
         self._keys: dict[Counter, str] = {}  # each counter's key, built once
         self.stale: list[tuple[Lane, int, int]] = []  # given-up slot ranges to tombstone
+        self.calls = 0  # calls begun; ``used`` holds each counter's last
+        self.used: dict[Counter, int] = {}
 
     def start(self) -> None:
-        """A call begins: give up blocks reserved ``HOLD`` or more seconds ago."""
+        """A call begins: give up blocks reserved ``HOLD`` (index positions:
+        ``INDEX_HOLD``) or more seconds ago."""
         now = self.clock()
+        self.calls += 1
         for counter, block in list(self.blocks.items()):
-            if now - block.at >= HOLD:
+            if now - block.at >= (HOLD if counter is not None else INDEX_HOLD):
                 self._give_up(counter, block)
 
     def take(self, counter: Counter, n: int) -> list[int]:
         """Up to ``n`` reserved numbers of ``counter``, lowest first (``n``
         sizes the next block reserved ahead for it)."""
         self.size[counter] = n
+        self.used[counter] = self.calls
         block = self.blocks.get(counter)
         return block.take(n) if block is not None else []
 
@@ -116,9 +142,15 @@ class Reservations:
                 plan.append((c, len(b), n))
                 key = self._keys.get(c)
                 if key is None:
-                    key = self._keys[c] = self.keys.seq if c is None else self.keys.lane_tail(*c)
+                    key = self._key(c)
                 b.incrby(key, n)
         return plan
+
+    def _key(self, c: Counter) -> str:
+        key = self._keys.get(c)
+        if key is None:
+            key = self._keys[c] = self.keys.seq if c is None else self.keys.lane_tail(*c)
+        return key
 
     def reserved(self, plan: list[tuple[Counter, int, int]], answers: list[object],
                  need: dict[Counter, int]) -> dict[Counter, list[int]]:
@@ -136,6 +168,34 @@ class Reservations:
                     self._give_up(c, old)
                 self.blocks[c] = Block(first + mine, top, now)
         return out
+
+    def due(self) -> list[Counter]:
+        """The counters whose blocks a warm producer renews now (see the
+        module doc): none while its calls keep them young."""
+        now = self.clock()
+        return [c for c, blk in self.blocks.items()
+                if now - blk.at >= (WARM_AFTER if c is not None else INDEX_WARM)]
+
+    def renew(self, b: Batch) -> list[tuple[Counter, int, int]]:
+        """Add to ``b`` what keeps an idle producer's next call at one round
+        trip: a fresh block (as big as the counter's last) for each counter
+        :meth:`due`, and the tombstones of the blocks it replaces. A lane
+        beyond the :data:`WARM_LANES` used last is given up, not renewed.
+        Returns what :meth:`reserved` needs (with ``need={}``)."""
+        due = self.due()
+        lanes = sorted((c for c in self.blocks if c is not None), key=lambda c: self.used.get(c, 0))
+        cold = set(lanes[:-WARM_LANES])
+        for c in due + [c for c in cold if c not in due]:
+            self._give_up(c, self.blocks[c])
+        plan = []
+        for c in due:
+            if c in cold:
+                continue
+            n = min(MAX_BLOCK, self.size.get(c, 1))
+            plan.append((c, len(b), n))
+            b.incrby(self._key(c), n)
+        self.tombstones(b)
+        return plan
 
     def tombstones(self, b: Batch) -> None:
         """Add to ``b`` the tombstones of slots given up since the last call."""

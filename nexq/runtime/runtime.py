@@ -29,6 +29,7 @@ from ..queue import (
     WebhookPolicy,
 )
 from ..store import Store, open_nodes
+from ..store.nursery import background_nursery
 from ..webhook_url import check_url
 from .cron import CronScheduler
 from .events import EventHub
@@ -40,6 +41,7 @@ from .registry import WorkerRegistry
 from .registry_view import RegistryView
 from .subscribers import HandlerDurations, LocalCancels, PublishEvents, Wakeup
 from .task_types import TaskTypes, publication
+from .warm import KeepWarm
 from .webhooks import Webhooks, WebhookSettings
 
 if TYPE_CHECKING:
@@ -67,6 +69,9 @@ class Runtime:
     # one function every enqueue path (API, cron, app) builds requests with.
     task_types: TaskTypes
     started_at: float = attrs.field(factory=time.time)
+    # Renews the producers' reserved numbers while idle (None: the embedded
+    # store, where a round trip is a function call).
+    warm: KeepWarm | None = None
 
     @property
     def guard(self) -> StoreGuard:
@@ -135,6 +140,7 @@ class Runtime:
             reconciler=ReconcileAgent(backend, interval=settings.reconcile_interval,
                                       grace=settings.reconcile_grace),
             handler_durations=durations, task_types=task_types,
+            warm=None if stores[0].kind == "memory" else KeepWarm([n.producer for n in nodes], view),
         )
 
 
@@ -144,7 +150,11 @@ async def open_runtime(settings: Settings, app: Nexq | None = None) -> AsyncIter
     async with open_nodes(settings.store_nodes, **settings.store_options()) as nodes:
         rt = Runtime.build(settings, [s for _, s in nodes], [name for name, _ in nodes], app)
         try:
-            yield rt
+            async with background_nursery() as nursery:
+                if rt.warm is not None:
+                    await nursery.start(rt.warm.run)
+                yield rt
+                nursery.cancel_scope.cancel()  # stop keeping warm before the release below
         finally:
             # Give back the lane slots reserved ahead (tombstoned at once, so
             # no claimer waits out its grace for them); best effort, 1 s at most.

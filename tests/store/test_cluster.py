@@ -223,3 +223,40 @@ async def test_client_and_async_client_on_a_cluster_url(cluster: RedisCluster, p
         placed = {svc.runtime.broker.node_of(f"q{i}") for i in range(6)}
         assert len(placed) > 1  # the queues spread over partitions
         svc.stop.set()
+
+
+def test_a_client_on_a_cluster_url_keeps_each_partitions_producer_warm(
+        cluster: RedisCluster, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keeper renews the reserved numbers of every partition the client
+    produced to (``PlannedCluster.producer.refresh``), and what it enqueues
+    after the pause is all there."""
+    import time
+
+    import nexq.client
+    from nexq import Client
+    from nexq.queue import reservations
+
+    monkeypatch.setattr(reservations, "WARM_AFTER", 0.2)
+    monkeypatch.setattr(nexq.client, "WARM_TICK", 0.05)
+    ns = prefix.rstrip(":")
+    queues = [f"w{i}" for i in range(4)]
+    with Client(cluster.url, namespace=ns) as client:
+        for q in queues:
+            client.enqueue("noop", q, queue=q)
+        nodes = client._brokers[-1].nodes  # type: ignore[attr-defined]
+        used = [n for n in nodes if n.producer.reservations.blocks]
+        assert len(used) > 1  # the queues went to several partitions
+        first = {id(n): {c: b.next for c, b in n.producer.reservations.blocks.items() if c} for n in used}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = {id(n): {c: b.next for c, b in n.producer.reservations.blocks.items() if c} for n in used}
+            if all(now[k].keys() == first[k].keys() and all(now[k][c] > first[k][c] for c in first[k])
+                   for k in first):
+                break  # every partition's lane blocks were replaced by later numbers
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the keeper did not renew every partition's lane blocks")
+        for q in queues:
+            client.enqueue("noop", q + "-after", queue=q)
+        stats = client.run(lambda node: node.inspector().queue_stats(queues))
+        assert [s["pending"] for s in stats] == [2, 2, 2, 2]

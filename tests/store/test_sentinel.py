@@ -92,7 +92,9 @@ async def test_every_store_follows_a_failover_without_being_rebuilt(bed: Sentine
             assert max(took) < 30
         finally:
             await trio.to_thread.run_sync(bed.restore, dead)
+            await trio.to_thread.run_sync(loop.run_until_complete, aclient.aclose())
             loop.close()
+            await trio.to_thread.run_sync(client.close)
         # The replica is back: replica-acknowledged writes succeed again.
         await durable.execute(Batch(durable=True).set("sf:again", b"3"))
 
