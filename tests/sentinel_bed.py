@@ -101,11 +101,25 @@ class SentinelBed:
 
     def wait_ready(self, limit: float = 30) -> RedisServer:
         """Until the primary has a synced replica and every sentinel knows
-        it, the replica and the other sentinels (what a failover needs)."""
-        primary = self.primary()
+        it, the replica and the other sentinels (what a failover needs);
+        returns the primary then.
+
+        The primary is looked up again at every check: right after a
+        failover, a sentinel that lagged behind may fail over once more, to
+        the node just restored as a replica (seen here: it turns master
+        about a second after it starts, and the sentinels demote the other
+        node some 10 s later). Checking the primary named at the start
+        would then wait forever for a replica it no longer has."""
+        found: list[RedisServer] = []
 
         def ready() -> bool:
+            named = self.named_primary()
+            if len(named) != 1 or None in named:
+                return False
+            primary = self.node(named.pop())
             info = _answer(primary.port, "INFO", "replication") or b""
+            if b"role:master" not in info:
+                return False
             if b"connected_slaves:1" not in info or b"state=online" not in info:
                 return False
             for port in self.sentinel_ports:
@@ -122,10 +136,11 @@ class SentinelBed:
                 # A replica the sentinels would promote: seen, up, linked.
                 if facts.get(b"flags") != b"slave" or facts.get(b"master-link-status") != b"ok":
                     return False
+            found[:] = [primary]
             return True
 
         poll(ready, limit=limit, every=0.05)
-        return primary
+        return found[0]
 
     def cut_replication(self) -> RedisServer:
         """Stop the replica taking the primary's writes (what a slow link

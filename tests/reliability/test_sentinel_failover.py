@@ -39,9 +39,8 @@ CUT_TASKS = 100  # acknowledged enqueues the replica misses before the primary d
 
 @pytest.fixture
 def bed() -> Iterator[SentinelBed]:
-    # A bed per test: the second failover of a shared bed sometimes never
-    # became whole again under a full suite's load (the restored node not
-    # seen by every sentinel within 90 s); a fresh bed costs a few seconds.
+    # A bed per test, so each starts from one failover's history (a fresh
+    # bed costs a few seconds).
     with sentinel_bed() as b:
         yield b
 
