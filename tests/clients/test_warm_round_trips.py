@@ -149,3 +149,9 @@ def test_a_warm_runtime_enqueues_in_one_round_trip_after_any_pause(
         return out
 
     assert trio.run(main) == [1]
+    # Closed: the keeper stopped before the release, so the last block it
+    # reserved was given back (tombstoned), not left for the claimers' grace.
+    r = redis.Redis.from_url(own_redis.url, protocol=2)
+    tail = int(r.get("rwarm:lane:default:5:tail") or 0)
+    assert tail > 3 and r.get(f"rwarm:lane:default:5:s:{tail}") == b"~"
+    r.close()
