@@ -64,10 +64,6 @@ def thread_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trips]:
     yield trips
 
 
-def seq(r: redis.Redis, ns: str) -> int:
-    return int(r.get(f"{ns}:seq") or 0)
-
-
 def test_a_warm_client_enqueues_in_one_round_trip_after_any_pause(
         own_redis: Any, quick_warmth: None, thread_trips: Trips) -> None:
     r = redis.Redis.from_url(own_redis.url, protocol=2)
