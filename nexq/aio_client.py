@@ -86,13 +86,14 @@ class AsyncClient:
     def _start_warmer(self) -> None:
         if not self._pool.closed:
             self._warmer = asyncio.get_running_loop().create_task(self._keep_warm_loop(), name="nexq-client-warm")
+            self._producing.view.kept = True
 
     async def _keep_warm_loop(self) -> None:
         """Every ``WARM_TICK`` s, refresh the broker if it is due (see
         :meth:`nexq.Client._refresh_top`); ends when cancelled."""
         while True:
             await asyncio.sleep(WARM_TICK)
-            if self._broker.producer.warm_due():
+            if self._producing.refresh_due(self._broker):
                 try:
                     await self._pool.run(self._producing.refresh(self._broker))
                 except Exception as exc:  # noqa: BLE001 - in the background: log, retry at the next tick
@@ -117,6 +118,7 @@ class AsyncClient:
         """Give back the slots reserved ahead (see :meth:`nexq.Client.close`),
         then close the connections; calls still waiting get StoreUnavailable."""
         warmer, self._warmer = self._warmer, None
+        self._producing.view.kept = False
         if warmer is not None:
             warmer.cancel()
             with contextlib.suppress(asyncio.CancelledError, RuntimeError):  # RuntimeError: another event loop

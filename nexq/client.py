@@ -129,6 +129,7 @@ class Client:
                 self._warmer = threading.Thread(target=_keep_warm, args=(weakref.ref(self), self._closed),
                                                 name="nexq-client-warm", daemon=True)
                 self._warmer.start()
+                self._producing.view.kept = True
 
     def _refresh_top(self) -> None:
         """Refresh the idle broker used last (the one a lone call takes next);
@@ -138,7 +139,7 @@ class Client:
         except IndexError:
             return  # every broker is in use: their calls keep them warm
         try:
-            if broker.producer.warm_due():
+            if self._producing.refresh_due(broker):
                 self._pool.run(self._producing.refresh(broker))
         except Exception as exc:  # noqa: BLE001 - a background thread: log, retry at the next tick
             log.debug("keeping the client warm failed (retried): %s", exc)
@@ -176,6 +177,7 @@ class Client:
         warmer = self._warmer
         if warmer is not None and warmer is not threading.current_thread():
             warmer.join()
+        self._producing.view.kept = False
         while self._brokers:
             try:
                 broker = self._brokers.pop()
@@ -209,6 +211,7 @@ def _after_fork() -> None:
     for client in list(_clients):
         client._brokers.clear()
         client._warmer, client._warm_lock = None, threading.Lock()
+        client._producing.view.kept = False
 
 
 if hasattr(os, "register_at_fork"):

@@ -120,16 +120,24 @@ class Producing:
         requests = [build_request(t, p, o, self.local.get(t), registered.get(t)) for t, p, o in tasks]
         return await node.enqueue_many(requests)
 
+    def refresh_due(self, node: ClientBroker) -> bool:
+        """Whether :meth:`refresh` would call the store now."""
+        return node.producer.warm_due() or self.view.keep_due()
+
     async def refresh(self, node: ClientBroker) -> bool:
         """Keep ``node``'s next lone enqueue at one round trip while it idles
-        (:mod:`nexq.queue.reservations`, "Kept warm"): the registry snapshot
-        read in full if a ride saw workers come or go (or it aged past
-        ``RIDE_STALE``), then the producer's due blocks renewed, the
-        snapshot's re-read riding along. Whether it wrote; raises StoreError."""
+        (:mod:`nexq.queue.reservations`, "Kept warm"): on a cluster, the
+        registry snapshot re-read once ``REFRESH`` s old (no write carries
+        it there: :meth:`RegistryView.keep_fresh`); then, if its blocks are
+        due, the snapshot read in full if a ride saw workers come or go (or
+        it aged past ``RIDE_STALE``), and the producer's blocks renewed, the
+        snapshot's re-read riding along. Whether it called the store;
+        raises StoreError."""
+        called = await self.view.keep_fresh()
         if not node.producer.warm_due():
-            return False
+            return called
         await self.view.snapshot()
-        return await node.producer.refresh()
+        return await node.producer.refresh() or called
 
     async def types(self) -> Catalog:
         """What the live workers published (:class:`RegistryView`)."""

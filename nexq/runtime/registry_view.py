@@ -12,6 +12,10 @@ while its re-read rides along with the producer's next write
 (:attr:`Producer.rider <nexq.queue.producer.Producer.rider>`), so an
 enqueue every few seconds costs no round trip for it. Older, or once a
 ride saw a worker join or leave, the next call reads it in full first.
+Where no write can carry the re-read (a Redis Cluster: the registry lives
+on one partition, the writes go to the queues' own), a client's keeper
+reads it every ``REFRESH`` s instead (:meth:`RegistryView.keep_fresh`), and
+calls use a snapshot up to :data:`KEPT_STALE` s old meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .registry import Snapshot, WorkerRegistry
 from .task_types import Catalog
 
 RIDE_STALE = 30.0  # seconds a snapshot is used while its re-read rides along with writes
+KEPT_STALE = 3.0  # seconds a snapshot is used while a keeper re-reads it every REFRESH s
 
 
 class RegistryView:
@@ -42,6 +47,7 @@ class RegistryView:
         self._snapshot: Snapshot | None = None
         self._catalog = Catalog()
         self._read_at = float("-inf")
+        self.kept = False  # a keeper calls keep_fresh (set by the owner while it runs)
 
     async def snapshot(self, fresh: bool = False) -> Snapshot:
         """The live workers (see the module doc); read now when ``fresh``.
@@ -49,7 +55,8 @@ class RegistryView:
         none (or when ``fresh`` asks)."""
         last = self._snapshot
         age = time.monotonic() - self._read_at
-        if last is not None and not fresh and (age < REFRESH or (self.riding and age < RIDE_STALE)):
+        if last is not None and not fresh and (age < REFRESH or (self.riding and age < RIDE_STALE)
+                                               or (self.kept and age < KEPT_STALE)):
             return last
         self._read_at = time.monotonic()
         try:
@@ -61,6 +68,20 @@ class RegistryView:
             return last
         self._keep(last, snap)
         return snap
+
+    def keep_due(self) -> bool:
+        """Whether :meth:`keep_fresh` would read now (no store call)."""
+        return (not self.riding and self._snapshot is not None
+                and time.monotonic() - self._read_at >= REFRESH)
+
+    async def keep_fresh(self) -> bool:
+        """For a keeper, on a view no write carries the re-read of: read the
+        snapshot now if it is ``REFRESH`` s old. Whether it read; raises
+        StoreError."""
+        if not self.keep_due():
+            return False
+        await self.snapshot(fresh=True)
+        return True
 
     async def catalog(self) -> Catalog:
         """What the live workers published, from the snapshot."""

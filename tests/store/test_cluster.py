@@ -230,11 +230,13 @@ def test_a_client_on_a_cluster_url_keeps_each_partitions_producer_warm(
     """The keeper renews the reserved numbers of every partition the client
     produced to (``PlannedCluster.producer.refresh``), and what it enqueues
     after the pause is all there."""
+    import threading
     import time
 
     import nexq.client
     from nexq import Client
     from nexq.queue import reservations
+    from nexq.store.blocking import BlockingConnection
 
     monkeypatch.setattr(reservations, "WARM_AFTER", 0.2)
     monkeypatch.setattr(nexq.client, "WARM_TICK", 0.05)
@@ -260,3 +262,28 @@ def test_a_client_on_a_cluster_url_keeps_each_partitions_producer_warm(
             client.enqueue("noop", q + "-after", queue=q)
         stats = client.run(lambda node: node.inspector().queue_stats(queues))
         assert [s["pending"] for s in stats] == [2, 2, 2, 2]
+        # No write carries the registry's re-read on a cluster (it lives on
+        # one partition): the keeper reads it each second, so a lone enqueue
+        # after a pause is one round trip there too.
+        trips, me, call = [0], threading.get_ident(), BlockingConnection.call
+
+        def counted(self: BlockingConnection, commands: Any, *rest: Any) -> Any:
+            if threading.get_ident() == me:
+                trips[0] += 1
+            return call(self, commands, *rest)
+
+        monkeypatch.setattr(BlockingConnection, "call", counted)
+        monkeypatch.setattr(reservations, "WARM_AFTER", 2.0)  # the real pace: blocks renewed every 2 s
+        out = []
+        for pause in (1.5, 3.5, 4.5):
+            time.sleep(pause)
+            before = trips[0]
+            client.enqueue("noop", pause, queue=queues[0])
+            out.append(trips[0] - before)
+        assert out == [1, 1, 1]
+    with Client(cluster.url, namespace=ns + "c", keep_warm=False) as cold:  # the control
+        cold.enqueue("noop", 0, queue=queues[0])
+        time.sleep(1.5)
+        before = trips[0]
+        cold.enqueue("noop", 1, queue=queues[0])
+        assert trips[0] - before == 2  # the registry read first
