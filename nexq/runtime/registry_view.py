@@ -69,6 +69,10 @@ class RegistryView:
         self._keep(last, snap)
         return snap
 
+    def age(self) -> float:
+        """Seconds since the snapshot was read (or its re-read rode along)."""
+        return time.monotonic() - self._read_at
+
     def keep_due(self) -> bool:
         """Whether :meth:`keep_fresh` would read now (no store call)."""
         return (not self.riding and self._snapshot is not None

@@ -7,7 +7,10 @@ after a few idle seconds, and the registry snapshot the enqueue needs after
 renews both in the background while the producer is idle, so the first
 request after a quiet minute is one round trip like the rest. It costs
 nothing while requests keep the numbers young, and one small pipeline per
-node every ``WARM_AFTER`` seconds while idle.
+node every ``WARM_AFTER`` seconds while idle. On several nodes (a Redis
+Cluster's partitions) the writes to other nodes carry no registry re-read,
+so it also reads the registry once its snapshot is :data:`VIEW_RENEW` s
+old, before calls would have to (``RIDE_STALE``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..queue.reservations import WARM_TICK
 from .registry_view import RegistryView
 
 log = logging.getLogger("nexq.warm")
+VIEW_RENEW = 20.0  # seconds: the registry snapshot re-read before RIDE_STALE (30 s) makes a call read it
 
 
 class KeepWarm:
@@ -44,7 +48,13 @@ class KeepWarm:
             await self.once()
 
     async def once(self) -> None:
-        """One look at every producer (a round trip only for one that is due)."""
+        """One look at every producer (a round trip only for one that is
+        due), and at the registry snapshot."""
+        if self.producers and VIEW_RENEW <= self.view.age() < float("inf"):  # (inf: never read, never needed)
+            try:
+                await self.view.snapshot(fresh=True)
+            except StoreError as exc:
+                log.debug("re-reading the worker registry failed (retried): %s", exc)
         for i, producer in enumerate(self.producers):
             if not producer.warm_due():
                 continue

@@ -287,3 +287,44 @@ def test_a_client_on_a_cluster_url_keeps_each_partitions_producer_warm(
         before = trips[0]
         cold.enqueue("noop", 1, queue=queues[0])
         assert trips[0] - before == 2  # the registry read first
+
+
+async def test_a_runtime_on_a_cluster_url_keeps_its_registry_snapshot_young(
+        cluster: RedisCluster, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes to other partitions carry no registry re-read, so the
+    runtime's keeper reads it before calls would have to (shortened clocks;
+    the test runs the keeper's look, ``once()``, itself)."""
+    from nexq.api.routes_tasks import enqueue_one
+    from nexq.runtime import registry_view, warm
+    from nexq.runtime.runtime import open_runtime
+    from nexq.store.cluster import NodePool
+
+    monkeypatch.setattr(warm, "WARM_TICK", 3600.0)
+    monkeypatch.setattr(warm, "VIEW_RENEW", 0.5)
+    monkeypatch.setattr(registry_view, "RIDE_STALE", 1.0)
+    calls, call = [0], NodePool.call
+
+    async def counted(self: NodePool, commands: Any) -> Any:
+        calls[0] += 1
+        return await call(self, commands)
+
+    monkeypatch.setattr(NodePool, "call", counted)
+    queues = [f"k{i}" for i in range(4)]
+
+    async def trips(payload: Any) -> list[int]:
+        out = []
+        for q in queues:
+            before = calls[0]
+            _, status = await enqueue_one(rt, {"type": "noop", "payload": payload, "queue": q})
+            assert status == 201
+            out.append(calls[0] - before)
+        return out
+
+    async with open_runtime(Settings(store=cluster.url, namespace=prefix.rstrip(":"))) as rt:
+        assert rt.warm is not None
+        await trips(0)
+        await trio.sleep(1.2)  # past RIDE_STALE
+        await rt.warm.once()  # the keeper's look at its tick
+        assert await trips(1) == [1, 1, 1, 1]
+        await trio.sleep(1.2)  # the control: no keeper's look
+        assert (await trips(2))[0] == 2  # the registry read first
