@@ -186,9 +186,12 @@ class RespConnection:
         if not self.alive:
             raise StoreUnavailable(f"{self._label}: connection lost")
         waiter = _Multi(current_task(), n)
-        self._outbuf.append(data)
-        if self._writer_parked:
-            self._wake_writer()
+        if self._writer_parked and not self.pending and self._sock is not None:
+            self._write_now(data)  # idle connection: as in submit
+        else:
+            self._outbuf.append(data)
+            if self._writer_parked:
+                self._wake_writer()
         self.pending.append(waiter)
         self.owed += n - 1
 
