@@ -8,10 +8,10 @@
 
 One client is meant to be shared by every thread of a program (a web app's
 request threads): it is thread-safe and keeps a pool of connections. After
-its first enqueue a daemon thread keeps it warm (``keep_warm``): every few
-seconds of idleness it renews the numbers reserved ahead, so a lone
-enqueue stays one round trip however long the pause
-(:mod:`nexq.queue.reservations`). Each
+its first enqueue the process's keeper thread keeps it warm (``keep_warm``,
+:mod:`nexq.client_keeper`): every few seconds of idleness it renews the
+numbers reserved ahead, so a lone enqueue stays one round trip however
+long the pause (:mod:`nexq.queue.reservations`). Each
 call runs the queue code the trio runtime runs (enqueue, status, cancel),
 driven in the calling thread on a blocking socket
 (:mod:`nexq.store.blocking`): no event loop, no thread hop. The options,
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import attrs
 
 from .client_broker import ClientBroker
+from .client_keeper import KEEPER
 from .errors import StoreError
 from .producing import Producing, Tasks, found, items, result
-from .queue.reservations import WARM_TICK
 from .store.blocking import BlockingPool
 from .store.cluster_clients import BlockingClusterPool
 from .task import Status, Task
@@ -60,9 +60,10 @@ class Client:
         ``replicas`` (else ``NEXQ_STORE_REPLICAS``, else 0): Redis replicas
         that must acknowledge an enqueue (``WAIT``) before it returns; too
         few raise StoreUnavailable (the task may not survive a failover).
-        ``keep_warm``: after the first enqueue, a daemon thread renews the
-        numbers reserved ahead while the client idles (one small write every
-        2 s), so every lone enqueue is one round trip; ``close()`` stops it.
+        ``keep_warm``: after the first enqueue, the process's keeper thread
+        (one for all clients) renews the numbers reserved ahead while the
+        client idles (one small write every 2 s), so every lone enqueue is
+        one round trip; ``close()`` stops it for this client.
 
         Raises InvalidStoreURL for no store, ``memory://`` (the embedded
         store lives inside one process: use a shared store) or a cluster
@@ -77,9 +78,9 @@ class Client:
                                   replicas=self._producing.settings.store_replicas)
         self._brokers: deque[ClientBroker] = deque()  # idle ones; deque pop/append are thread-safe
         self._keep_warm = keep_warm
-        self._warmer: threading.Thread | None = None
-        self._warm_lock = threading.Lock()
-        self._closed = threading.Event()
+        self._kept = False  # handed to the keeper (nexq/client_keeper.py)
+        self._closed = False
+        self._tick_lock = threading.Lock()  # held while the keeper refreshes
         _clients.add(self)
 
     def __repr__(self) -> str:
@@ -110,41 +111,46 @@ class Client:
         written), StoreFull, StoreUnavailable.
         """
         [e] = self.run(lambda node: self._producing.enqueue(node, [(type, payload, options)]))
-        if self._warmer is None and self._keep_warm:
-            self._start_warmer()
+        if not self._kept and self._keep_warm:
+            self._keep()
         return Handle(e.task_id, self, e.created)
 
     def enqueue_many(self, tasks: Tasks) -> list[Handle]:
         """Enqueue ``(type, payload[, options])`` tuples in a constant number
         of round trips; one bad task stores none."""
         done = self.run(lambda node: self._producing.enqueue(node, items(tasks)))
-        if self._warmer is None and self._keep_warm:
-            self._start_warmer()
+        if not self._kept and self._keep_warm:
+            self._keep()
         return [Handle(e.task_id, self, e.created) for e in done]
 
-    def _start_warmer(self) -> None:
-        with self._warm_lock:
-            if self._warmer is None and not self._closed.is_set():
-                # A weak reference: a client dropped without close() is still collected.
-                self._warmer = threading.Thread(target=_keep_warm, args=(weakref.ref(self), self._closed),
-                                                name="nexq-client-warm", daemon=True)
-                self._warmer.start()
-                self._producing.view.kept = True
+    def _keep(self) -> None:
+        if not self._closed:
+            self._kept = True
+            self._producing.view.kept = True
+            KEEPER.add(self)
 
-    def _refresh_top(self) -> None:
-        """Refresh the idle broker used last (the one a lone call takes next);
-        the others cool down (their numbers expire; see reservations)."""
+    def _warm_tick(self) -> None:
+        """The keeper's tick: refresh the idle broker used last (the one a
+        lone call takes next) if it is due; the others cool down (their
+        numbers expire, see reservations). Never raises."""
+        if not self._tick_lock.acquire(blocking=False):
+            return
         try:
-            broker = self._brokers.pop()
-        except IndexError:
-            return  # every broker is in use: their calls keep them warm
-        try:
-            if self._producing.refresh_due(broker):
-                self._pool.run(self._producing.refresh(broker))
-        except Exception as exc:  # noqa: BLE001 - a background thread: log, retry at the next tick
-            log.debug("keeping the client warm failed (retried): %s", exc)
+            if self._closed:
+                return
+            try:
+                broker = self._brokers.pop()
+            except IndexError:
+                return  # every broker is in use: their calls keep them warm
+            try:
+                if self._producing.refresh_due(broker):
+                    self._pool.run(self._producing.refresh(broker))
+            except Exception as exc:  # noqa: BLE001 - the keeper's thread: log, retry at the next tick
+                log.debug("keeping the client warm failed (retried): %s", exc)
+            finally:
+                self._brokers.append(broker)
         finally:
-            self._brokers.append(broker)
+            self._tick_lock.release()
 
     # -- following -------------------------------------------------------------------
 
@@ -173,10 +179,9 @@ class Client:
         waits for them), then close the pooled connections (calls under way
         finish first). A store error while giving back is ignored: the
         claimers skip those slots after their grace period."""
-        self._closed.set()
-        warmer = self._warmer
-        if warmer is not None and warmer is not threading.current_thread():
-            warmer.join()
+        KEEPER.discard(self)
+        with self._tick_lock:  # a tick under way ends first
+            self._closed = True
         self._producing.view.kept = False
         while self._brokers:
             try:
@@ -194,23 +199,12 @@ class Client:
         self.close()
 
 
-def _keep_warm(ref: weakref.ref[Client], closed: threading.Event) -> None:
-    """The warm thread: every ``WARM_TICK`` s until ``closed`` (or the
-    client is collected), refresh the client's top idle broker."""
-    while not closed.wait(WARM_TICK):
-        client = ref()
-        if client is None:
-            return
-        client._refresh_top()
-        del client
-
-
 def _after_fork() -> None:
     """A forked child keeps no warm thread, and forgets the brokers its
     parent left: their reserved numbers are the parent's to write."""
     for client in list(_clients):
         client._brokers.clear()
-        client._warmer, client._warm_lock = None, threading.Lock()
+        client._tick_lock, client._kept = threading.Lock(), False
         client._producing.view.kept = False
 
 

@@ -8,8 +8,10 @@ it. The clocks are shortened here (``quick_warmth``): blocks expire after
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +20,9 @@ import redis
 import trio
 
 import nexq.aio_client
-import nexq.client
 from nexq import AsyncClient, Client
 from nexq.api.routes_tasks import enqueue_one
+from nexq.client_keeper import KEEPER
 from nexq.config import Settings
 from nexq.queue import reservations
 from nexq.runtime import registry_view, warm
@@ -40,7 +42,7 @@ def quick_warmth(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(reservations, name, value)
     monkeypatch.setattr(registry_view, "REFRESH", 0.2)
     monkeypatch.setattr(registry_view, "RIDE_STALE", 1.0)
-    for module in (nexq.client, nexq.aio_client, warm):
+    for module in (reservations, nexq.aio_client, warm):  # the Client keeper reads reservations'
         monkeypatch.setattr(module, "WARM_TICK", 0.1)
 
 
@@ -78,11 +80,10 @@ def test_a_warm_client_enqueues_in_one_round_trip_after_any_pause(
             trips.append(thread_trips.n - before)
         assert trips == [1, 1]
         assert int(r.get("warm:lane:default:5:tail") or 0) > tail + 2  # the thread renewed the block meanwhile
-        keeper = client._warmer
-        assert keeper is not None and keeper.is_alive()
+        assert client in KEEPER and KEEPER.thread is not None and KEEPER.thread.is_alive()
         [q] = client.run(lambda node: node.inspector().queue_stats(["default"]))
         assert q["pending"] == 3
-    assert not keeper.is_alive()  # close() ended it
+    assert client not in KEEPER  # close() took it off the keeper
     # Without the keeper the same pause costs more: the control for the above.
     with Client(own_redis.url, namespace="cold", keep_warm=False) as client:
         client.enqueue("noop", 0)
@@ -90,8 +91,23 @@ def test_a_warm_client_enqueues_in_one_round_trip_after_any_pause(
         before = thread_trips.n
         client.enqueue("noop", 1)
         assert thread_trips.n - before >= 2
-        assert client._warmer is None
+        assert client not in KEEPER
     r.close()
+
+
+def test_one_keeper_thread_serves_every_client_even_unclosed_ones(own_redis: Any) -> None:
+    """A client made per request and never closed (an anti-pattern, but
+    common) costs the keeper a weak reference, not a thread of its own."""
+    refs = []
+    for i in range(30):
+        client = Client(own_redis.url, namespace="many")
+        client.enqueue("noop", i)
+        refs.append(weakref.ref(client))
+    del client
+    keepers = [t for t in threading.enumerate() if t.name == "nexq-client-warm"]
+    assert len(keepers) == 1
+    gc.collect()
+    assert all(ref() is None for ref in refs)  # the keeper held none of them
 
 
 def test_a_warm_async_client_enqueues_in_one_round_trip_after_any_pause(

@@ -233,13 +233,12 @@ def test_a_client_on_a_cluster_url_keeps_each_partitions_producer_warm(
     import threading
     import time
 
-    import nexq.client
     from nexq import Client
     from nexq.queue import reservations
     from nexq.store.blocking import BlockingConnection
 
     monkeypatch.setattr(reservations, "WARM_AFTER", 0.2)
-    monkeypatch.setattr(nexq.client, "WARM_TICK", 0.05)
+    monkeypatch.setattr(reservations, "WARM_TICK", 0.05)
     ns = prefix.rstrip(":")
     queues = [f"w{i}" for i in range(4)]
     with Client(cluster.url, namespace=ns) as client:
