@@ -46,7 +46,6 @@ holding a candidate, the lane's unresolved slots (skipped above
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -56,18 +55,17 @@ from ..codec import decode_attempt, decode_cur, decode_follow_up, decode_ref, de
 from ..keys import MARKER_MS, TERMINAL_STATES, State
 from ..store import Batch
 from ..task import Attempt, Outcome, TaskSpec
+from .index_top import CHUNK, IndexTop
 from .lanes import TAKEN, Ref, push, read_lanes
 from .malformed import decoded, skipped
 from .orphans import ended, recheck_later, take_rechecks
 from .outcomes import FOLLOW_UP_CHECK
-from .reservations import INDEX_HOLD
 from .wheel import Entry
 from .workflow import release, resolve_edge
 
 if TYPE_CHECKING:
     from .node import NodeBroker
 
-CHUNK = 500  # keys per MGET
 MAX_PROBED_ATTEMPTS = 50  # outcomes read back when a task's cur was lost
 
 
@@ -113,8 +111,7 @@ class Reconciler:
                  lane_limit: int = 20_000) -> None:
         self.node, self.ctx = node, node.ctx
         self.grace, self.budget, self.lane_limit = grace, budget, lane_limit
-        self._seen_top = 0  # the highest index position this process has seen in use
-        self._tops: deque[tuple[float, int]] = deque()  # (when, _seen_top) of recent rounds
+        self._index = IndexTop(node.ctx)
 
     async def run(self, full: bool = False, turn_ms: int | None = None) -> Report:
         """One round: ``full`` walks the whole live index, else the next
@@ -126,8 +123,9 @@ class Reconciler:
         k, store = self.ctx.keys, self.ctx.store
         if not full and turn_ms and not await store.set(k.reconcile_turn, b"1", nx=True, px=turn_ms):
             return report
-        settled = self._settled()
-        top = await self._top(report)
+        settled = self._index.settled()
+        top, fixed = await self._index.read()
+        report.counters_fixed += fixed
         if top <= 0:
             return report
         lo_raw, pos_raw = await store.mget([k.reconcile_low, k.reconcile_pos])
@@ -160,39 +158,6 @@ class Reconciler:
         return [t.spec.id for t in extra if now - t.at < self.grace]
 
     # -- reading ------------------------------------------------------------------
-
-    async def _top(self, report: Report) -> int:
-        """The highest index position in use. If the store set ``seq``
-        back (it lost increments), entries exist past it: find the last
-        one and move ``seq`` up to it, so new tasks stop landing on taken
-        positions (producers also refuse to overwrite one, see
-        Producer._reindex)."""
-        k, store = self.ctx.keys, self.ctx.store
-        seq = int(await store.get(k.seq) or 0)
-        top = probe = max(seq, self._seen_top)
-        while True:
-            found = await store.mget([k.index(n) for n in range(probe + 1, probe + CHUNK + 1)])
-            last = max((probe + j + 1 for j, v in enumerate(found) if v is not None), default=0)
-            if not last:
-                break
-            top = probe = last
-        if top > seq:
-            await store.incrby(k.seq, top - seq)
-            report.counters_fixed += 1
-        self._seen_top = top
-        self._tops.append((self.ctx.clock(), top))
-        return top
-
-    def _settled(self) -> int:
-        """The highest index position handed out ``INDEX_HOLD`` s ago or more:
-        no producer still holds a reservation of it (a hole above may be one)."""
-        cutoff, tops = self.ctx.clock() - INDEX_HOLD, self._tops
-        settled = 0
-        while tops and tops[0][0] <= cutoff:
-            settled = tops.popleft()[1]
-        if settled:
-            tops.appendleft((cutoff, settled))  # still the answer until a later round ages past the cutoff
-        return settled
 
     async def _read_live(self, start: int, end: int, report: Report) -> tuple[list[_Live], int]:
         """The live tasks indexed in [start, end]; and the first position from

@@ -17,7 +17,6 @@ import os
 import socket
 import time
 import traceback
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,13 +26,13 @@ from ..app import Context, Nexq
 from ..config import parse_queues
 from ..errors import Defer, ResultNotSerializable, Retry, StoreError, UnknownTaskType
 from ..queue import Claimed
-from ..queue.lanes import Pushed
 from ..task import Outcome
 from ..taskdef import TaskDef
 from ..webhook_url import WEBHOOK_QUEUE, WEBHOOK_TYPE
 from .boundary import Boundary
 from .doorbell import Doorbell, advertise_ip
 from .process_pool import ProcessPool
+from .ring_inbox import RingInbox
 from .runtime import Runtime
 
 log = logging.getLogger("nexq.worker")
@@ -73,10 +72,7 @@ class Worker:
         self._stopping = trio.Event()
         self._idle = trio.Event()
         self.doorbell: Doorbell | None = None
-        self._pushed: deque[Pushed] = deque(maxlen=64)  # attempts rung to us, to claim while idle
-        # the last attempts rung (one push may ring twice: here and by datagram), oldest first
-        self._seen: dict[tuple[str, int], None] = {}
-        self._rings = 0  # wake-ups so far: one during a claim round means look again at once
+        self._inbox = RingInbox()  # wake-ups, and the attempts they named, to claim while idle
         # attempts started before their claim settled: their outcomes wait (Claimer.claim_pushed)
         self._unsettled: dict[tuple[str, int], trio.Event] = {}
         self._check = trio.Event()  # a CHECK ring: look at the running attempts before the next beat
@@ -98,7 +94,7 @@ class Worker:
                     host = self.rt.settings.store_nodes[0].host  # the address that reaches the home node
                     self.doorbell = Doorbell(self.rt.wakeup.wake, advertise_ip(host), on_check=self._check_now)
                     await nursery.start(self.doorbell.serve)
-                unlisten = self.rt.wakeup.listen(self._rung)
+                unlisten = self.rt.wakeup.listen(self._inbox.rung)
                 await self.rt.registry.register(self.info())
                 nursery.start_soon(self._beat_loop)
                 task_status.started(self.id)
@@ -148,17 +144,16 @@ class Worker:
         while not self._stopping.is_set():
             claimed: list[Claimed] = []
             free = self.concurrency - len(self.running)
-            rings, hints, settle = self._rings, [], None
+            rings, hints, settle = self._inbox.rings, [], None
             async with self._claiming:  # a failed round is logged and backed off
-                if free and delay and self._pushed:
+                if free and delay and self._inbox:
                     # Idle (the last round found nothing) and rung with the
                     # attempts pushed: lease those at once, lanes unread.
-                    hints = [h for h in self._pushed if everything or h.queue in queues]
-                    self._pushed.clear()
+                    hints = self._inbox.take(None if everything else queues)
                     if hints:
                         claimed, settle = await self.broker.claim_pushed(hints, free, self.id)
                 if not hints:
-                    self._pushed.clear()  # a claim round sees whatever they named
+                    self._inbox.clear()  # a claim round sees whatever they named
                     if trio.current_time() - refreshed > 1.0:
                         queues, refreshed = await self._queues(), trio.current_time()
                     if free:
@@ -184,7 +179,7 @@ class Worker:
             if len(hints) > free if hints else claimed:
                 delay = 0.0
                 continue
-            if self._rings != rings:
+            if self._inbox.rings != rings:
                 continue  # rung while claiming: look again before sleeping
             if free == 0:
                 # Every slot is busy: wait for one to free up.
@@ -331,21 +326,6 @@ class Worker:
         return None, None, None, None, None
 
     # -- heartbeats and shutdown -----------------------------------------------------
-
-    def _rung(self, pushed: Pushed | None) -> None:
-        """A push in this process or a doorbell ring (through the runtime's
-        wake-up, which wakes the claim loop): claim now (``pushed``: the
-        attempt it named, claimed directly while idle)."""
-        self._rings += 1
-        if pushed is None:
-            return
-        key = (pushed.task_id, pushed.attempt)
-        if key in self._seen:
-            return
-        self._seen[key] = None
-        if len(self._seen) > 64:
-            del self._seen[next(iter(self._seen))]
-        self._pushed.append(pushed)
 
     def _check_now(self) -> None:
         self._check.set()
