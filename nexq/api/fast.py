@@ -115,16 +115,26 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return out
 
 
-def _add_chunk(message: Any, chunks: list[bytes], limit: int) -> bool | None:
-    """Add the body chunk of an ASGI ``message`` to ``chunks``: whether the
-    body is complete; None for a disconnect. Raises ApiError 413 past
-    ``limit`` bytes in all."""
-    if message["type"] != "http.request":
-        return None
-    chunks.append(message.get("body", b""))
-    if sum(map(len, chunks)) > limit:
-        raise too_large(limit)
-    return not message.get("more_body", False)
+class _Body:
+    """A request body as its chunks arrive, at most ``limit`` bytes."""
+
+    __slots__ = ("chunks", "limit", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: list[bytes] = []
+        self.limit, self.size = limit, 0
+
+    def add(self, message: Any) -> bool | None:
+        """Add the body chunk of an ASGI ``message``: whether the body is
+        complete; None for a disconnect. Raises ApiError 413 past the limit."""
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        self.chunks.append(chunk)
+        return not message.get("more_body", False)
 
 
 def _mimetype(content_type: bytes | None) -> str:
@@ -142,7 +152,7 @@ async def _read(receive: Any, header: Callable[[str], str | None], limit: int, t
     declared = _content_length(header)
     if declared is not None and declared > limit:
         raise too_large(limit)
-    chunks: list[bytes] = []
+    body = _Body(limit)
     wait = timeout if timeout is not None else float("inf")
     deadline = trio.current_time() + wait
     # Hypercorn on trio has usually queued the whole body on the request's
@@ -155,21 +165,21 @@ async def _read(receive: Any, header: Callable[[str], str | None], limit: int, t
             message = nowait()
         except trio.WouldBlock:
             break
-        done = _add_chunk(message, chunks, limit)
+        done = body.add(message)
         if done is None:
             return None  # http.disconnect
         if done:
-            return b"".join(chunks)
+            return b"".join(body.chunks)
     with trio.CancelScope(deadline=deadline) as scope:
         while True:
-            done = _add_chunk(await receive(), chunks, limit)
+            done = body.add(await receive())
             if done is None:
                 return None  # http.disconnect
             if done:
                 break
     if scope.cancelled_caught:
         raise body_timeout(wait)
-    return b"".join(chunks)
+    return b"".join(body.chunks)
 
 
 def _receive_nowait(receive: Any) -> Callable[[], Any] | None:
